@@ -1,0 +1,305 @@
+// The vocabulary of the Raft core: messages, entries and the small state records the
+// host persists. Shapes follow etcd's raftpb so that describe output, conformance
+// scripts and the wire codec all speak the same language.
+
+/** Node ids are positive integers; 0 means "no node" (no leader, no vote). */
+export const NONE = 0;
+
+/**
+ * The two local targets of async storage writes. etcd uses the two largest uint64
+ * values, which a JS number cannot tell apart, so we reserve the two largest safe
+ * integers and print them by name (`AppendThread`, `ApplyThread`). Wire codecs map
+ * them back to etcd's values.
+ */
+export const LOCAL_APPEND_THREAD = Number.MAX_SAFE_INTEGER;
+export const LOCAL_APPLY_THREAD = Number.MAX_SAFE_INTEGER - 1;
+
+/** Every message type of etcd's raftpb, in its numeric order (see MESSAGE_TYPES). */
+export type MessageType =
+  | 'MsgHup'
+  | 'MsgBeat'
+  | 'MsgProp'
+  | 'MsgApp'
+  | 'MsgAppResp'
+  | 'MsgVote'
+  | 'MsgVoteResp'
+  | 'MsgSnap'
+  | 'MsgHeartbeat'
+  | 'MsgHeartbeatResp'
+  | 'MsgUnreachable'
+  | 'MsgSnapStatus'
+  | 'MsgCheckQuorum'
+  | 'MsgTransferLeader'
+  | 'MsgTimeoutNow'
+  | 'MsgReadIndex'
+  | 'MsgReadIndexResp'
+  | 'MsgPreVote'
+  | 'MsgPreVoteResp'
+  | 'MsgStorageAppend'
+  | 'MsgStorageAppendResp'
+  | 'MsgStorageApply'
+  | 'MsgStorageApplyResp'
+  | 'MsgForgetLeader';
+
+/** Message types indexed by their raftpb number; the wire codec relies on this order. */
+export const MESSAGE_TYPES: readonly MessageType[] = [
+  'MsgHup',
+  'MsgBeat',
+  'MsgProp',
+  'MsgApp',
+  'MsgAppResp',
+  'MsgVote',
+  'MsgVoteResp',
+  'MsgSnap',
+  'MsgHeartbeat',
+  'MsgHeartbeatResp',
+  'MsgUnreachable',
+  'MsgSnapStatus',
+  'MsgCheckQuorum',
+  'MsgTransferLeader',
+  'MsgTimeoutNow',
+  'MsgReadIndex',
+  'MsgReadIndexResp',
+  'MsgPreVote',
+  'MsgPreVoteResp',
+  'MsgStorageAppend',
+  'MsgStorageAppendResp',
+  'MsgStorageApply',
+  'MsgStorageApplyResp',
+  'MsgForgetLeader',
+];
+
+export type EntryType = 'EntryNormal' | 'EntryConfChange' | 'EntryConfChangeV2';
+
+export interface Entry {
+  term: number;
+  index: number;
+  type: EntryType;
+  data: Uint8Array;
+}
+
+export interface ConfState {
+  /** Voters of the incoming (or only) configuration. */
+  voters: number[];
+  learners: number[];
+  /** Voters of the outgoing configuration; non-empty only in a joint configuration. */
+  votersOutgoing: number[];
+  /** Voters of the outgoing config that become learners when the joint config is left. */
+  learnersNext: number[];
+  /** Leave the joint configuration automatically once it is applied. */
+  autoLeave: boolean;
+}
+
+export interface SnapshotMetadata {
+  confState: ConfState;
+  index: number;
+  term: number;
+}
+
+export interface Snapshot {
+  data: Uint8Array;
+  metadata: SnapshotMetadata;
+}
+
+export interface HardState {
+  term: number;
+  vote: number;
+  commit: number;
+}
+
+export type StateType = 'StateFollower' | 'StateCandidate' | 'StateLeader' | 'StatePreCandidate';
+
+/** Volatile state that the host may want to observe; never persisted. */
+export interface SoftState {
+  lead: number;
+  raftState: StateType;
+}
+
+/** The answer to a ReadIndex request: reads at `index` are linearizable once applied. */
+export interface ReadState {
+  index: number;
+  requestCtx: Uint8Array;
+}
+
+export interface Message {
+  type: MessageType;
+  to: number;
+  from: number;
+  term: number;
+  /** Term of the entry at `index` (MsgApp), or of the candidate's last entry (votes). */
+  logTerm: number;
+  index: number;
+  entries: Entry[];
+  commit: number;
+  /** Set on MsgStorageAppend to persist the HardState's vote. */
+  vote: number;
+  snapshot?: Snapshot;
+  reject: boolean;
+  rejectHint: number;
+  context: Uint8Array;
+  /** Messages to deliver once a local storage write (MsgStorageAppend/Apply) completes. */
+  responses: Message[];
+}
+
+export type ConfChangeType =
+  | 'ConfChangeAddNode'
+  | 'ConfChangeRemoveNode'
+  | 'ConfChangeUpdateNode'
+  | 'ConfChangeAddLearnerNode';
+
+export const CONF_CHANGE_TYPES: readonly ConfChangeType[] = [
+  'ConfChangeAddNode',
+  'ConfChangeRemoveNode',
+  'ConfChangeUpdateNode',
+  'ConfChangeAddLearnerNode',
+];
+
+export type ConfChangeTransition =
+  | 'ConfChangeTransitionAuto'
+  | 'ConfChangeTransitionJointImplicit'
+  | 'ConfChangeTransitionJointExplicit';
+
+export const CONF_CHANGE_TRANSITIONS: readonly ConfChangeTransition[] = [
+  'ConfChangeTransitionAuto',
+  'ConfChangeTransitionJointImplicit',
+  'ConfChangeTransitionJointExplicit',
+];
+
+/** A V1 conf change: one change, carried by an EntryConfChange. */
+export interface ConfChange {
+  kind: 'v1';
+  type: ConfChangeType;
+  nodeId: number;
+  context: Uint8Array;
+  /** Unused by raft; kept so that etcd-encoded entries round-trip. */
+  id: number;
+}
+
+export interface ConfChangeSingle {
+  type: ConfChangeType;
+  nodeId: number;
+}
+
+/** A V2 conf change: several changes and a transition, carried by an EntryConfChangeV2. */
+export interface ConfChangeV2 {
+  kind: 'v2';
+  transition: ConfChangeTransition;
+  changes: ConfChangeSingle[];
+  context: Uint8Array;
+}
+
+export type AnyConfChange = ConfChange | ConfChangeV2;
+
+export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+export function emptyConfState(): ConfState {
+  return { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+}
+
+export function emptySnapshot(): Snapshot {
+  return { data: EMPTY_BYTES, metadata: { confState: emptyConfState(), index: 0, term: 0 } };
+}
+
+export const EMPTY_HARD_STATE: Readonly<HardState> = Object.freeze({ term: 0, vote: 0, commit: 0 });
+
+export function isEmptyHardState(hs: HardState): boolean {
+  return hs.term === 0 && hs.vote === 0 && hs.commit === 0;
+}
+
+export function hardStateEqual(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+export function isEmptySnapshot(s: Snapshot | undefined): boolean {
+  return s === undefined || s.metadata.index === 0;
+}
+
+/** Builds a message with every field defaulted, so call sites name only what matters. */
+export function message(fields: Partial<Message> & Pick<Message, 'type'>): Message {
+  return {
+    to: 0,
+    from: 0,
+    term: 0,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    vote: 0,
+    reject: false,
+    rejectHint: 0,
+    context: EMPTY_BYTES,
+    responses: [],
+    ...fields,
+  };
+}
+
+export function entry(fields: Partial<Entry> & Pick<Entry, 'term' | 'index'>): Entry {
+  return { type: 'EntryNormal', data: EMPTY_BYTES, ...fields };
+}
+
+/** Local messages never cross the network and carry term 0. */
+export function isLocalMessage(type: MessageType): boolean {
+  return (
+    type === 'MsgHup' ||
+    type === 'MsgBeat' ||
+    type === 'MsgUnreachable' ||
+    type === 'MsgSnapStatus' ||
+    type === 'MsgCheckQuorum' ||
+    type === 'MsgStorageAppend' ||
+    type === 'MsgStorageAppendResp' ||
+    type === 'MsgStorageApply' ||
+    type === 'MsgStorageApplyResp'
+  );
+}
+
+export function isResponseMessage(type: MessageType): boolean {
+  return (
+    type === 'MsgAppResp' ||
+    type === 'MsgVoteResp' ||
+    type === 'MsgHeartbeatResp' ||
+    type === 'MsgUnreachable' ||
+    type === 'MsgReadIndexResp' ||
+    type === 'MsgPreVoteResp' ||
+    type === 'MsgStorageAppendResp' ||
+    type === 'MsgStorageApplyResp'
+  );
+}
+
+export function isLocalThread(id: number): boolean {
+  return id === LOCAL_APPEND_THREAD || id === LOCAL_APPLY_THREAD;
+}
+
+export function voteRespType(type: MessageType): MessageType {
+  switch (type) {
+    case 'MsgVote':
+      return 'MsgVoteResp';
+    case 'MsgPreVote':
+      return 'MsgPreVoteResp';
+    default:
+      throw new Error(`not a vote message: ${type}`);
+  }
+}
+
+/** Size of an entry for flow control: its payload, as etcd's payloadSize. */
+export function payloadSize(e: Entry): number {
+  return e.data.length;
+}
+
+/** Bytes of a protobuf varint for v (v ≥ 0). */
+export function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+const ENTRY_TYPE_NUMBER: Record<EntryType, number> = { EntryNormal: 0, EntryConfChange: 1, EntryConfChangeV2: 2 };
+
+/** Size of an entry in etcd's protobuf encoding (raftpb.Entry.Size): MaxSizePerMsg counts this. */
+export function entrySize(e: Entry): number {
+  let n = 3 + varintSize(ENTRY_TYPE_NUMBER[e.type]) + varintSize(e.term) + varintSize(e.index);
+  if (e.data.length > 0) n += 1 + varintSize(e.data.length) + e.data.length;
+  return n;
+}
