@@ -1,0 +1,369 @@
+// RawNode: the host's handle on one Raft state machine. The host calls tick() on its
+// clock, step() with messages from peers, and drains Readys:
+//
+//   sync mode:  rd = ready(); persist rd.hardState, rd.entries, rd.snapshot; send
+//               rd.messages; apply rd.committedEntries; advance().
+//   async mode: rd = ready(); send rd.messages, among them MsgStorageAppend and
+//               MsgStorageApply to the local append and apply threads, which step their
+//               `responses` back in once the write (or apply) is done. No advance().
+//
+// In sync mode the acknowledgements that promise durability (our own vote and append
+// ack) are stepped in by advance(), so nothing counts before it is on disk.
+import { confChangeToEntryData } from './confchange-codec.js';
+import { ErrStepLocalMsg, ErrStepPeerNotFound, RaftError } from './errors.js';
+import type { Progress } from './progress.js';
+import { type Config, entriesSize, Raft } from './raft.js';
+import type { Ready } from './ready.js';
+import { cloneTrackerConfig, type TrackerConfig } from './tracker.js';
+import {
+  type AnyConfChange,
+  type ConfState,
+  EMPTY_BYTES,
+  type HardState,
+  hardStateEqual,
+  isEmptyHardState,
+  isLocalMessage,
+  isLocalThread,
+  isResponseMessage,
+  LOCAL_APPEND_THREAD,
+  LOCAL_APPLY_THREAD,
+  type Message,
+  message,
+  NONE,
+  type SoftState,
+} from './types.js';
+
+export type { Ready } from './ready.js';
+
+export type SnapshotStatus = 'SnapshotFinish' | 'SnapshotFailure';
+
+export interface Peer {
+  id: number;
+  context?: Uint8Array;
+}
+
+export interface BasicStatus {
+  id: number;
+  hardState: HardState;
+  softState: SoftState;
+  applied: number;
+  leadTransferee: number;
+}
+
+export interface Status extends BasicStatus {
+  /** Every peer's progress; only a leader tracks it. Copies, safe to keep. */
+  progress?: Map<number, Progress>;
+  config: TrackerConfig;
+}
+
+/** A Ready must be synced to disk before its messages go out when it changes term, vote or log. */
+export function mustSync(st: HardState, prev: HardState, entries: number): boolean {
+  return entries !== 0 || st.vote !== prev.vote || st.term !== prev.term;
+}
+
+export class RawNode {
+  readonly raft: Raft;
+  readonly asyncStorageWrites: boolean;
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+  /** Local messages to step at advance(): they acknowledge what the Ready persisted. */
+  private stepsOnAdvance: Message[] = [];
+
+  constructor(config: Config) {
+    this.raft = new Raft(config);
+    this.asyncStorageWrites = config.asyncStorageWrites ?? false;
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = this.raft.hardState();
+  }
+
+  /**
+   * Writes the initial configuration of a new cluster into the log (as committed,
+   * unapplied ConfChange entries), so the first Ready persists and applies it.
+   */
+  bootstrap(peers: Peer[]): void {
+    if (peers.length === 0) throw new RaftError('must provide at least one peer to Bootstrap');
+    if (this.raft.raftLog.storage.lastIndex() !== 0) throw new RaftError("can't bootstrap a nonempty Storage");
+    // Nothing is persisted yet: the first Ready must carry the HardState.
+    this.prevHardState = { term: 0, vote: 0, commit: 0 };
+    this.raft.becomeFollower(1, NONE);
+    const ents = peers.map((p, i) => {
+      const { type, data } = confChangeToEntryData({
+        kind: 'v1',
+        type: 'ConfChangeAddNode',
+        nodeId: p.id,
+        context: p.context ?? EMPTY_BYTES,
+        id: 0,
+      });
+      return { term: 1, index: i + 1, type, data };
+    });
+    this.raft.raftLog.append(ents);
+    // Apply the members now so the node can campaign at once; the host applies the same
+    // entries again from the Ready, which is harmless. Applied stays 0 so it sees them.
+    this.raft.raftLog.committed = ents.length;
+    for (const p of peers) {
+      this.raft.applyConfChange({
+        kind: 'v2',
+        transition: 'ConfChangeTransitionAuto',
+        changes: [{ type: 'ConfChangeAddNode', nodeId: p.id }],
+        context: EMPTY_BYTES,
+      });
+    }
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Advances the election clock without campaigning, for hosts that quiesce idle groups. */
+  tickQuiesced(): void {
+    this.raft.electionElapsed++;
+  }
+
+  /** Starts an election (MsgHup); with PreVote on, a pre-election first. */
+  campaign(): void {
+    this.raft.step(message({ type: 'MsgHup' }));
+  }
+
+  propose(data: Uint8Array): void {
+    this.raft.step(
+      message({ type: 'MsgProp', from: this.raft.id, entries: [{ term: 0, index: 0, type: 'EntryNormal', data }] }),
+    );
+  }
+
+  proposeConfChange(cc: AnyConfChange): void {
+    const { type, data } = confChangeToEntryData(cc);
+    this.raft.step(message({ type: 'MsgProp', entries: [{ term: 0, index: 0, type, data }] }));
+  }
+
+  /** Applies a committed conf change to the configuration; returns the new ConfState. */
+  applyConfChange(cc: AnyConfChange): ConfState {
+    return this.raft.applyConfChange(
+      cc.kind === 'v2'
+        ? cc
+        : {
+            kind: 'v2',
+            transition: 'ConfChangeTransitionAuto',
+            changes: [{ type: cc.type, nodeId: cc.nodeId }],
+            context: cc.context,
+          },
+    );
+  }
+
+  /** Steps a message from the network (or from a local storage thread). */
+  step(m: Message): void {
+    // Local messages may only come from the local storage threads, never from a peer.
+    if (isLocalMessage(m.type) && !isLocalThread(m.from)) throw ErrStepLocalMsg;
+    if (isResponseMessage(m.type) && !isLocalThread(m.from) && !this.raft.trk.progress.has(m.from)) {
+      throw ErrStepPeerNotFound;
+    }
+    this.raft.step(m);
+  }
+
+  /** Asks the leader to hand leadership to `transferee`. */
+  transferLeader(transferee: number): void {
+    this.raft.step(message({ type: 'MsgTransferLeader', from: transferee }));
+  }
+
+  /** Makes a follower forget its leader, so it may vote for another at once. */
+  forgetLeader(): void {
+    this.raft.step(message({ type: 'MsgForgetLeader' }));
+  }
+
+  /** Requests a read index; the answer arrives as a ReadState carrying `rctx`. */
+  readIndex(rctx: Uint8Array): void {
+    this.raft.step(message({ type: 'MsgReadIndex', entries: [{ term: 0, index: 0, type: 'EntryNormal', data: rctx }] }));
+  }
+
+  reportUnreachable(id: number): void {
+    this.stepIgnoringErrors(message({ type: 'MsgUnreachable', from: id }));
+  }
+
+  reportSnapshot(id: number, status: SnapshotStatus): void {
+    this.stepIgnoringErrors(message({ type: 'MsgSnapStatus', from: id, reject: status === 'SnapshotFailure' }));
+  }
+
+  private stepIgnoringErrors(m: Message): void {
+    try {
+      this.raft.step(m);
+    } catch (err) {
+      if (!(err instanceof RaftError)) throw err;
+    }
+  }
+
+  private applyUnstableEntries(): boolean {
+    return !this.asyncStorageWrites;
+  }
+
+  hasReady(): boolean {
+    const r = this.raft;
+    if (!softStateEqual(r.softState(), this.prevSoftState)) return true;
+    const hs = r.hardState();
+    if (!isEmptyHardState(hs) && !hardStateEqual(hs, this.prevHardState)) return true;
+    if (r.raftLog.hasNextUnstableSnapshot()) return true;
+    if (r.msgs.length > 0 || r.msgsAfterAppend.length > 0) return true;
+    if (r.raftLog.hasNextUnstableEnts() || r.raftLog.hasNextCommittedEnts(this.applyUnstableEntries())) return true;
+    return r.readStates.length > 0;
+  }
+
+  /** Returns what the host must persist, send and apply now, and marks it handed out. */
+  ready(): Ready {
+    const rd = this.readyWithoutAccept();
+    this.acceptReady(rd);
+    return rd;
+  }
+
+  private readyWithoutAccept(): Ready {
+    const r = this.raft;
+    const rd: Ready = {
+      readStates: r.readStates,
+      entries: r.raftLog.nextUnstableEnts(),
+      committedEntries: r.raftLog.nextCommittedEnts(this.applyUnstableEntries()),
+      messages: r.msgs,
+      mustSync: false,
+    };
+    const ss = r.softState();
+    if (!softStateEqual(ss, this.prevSoftState)) rd.softState = ss;
+    const hs = r.hardState();
+    if (!hardStateEqual(hs, this.prevHardState)) rd.hardState = hs;
+    const snap = r.raftLog.nextUnstableSnapshot();
+    if (snap) rd.snapshot = snap;
+    rd.mustSync = mustSync(hs, this.prevHardState, rd.entries.length);
+
+    if (this.asyncStorageWrites) {
+      rd.messages = [...r.msgs];
+      if (this.needStorageAppendMsg(rd)) rd.messages.push(this.newStorageAppendMsg(rd));
+      if (rd.committedEntries.length > 0) rd.messages.push(this.newStorageApplyMsg(rd));
+    } else if (r.msgsAfterAppend.length > 0) {
+      // The host sends only after persisting this Ready, which is what these need.
+      // Those addressed to ourselves are stepped in at advance().
+      rd.messages = [...r.msgs];
+      for (const m of r.msgsAfterAppend) if (m.to !== r.id) rd.messages.push(m);
+    }
+    return rd;
+  }
+
+  private acceptReady(rd: Ready): void {
+    const r = this.raft;
+    if (rd.softState) this.prevSoftState = rd.softState;
+    if (rd.hardState && !isEmptyHardState(rd.hardState)) this.prevHardState = rd.hardState;
+    if (rd.readStates.length > 0) r.readStates = [];
+    if (!this.asyncStorageWrites) {
+      if (this.stepsOnAdvance.length > 0) r.logger.panic('two accepted Ready structs without call to Advance');
+      for (const m of r.msgsAfterAppend) if (m.to === r.id) this.stepsOnAdvance.push(m);
+      if (this.needStorageAppendRespMsg(rd)) this.stepsOnAdvance.push(this.newStorageAppendRespMsg(rd));
+      if (rd.committedEntries.length > 0) this.stepsOnAdvance.push(this.newStorageApplyRespMsg(rd));
+    }
+    r.msgs = [];
+    r.msgsAfterAppend = [];
+    r.raftLog.acceptUnstable();
+    if (rd.committedEntries.length > 0) {
+      const last = rd.committedEntries[rd.committedEntries.length - 1]!;
+      r.raftLog.acceptApplying(last.index, entriesSize(rd.committedEntries), this.applyUnstableEntries());
+    }
+  }
+
+  /** Tells the node the last Ready is persisted and applied (sync mode only). */
+  advance(_rd?: Ready): void {
+    if (this.asyncStorageWrites) this.raft.logger.panic('Advance must not be called when using AsyncStorageWrites');
+    const steps = this.stepsOnAdvance;
+    this.stepsOnAdvance = [];
+    for (const m of steps) this.raft.step(m);
+  }
+
+  private needStorageAppendMsg(rd: Ready): boolean {
+    // Also when only messages wait for earlier appends to be durable.
+    return (
+      rd.entries.length > 0 ||
+      rd.hardState !== undefined ||
+      rd.snapshot !== undefined ||
+      this.raft.msgsAfterAppend.length > 0
+    );
+  }
+
+  private needStorageAppendRespMsg(rd: Ready): boolean {
+    return this.raft.raftLog.hasNextOrInProgressUnstableEnts() || rd.snapshot !== undefined;
+  }
+
+  private newStorageAppendMsg(rd: Ready): Message {
+    const r = this.raft;
+    const m = message({ type: 'MsgStorageAppend', to: LOCAL_APPEND_THREAD, from: r.id, entries: rd.entries });
+    // The HardState travels in the message's fields; left zero when unchanged so the
+    // append thread reconstructs an empty HardState.
+    if (rd.hardState) {
+      m.term = rd.hardState.term;
+      m.vote = rd.hardState.vote;
+      m.commit = rd.hardState.commit;
+    }
+    if (rd.snapshot) m.snapshot = rd.snapshot;
+    // Our own append ack comes before the storage response so that the ack can still
+    // find the new entries' terms in the unstable log.
+    m.responses = r.msgsAfterAppend;
+    if (this.needStorageAppendRespMsg(rd)) m.responses = [...m.responses, this.newStorageAppendRespMsg(rd)];
+    return m;
+  }
+
+  private newStorageAppendRespMsg(rd: Ready): Message {
+    const r = this.raft;
+    // The response carries our term: after a term change it is dropped (see Raft.step),
+    // because the entries it names may have been replaced meanwhile.
+    const m = message({ type: 'MsgStorageAppendResp', to: r.id, from: LOCAL_APPEND_THREAD, term: r.term });
+    if (r.raftLog.hasNextOrInProgressUnstableEnts()) {
+      // Name the last entry written: stableTo() checks that the unstable log still has it.
+      const last = r.raftLog.lastEntryID();
+      m.index = last.index;
+      m.logTerm = last.term;
+    }
+    if (rd.snapshot) m.snapshot = rd.snapshot;
+    return m;
+  }
+
+  private newStorageApplyMsg(rd: Ready): Message {
+    return message({
+      type: 'MsgStorageApply',
+      to: LOCAL_APPLY_THREAD,
+      from: this.raft.id,
+      entries: rd.committedEntries,
+      responses: [this.newStorageApplyRespMsg(rd)],
+    });
+  }
+
+  private newStorageApplyRespMsg(rd: Ready): Message {
+    // Applying does not happen under a term: term 0.
+    return message({
+      type: 'MsgStorageApplyResp',
+      to: this.raft.id,
+      from: LOCAL_APPLY_THREAD,
+      entries: rd.committedEntries,
+    });
+  }
+
+  basicStatus(): BasicStatus {
+    const r = this.raft;
+    return {
+      id: r.id,
+      hardState: r.hardState(),
+      softState: r.softState(),
+      applied: r.raftLog.applied,
+      leadTransferee: r.leadTransferee,
+    };
+  }
+
+  status(): Status {
+    const r = this.raft;
+    const s: Status = { ...this.basicStatus(), config: cloneTrackerConfig(r.trk.config) };
+    if (r.state === 'StateLeader') {
+      s.progress = new Map();
+      r.trk.visit((id, pr) => s.progress!.set(id, pr.clone()));
+    }
+    return s;
+  }
+
+  /** Visits every peer's progress without copying (cheap, for hot paths). Leader only. */
+  withProgress(visit: (id: number, learner: boolean, pr: Progress) => void): void {
+    this.raft.trk.visit((id, pr) => visit(id, pr.isLearner, pr));
+  }
+}
+
+function softStateEqual(a: SoftState, b: SoftState): boolean {
+  return a.lead === b.lead && a.raftState === b.raftState;
+}
