@@ -5,7 +5,7 @@
 //   StateReplicate — the follower keeps up; stream appends optimistically, bounded by
 //                    the inflights window.
 //   StateSnapshot  — the follower needs a snapshot; send no appends until it is applied.
-import { Inflights } from './inflights.js';
+import type { Inflights } from './inflights.js';
 import { RaftPanic } from './logger.js';
 
 export type ProgressState = 'StateProbe' | 'StateReplicate' | 'StateSnapshot';
@@ -15,13 +15,7 @@ export type ProgressInit = Pick<Progress, 'next' | 'inflights'> &
   Partial<
     Pick<
       Progress,
-      | 'match'
-      | 'sentCommit'
-      | 'state'
-      | 'pendingSnapshot'
-      | 'recentActive'
-      | 'msgAppFlowPaused'
-      | 'isLearner'
+      'match' | 'sentCommit' | 'state' | 'pendingSnapshot' | 'recentActive' | 'msgAppFlowPaused' | 'isLearner'
     >
   >;
 
