@@ -123,7 +123,11 @@ function idList(ids: readonly number[]): string {
   return `[${ids.join(' ')}]`;
 }
 
-/** A message endpoint: `None`, the local thread names, or the node id in hex as etcd prints it. */
+/**
+ * A message endpoint: `None`, the local thread names, or the node id. etcd prints ids in
+ * hex; we print them in decimal, as every other place (CLI, console, logs) names nodes,
+ * so node 10 reads `10->1`, not `a->1`. Ids below 10 look the same either way.
+ */
 export function describeTarget(id: number): string {
   switch (id) {
     case NONE:
@@ -133,7 +137,7 @@ export function describeTarget(id: number): string {
     case LOCAL_APPLY_THREAD:
       return 'ApplyThread';
     default:
-      return id.toString(16);
+      return String(id);
   }
 }
 

@@ -125,10 +125,10 @@ describe('entries', () => {
 });
 
 describe('small records', () => {
-  it('prints targets: None, local threads by name, node ids in hex', () => {
+  it('prints targets: None, local threads by name, node ids in decimal', () => {
     expect(describeTarget(0)).toBe('None');
     expect(describeTarget(3)).toBe('3');
-    expect(describeTarget(26)).toBe('1a');
+    expect(describeTarget(26)).toBe('26');
     expect(describeTarget(LOCAL_APPEND_THREAD)).toBe('AppendThread');
     expect(describeTarget(LOCAL_APPLY_THREAD)).toBe('ApplyThread');
   });
