@@ -1,0 +1,168 @@
+// A small measuring harness: warm-up, then several timed repetitions of at least a
+// minimum duration each, reported as the median with its spread. Each repetition runs
+// on a fresh instance of the benchmark so that state grown by one (log length, heap)
+// does not leak into the next; only the runner call itself is timed.
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** Performs n operations (or about n: returns how many it actually did). */
+export type Runner = (n: number) => number;
+
+export interface Bench {
+  id: string;
+  title: string;
+  /** What one op is, for the table. */
+  op: string;
+  /** Go's figure on this machine in ns/op, as [low, high]; omitted when Go has no equivalent. */
+  goNs?: [number, number];
+  /** Builds a fresh instance (untimed) and returns the function to time. */
+  make: () => Runner;
+  /** Extra per-op figures of the last repetition (e.g. storage calls per op). */
+  extras?: () => Record<string, number>;
+}
+
+export interface Options {
+  /** Minimum duration of one repetition. */
+  minMs: number;
+  warmupMs: number;
+  reps: number;
+}
+
+export interface Result {
+  id: string;
+  title: string;
+  op: string;
+  reps: { ops: number; ns: number; nsPerOp: number }[];
+  medianNsPerOp: number;
+  minNsPerOp: number;
+  maxNsPerOp: number;
+  /** (max − min) / median of the per-repetition ns/op, in percent. */
+  spreadPct: number;
+  opsPerSec: number;
+  goNs?: [number, number];
+  /** ours / Go (midpoint of Go's range): how many times slower. */
+  ratioVsGo?: number;
+}
+
+/** A full GC between repetitions, so one repetition's garbage is not collected in the next. */
+const gc: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+/** Runs `run` in chunks until at least `minNs` have passed; returns [ops, ns]. */
+function timeAtLeast(run: Runner, firstChunk: number, minNs: number): [number, number] {
+  let ops = 0;
+  let ns = 0;
+  let chunk = Math.max(1, Math.round(firstChunk));
+  while (ns < minNs) {
+    const t0 = process.hrtime.bigint();
+    ops += run(chunk);
+    ns += Number(process.hrtime.bigint() - t0);
+    // Aim the next chunk at what is left, from the rate seen so far.
+    const left = minNs - ns;
+    if (left > 0) chunk = Math.max(1, Math.ceil((left / (ns / ops)) * 1.05));
+  }
+  return [ops, ns];
+}
+
+export function measure(b: Bench, o: Options): Result {
+  // Warm-up: grow the chunk until the JIT has settled and we know the rate.
+  const warm = b.make();
+  let n = 1;
+  let ops = 0;
+  let ns = 0;
+  const warmNs = o.warmupMs * 1e6;
+  while (ns < warmNs) {
+    const t0 = process.hrtime.bigint();
+    ops += warm(n);
+    ns += Number(process.hrtime.bigint() - t0);
+    n *= 2;
+  }
+  // The rate of the late chunks is the warmed-up one; the early ones are dominated by the JIT.
+  let estNsPerOp = ns / ops;
+  {
+    const [o2, n2] = timeAtLeast(warm, Math.max(1, warmNs / 4 / estNsPerOp), warmNs / 4);
+    estNsPerOp = n2 / o2;
+  }
+
+  const reps: Result['reps'] = [];
+  for (let r = 0; r < o.reps; r++) {
+    const run = b.make();
+    gc();
+    const minNs = o.minMs * 1e6;
+    const [rOps, rNs] = timeAtLeast(run, minNs / estNsPerOp, minNs);
+    reps.push({ ops: rOps, ns: rNs, nsPerOp: rNs / rOps });
+  }
+  const per = reps.map((r) => r.nsPerOp).sort((a, c) => a - c);
+  const median =
+    per.length % 2 === 1 ? per[per.length >> 1]! : (per[per.length / 2 - 1]! + per[per.length / 2]!) / 2;
+  const res: Result = {
+    id: b.id,
+    title: b.title,
+    op: b.op,
+    reps,
+    medianNsPerOp: median,
+    minNsPerOp: per[0]!,
+    maxNsPerOp: per[per.length - 1]!,
+    spreadPct: ((per[per.length - 1]! - per[0]!) / median) * 100,
+    opsPerSec: 1e9 / median,
+  };
+  if (b.goNs) {
+    res.goNs = b.goNs;
+    res.ratioVsGo = median / ((b.goNs[0] + b.goNs[1]) / 2);
+  }
+  return res;
+}
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  node: string;
+  v8: string;
+  os: string;
+  memGiB: number;
+  /** 1-minute load average when the run started: other work on the machine skews the figures. */
+  load1: number;
+}
+
+export function machineInfo(): MachineInfo {
+  let cpu = cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpu = m[1]!.trim();
+  } catch {
+    // Not Linux: os.cpus() has the model too.
+  }
+  return {
+    cpu,
+    cores: cpus().length,
+    node: process.version,
+    v8: process.versions.v8,
+    os: `${process.platform} ${release()}`,
+    memGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    load1: Math.round(loadavg()[0]! * 100) / 100,
+  };
+}
+
+/** 1234.5 ns → "1.23 µs", etc. */
+export function fmtNs(ns: number): string {
+  if (ns < 1e3) return `${ns.toFixed(ns < 10 ? 2 : 1)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(2)} µs`;
+  return `${(ns / 1e6).toFixed(2)} ms`;
+}
+
+export function fmtRate(perSec: number): string {
+  if (perSec >= 1e6) return `${(perSec / 1e6).toFixed(2)} M/s`;
+  if (perSec >= 1e3) return `${(perSec / 1e3).toFixed(1)} k/s`;
+  return `${perSec.toFixed(0)} /s`;
+}
+
+/** A plain-text table, columns padded to their widest cell. */
+export function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i]!)).join('  ');
+  return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+}
