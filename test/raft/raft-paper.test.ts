@@ -38,24 +38,29 @@ function elect(net: Network, id: number): void {
 }
 
 describe('§5.1 terms', () => {
-  it.each([
-    ['StateFollower'],
-    ['StateCandidate'],
-    ['StateLeader'],
-  ] as const)('a %s seeing a higher-term MsgApp adopts the term and follows the sender', (state) => {
-    const net = new Network(ids(3));
-    const r = net.raft(1);
-    if (state === 'StateCandidate') net.node(1).rn.campaign();
-    if (state === 'StateLeader') elect(net, 1);
-    expect(r.state).toBe(state);
-    const before = r.term;
-    stepAndDrain(net, 1, { type: 'MsgApp', from: 2, term: before + 5, index: r.raftLog.lastIndex(), logTerm: r.raftLog.lastTerm() });
-    expect(r.state).toBe('StateFollower');
-    expect(r.term).toBe(before + 5);
-    expect(r.lead).toBe(2);
-    // A new term has no vote yet.
-    expect(r.vote).toBe(0);
-  });
+  it.each([['StateFollower'], ['StateCandidate'], ['StateLeader']] as const)(
+    'a %s seeing a higher-term MsgApp adopts the term and follows the sender',
+    (state) => {
+      const net = new Network(ids(3));
+      const r = net.raft(1);
+      if (state === 'StateCandidate') net.node(1).rn.campaign();
+      if (state === 'StateLeader') elect(net, 1);
+      expect(r.state).toBe(state);
+      const before = r.term;
+      stepAndDrain(net, 1, {
+        type: 'MsgApp',
+        from: 2,
+        term: before + 5,
+        index: r.raftLog.lastIndex(),
+        logTerm: r.raftLog.lastTerm(),
+      });
+      expect(r.state).toBe('StateFollower');
+      expect(r.term).toBe(before + 5);
+      expect(r.lead).toBe(2);
+      // A new term has no vote yet.
+      expect(r.vote).toBe(0);
+    },
+  );
 
   it('a higher-term vote request moves a leader to the new term with no known leader', () => {
     const net = new Network(ids(3));
@@ -73,28 +78,27 @@ describe('§5.1 terms', () => {
     expect(net.node(1).storage.hardState.term).toBe(7);
   });
 
-  it.each([
-    ['MsgApp'],
-    ['MsgHeartbeat'],
-    ['MsgVote'],
-  ] as const)('a stale-term %s is ignored: no answer, no state change', (type) => {
-    const net = new Network(ids(3));
-    stepAndDrain(net, 1, { type: 'MsgHeartbeat', from: 2, term: 3 });
-    const r = net.raft(1);
-    const out = stepAndDrain(net, 1, {
-      type,
-      from: 3,
-      term: 2,
-      index: 0,
-      logTerm: 0,
-      entries: type === 'MsgApp' ? [ent(1, 2, 'stale')] : [],
-    });
-    expect(out).toEqual([]);
-    expect(r.term).toBe(3);
-    expect(r.lead).toBe(2);
-    expect(r.vote).toBe(0);
-    expect(r.raftLog.lastIndex()).toBe(0);
-  });
+  it.each([['MsgApp'], ['MsgHeartbeat'], ['MsgVote']] as const)(
+    'a stale-term %s is ignored: no answer, no state change',
+    (type) => {
+      const net = new Network(ids(3));
+      stepAndDrain(net, 1, { type: 'MsgHeartbeat', from: 2, term: 3 });
+      const r = net.raft(1);
+      const out = stepAndDrain(net, 1, {
+        type,
+        from: 3,
+        term: 2,
+        index: 0,
+        logTerm: 0,
+        entries: type === 'MsgApp' ? [ent(1, 2, 'stale')] : [],
+      });
+      expect(out).toEqual([]);
+      expect(r.term).toBe(3);
+      expect(r.lead).toBe(2);
+      expect(r.vote).toBe(0);
+      expect(r.raftLog.lastIndex()).toBe(0);
+    },
+  );
 });
 
 describe('§5.2 leader election', () => {
@@ -152,7 +156,9 @@ describe('§5.2 leader election', () => {
       }
       seen.add(ticks);
     }
-    expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: electionTick }, (_, i) => electionTick + i));
+    expect([...seen].sort((a, b) => a - b)).toEqual(
+      Array.from({ length: electionTick }, (_, i) => electionTick + i),
+    );
   });
 
   it('the timeout is drawn afresh on every term change', () => {
@@ -309,16 +315,19 @@ describe('§5.3 log replication', () => {
     [5, 1, false],
     [5, 2, true],
     [5, 4, true],
-  ])('in a %i-node cluster an entry acked by the leader and %i followers is committed: %s', (size, acks, committed) => {
-    const net = new Network(ids(size));
-    elect(net, 1);
-    for (let id = 2 + acks; id <= size; id++) net.drop(1, id);
-    expect(net.propose(1, 'v')).toBe(true);
-    net.stabilize();
-    const r = net.raft(1);
-    expect(r.raftLog.committed).toBe(committed ? 2 : 1);
-    expect(net.node(1).appliedData).toEqual(committed ? ['v'] : []);
-  });
+  ])(
+    'in a %i-node cluster an entry acked by the leader and %i followers is committed: %s',
+    (size, acks, committed) => {
+      const net = new Network(ids(size));
+      elect(net, 1);
+      for (let id = 2 + acks; id <= size; id++) net.drop(1, id);
+      expect(net.propose(1, 'v')).toBe(true);
+      net.stabilize();
+      const r = net.raft(1);
+      expect(r.raftLog.committed).toBe(committed ? 2 : 1);
+      expect(net.node(1).appliedData).toEqual(committed ? ['v'] : []);
+    },
+  );
 
   it('followers learn the commit index from the leader and apply in log order', () => {
     const net = new Network(ids(3));
@@ -334,14 +343,38 @@ describe('§5.3 log replication', () => {
   it('a follower rejects an append whose previous entry does not match, hinting where to retry', () => {
     const net = new Network(ids(3), { prepare: (id, s) => id === 1 && withLog(s, [1, 2, 2]) });
     // Term of the previous entry differs: the hint is the last index whose term is ≤ the given one.
-    let out = stepAndDrain(net, 1, { type: 'MsgApp', from: 2, term: 3, index: 3, logTerm: 1, entries: [ent(4, 3)] });
-    expect(out).toMatchObject([{ type: 'MsgAppResp', to: 2, reject: true, index: 3, rejectHint: 1, logTerm: 1 }]);
+    let out = stepAndDrain(net, 1, {
+      type: 'MsgApp',
+      from: 2,
+      term: 3,
+      index: 3,
+      logTerm: 1,
+      entries: [ent(4, 3)],
+    });
+    expect(out).toMatchObject([
+      { type: 'MsgAppResp', to: 2, reject: true, index: 3, rejectHint: 1, logTerm: 1 },
+    ]);
     // Previous entry beyond our log: the hint is our last index.
-    out = stepAndDrain(net, 1, { type: 'MsgApp', from: 2, term: 3, index: 7, logTerm: 3, entries: [ent(8, 3)] });
+    out = stepAndDrain(net, 1, {
+      type: 'MsgApp',
+      from: 2,
+      term: 3,
+      index: 7,
+      logTerm: 3,
+      entries: [ent(8, 3)],
+    });
     expect(out).toMatchObject([{ type: 'MsgAppResp', reject: true, index: 7, rejectHint: 3, logTerm: 2 }]);
     expect(logTerms(net.node(1))).toEqual([1, 2, 2]);
     // Matching previous entry: appended and acknowledged.
-    out = stepAndDrain(net, 1, { type: 'MsgApp', from: 2, term: 3, index: 3, logTerm: 2, entries: [ent(4, 3)], commit: 2 });
+    out = stepAndDrain(net, 1, {
+      type: 'MsgApp',
+      from: 2,
+      term: 3,
+      index: 3,
+      logTerm: 2,
+      entries: [ent(4, 3)],
+      commit: 2,
+    });
     expect(out).toMatchObject([{ type: 'MsgAppResp', reject: false, index: 4 }]);
     expect(logTerms(net.node(1))).toEqual([1, 2, 2, 3]);
     expect(net.raft(1).raftLog.committed).toBe(2);
@@ -350,11 +383,25 @@ describe('§5.3 log replication', () => {
   it('a follower truncates a conflicting suffix and keeps entries that already match', () => {
     const net = new Network(ids(3), { prepare: (id, s) => id === 1 && withLog(s, [1, 1, 2, 2]) });
     // Already-present entries: nothing is truncated, even though the message is shorter.
-    let out = stepAndDrain(net, 1, { type: 'MsgApp', from: 2, term: 3, index: 1, logTerm: 1, entries: [ent(2, 1)] });
+    let out = stepAndDrain(net, 1, {
+      type: 'MsgApp',
+      from: 2,
+      term: 3,
+      index: 1,
+      logTerm: 1,
+      entries: [ent(2, 1)],
+    });
     expect(out).toMatchObject([{ type: 'MsgAppResp', reject: false, index: 2 }]);
     expect(logTerms(net.node(1))).toEqual([1, 1, 2, 2]);
     // A conflict at index 3: everything from there is replaced.
-    out = stepAndDrain(net, 1, { type: 'MsgApp', from: 2, term: 3, index: 2, logTerm: 1, entries: [ent(3, 3, 'n')] });
+    out = stepAndDrain(net, 1, {
+      type: 'MsgApp',
+      from: 2,
+      term: 3,
+      index: 2,
+      logTerm: 1,
+      entries: [ent(3, 3, 'n')],
+    });
     expect(out).toMatchObject([{ type: 'MsgAppResp', reject: false, index: 3 }]);
     expect(logTerms(net.node(1))).toEqual([1, 1, 3]);
     expect(net.node(1).storage.lastIndex()).toBe(3);
@@ -362,7 +409,15 @@ describe('§5.3 log replication', () => {
 
   it('a follower never commits past the last entry the leader sent it', () => {
     const net = new Network(ids(3), { prepare: (id, s) => id === 1 && withLog(s, [1, 1, 1, 1]) });
-    stepAndDrain(net, 1, { type: 'MsgApp', from: 2, term: 2, index: 1, logTerm: 1, entries: [ent(2, 1)], commit: 4 });
+    stepAndDrain(net, 1, {
+      type: 'MsgApp',
+      from: 2,
+      term: 2,
+      index: 1,
+      logTerm: 1,
+      entries: [ent(2, 1)],
+      commit: 4,
+    });
     // Entries 3 and 4 are not known to match the leader's: only 2 may be committed.
     expect(net.raft(1).raftLog.committed).toBe(2);
   });
@@ -400,12 +455,15 @@ describe('§5.4 safety', () => {
     [2, 2, false],
     [1, 10, false],
     [0, 0, false],
-  ])('a voter with last entry (3, t2) given a candidate ending at term %i index %i grants: %s', (logTerm, index, granted) => {
-    const net = new Network(ids(3), { prepare: (id, s) => id === 1 && withLog(s, [1, 1, 2]) });
-    const out = stepAndDrain(net, 1, { type: 'MsgVote', from: 2, term: 3, logTerm, index });
-    expect(out).toMatchObject([{ type: 'MsgVoteResp', to: 2, term: 3, reject: !granted }]);
-    expect(net.raft(1).vote).toBe(granted ? 2 : 0);
-  });
+  ])(
+    'a voter with last entry (3, t2) given a candidate ending at term %i index %i grants: %s',
+    (logTerm, index, granted) => {
+      const net = new Network(ids(3), { prepare: (id, s) => id === 1 && withLog(s, [1, 1, 2]) });
+      const out = stepAndDrain(net, 1, { type: 'MsgVote', from: 2, term: 3, logTerm, index });
+      expect(out).toMatchObject([{ type: 'MsgVoteResp', to: 2, term: 3, reject: !granted }]);
+      expect(net.raft(1).vote).toBe(granted ? 2 : 0);
+    },
+  );
 
   it('a candidate with a stale log cannot win against voters that have committed entries', () => {
     const net = new Network(ids(3), {
@@ -436,7 +494,8 @@ describe('§5.4 safety', () => {
 
   it('Figure 8: an old-term entry on a majority is not committed and may be overwritten', () => {
     const net = new Network(ids(5));
-    const dropFrom = (from: number) => (m: Message) => (m.from === from && m.type === 'MsgApp' ? undefined : m);
+    const dropFrom = (from: number) => (m: Message) =>
+      m.from === from && m.type === 'MsgApp' ? undefined : m;
     // Term 1: node 1 leads everyone.
     elect(net, 1);
     // Node 1 replicates X (2, t1) to node 2 only.

@@ -1,0 +1,462 @@
+// A typed client for a node's `/control` endpoint, shared by the CLI, the console, tests and
+// the bench. Commands are promises matched to results by id; subscriptions survive
+// reconnects (the client re-sends its last subscribe after every new hello).
+
+import { WebSocket } from 'ws';
+import type { z } from 'zod';
+import {
+  COMMAND_RESULTS,
+  type CommandArgs,
+  type CommandErrorCode,
+  type CommandName,
+  type CommandValue,
+  type FrameErrorCode,
+  type NodeEvent,
+  type NodeFrame,
+  type NodeHello,
+  type NodeState,
+  PROTOCOL_VERSION,
+  parseCommandArgs,
+  parseNodeFrame,
+  type SubscribeOptions,
+  SubscribeOptionsSchema,
+} from '../protocol/control.js';
+
+export type ControlErrorCode = CommandErrorCode | FrameErrorCode;
+
+/**
+ * Why a command or a connection attempt failed. `unavailable` covers every way the
+ * connection can be missing (refused, dropped, closed by us); `timeout` a deadline passing.
+ */
+export class ControlError extends Error {
+  override name = 'ControlError';
+  readonly code: ControlErrorCode;
+  /** With not_leader: the leader to retry against, when the node knows it. */
+  readonly leader: number | undefined;
+  /** With bad_args, bad_frame: the offending field path. */
+  readonly field: string | undefined;
+  constructor(code: ControlErrorCode, message: string, extra: { leader?: number; field?: string } = {}) {
+    super(message);
+    this.code = code;
+    this.leader = extra.leader;
+    this.field = extra.field;
+  }
+}
+
+export interface ReconnectOptions {
+  /** First delay after a drop. Default 100 ms. */
+  initialDelayMs?: number;
+  /** Ceiling of the exponential backoff. Default 5 s. */
+  maxDelayMs?: number;
+  /** Growth per failed attempt. Default 2. */
+  factor?: number;
+  /** Random spread, as a fraction of the delay (0.2 = ±20 %). Default 0.2. */
+  jitter?: number;
+  /** Give up after this many consecutive failed attempts. Default: never. */
+  maxAttempts?: number;
+}
+
+export interface ConnectOptions {
+  token?: string;
+  /** Deadline for connecting and the hello exchange. Default 5 s. */
+  timeoutMs?: number;
+  /** Default deadline of command(). Default 10 s. */
+  commandTimeoutMs?: number;
+  /**
+   * Reconnect after the connection drops (not after close(), and not after the node refused
+   * the token or version). The first connect() still rejects if the node is unreachable.
+   */
+  reconnect?: boolean | ReconnectOptions;
+}
+
+export interface CommandOptions {
+  timeoutMs?: number;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  /** Whether the client will try to reconnect. */
+  willReconnect: boolean;
+}
+
+export interface ControlClientEvents {
+  /** A hello completed; `reconnected` is false for the connect() that was awaited. */
+  open: [hello: NodeHello, reconnected: boolean];
+  close: [info: CloseInfo];
+  /** A reconnect attempt is scheduled after `delayMs`. */
+  reconnecting: [attempt: number, delayMs: number];
+  state: [state: NodeState];
+  event: [event: NodeEvent];
+  /** Events the node dropped because this client did not keep up. */
+  lost: [count: number];
+  /** An `error` frame not tied to a request, or a frame this client could not parse. */
+  protocolError: [error: ControlError];
+}
+
+type EventName = keyof ControlClientEvents;
+type Listener<K extends EventName> = (...args: ControlClientEvents[K]) => void;
+type ListenerTable = { [K in EventName]?: Set<Listener<K>> };
+
+/** Arguments can be left out for commands that take none. */
+type ArgsParam<N extends CommandName> =
+  Record<string, never> extends CommandArgs<N>
+    ? [args?: CommandArgs<N>, opts?: CommandOptions]
+    : [args: CommandArgs<N>, opts?: CommandOptions];
+
+interface Pending {
+  name: CommandName;
+  resolve(value: unknown): void;
+  reject(err: ControlError): void;
+  timer: NodeJS.Timeout;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
+const CLOSE_GRACE_MS = 1000;
+
+/**
+ * `host:port`, `[::1]:port`, `ws://host:port` or `http://host:port` (with or without a path)
+ * → the node's control URL.
+ */
+export function controlUrl(address: string): string {
+  const withScheme = /^[a-z]+:\/\//i.test(address) ? address : `ws://${address}`;
+  const url = new URL(withScheme);
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new ControlError('unavailable', `unsupported address scheme in '${address}'`);
+  }
+  if (url.pathname === '' || url.pathname === '/') url.pathname = '/control';
+  return url.toString();
+}
+
+export class ControlClient {
+  private readonly listeners: ListenerTable = {};
+  private ws: WebSocket | undefined;
+  private url: string | undefined;
+  private opts: ConnectOptions = {};
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private subscription: SubscribeOptions | undefined;
+  private helloFrame: NodeHello | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private attempts = 0;
+  /** Set by close(): no more reconnects, and connect() may not be reused. */
+  private closed = false;
+
+  /** The node's hello on the current connection, if connected. */
+  get hello(): NodeHello | undefined {
+    return this.helloFrame;
+  }
+
+  get connected(): boolean {
+    return this.helloFrame !== undefined && this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  on<K extends EventName>(event: K, listener: Listener<K>): this {
+    const table = this.listeners as { [P in K]?: Set<Listener<K>> };
+    let set = table[event];
+    if (set === undefined) {
+      set = new Set();
+      table[event] = set;
+    }
+    set.add(listener);
+    return this;
+  }
+
+  off<K extends EventName>(event: K, listener: Listener<K>): this {
+    (this.listeners as { [P in K]?: Set<Listener<K>> })[event]?.delete(listener);
+    return this;
+  }
+
+  once<K extends EventName>(event: K, listener: Listener<K>): this {
+    const wrapped: Listener<K> = (...args) => {
+      this.off(event, wrapped);
+      listener(...args);
+    };
+    return this.on(event, wrapped);
+  }
+
+  private emit<K extends EventName>(event: K, ...args: ControlClientEvents[K]): void {
+    const set = (this.listeners as { [P in K]?: Set<Listener<K>> })[event];
+    if (set === undefined) return;
+    for (const fn of [...set]) fn(...args);
+  }
+
+  /**
+   * Connects and exchanges hellos. Rejects with ControlError: `unavailable` (refused, dropped),
+   * `timeout`, `unauthorized` (token), `bad_version`.
+   */
+  async connect(address: string, opts: ConnectOptions = {}): Promise<NodeHello> {
+    if (this.closed) throw new ControlError('unavailable', 'client is closed');
+    if (this.ws !== undefined || this.reconnectTimer !== undefined) {
+      throw new ControlError('unavailable', 'already connected (or reconnecting)');
+    }
+    this.url = controlUrl(address);
+    this.opts = opts;
+    return this.open(false);
+  }
+
+  /**
+   * Runs a command on the node. Arguments are validated locally first (rejecting with
+   * `bad_args` naming the field). `status` and `members` results are validated too.
+   */
+  command<N extends CommandName>(name: N, ...rest: ArgsParam<N>): Promise<CommandValue<N>> {
+    const [args, opts] = rest;
+    const parsed = parseCommandArgs(name, args);
+    if (!parsed.ok) {
+      return Promise.reject(new ControlError('bad_args', parsed.message, { field: parsed.field }));
+    }
+    const ws = this.ws;
+    if (ws === undefined || !this.connected) {
+      return Promise.reject(new ControlError('unavailable', `not connected; cannot run ${name}`));
+    }
+    const id = this.nextId++;
+    const timeoutMs = opts?.timeoutMs ?? this.opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    return new Promise<CommandValue<N>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ControlError('timeout', `${name}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        name,
+        resolve: (value) => {
+          const checked = checkValue(name, value);
+          if (checked.ok) resolve(checked.value);
+          else reject(checked.error);
+        },
+        reject,
+        timer,
+      });
+      ws.send(JSON.stringify({ type: 'command', id, command: name, args: parsed.args }));
+    });
+  }
+
+  /**
+   * Asks for state frames and/or events; replaces any earlier subscription and is re-sent
+   * after a reconnect. Throws ControlError(bad_args) for invalid options.
+   */
+  subscribe(opts: SubscribeOptions): void {
+    const r = SubscribeOptionsSchema.safeParse(opts);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      const field = issue === undefined ? '' : issue.path.map(String).join('.');
+      throw new ControlError('bad_args', `subscribe: ${field}: ${issue?.message ?? 'invalid'}`, { field });
+    }
+    this.subscription = r.data;
+    if (this.connected) this.send({ type: 'subscribe', ...r.data });
+  }
+
+  unsubscribe(): void {
+    this.subscription = undefined;
+    if (this.connected) this.send({ type: 'unsubscribe' });
+  }
+
+  /** Closes the connection for good: pending commands reject with `unavailable`. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const ws = this.ws;
+    this.failPending('client closed');
+    if (ws === undefined || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, CLOSE_GRACE_MS);
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close(1000, 'client closing');
+    });
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Connection life cycle
+
+  /** Opens a socket and completes the hello; on success the socket becomes `this.ws`. */
+  private open(reconnected: boolean): Promise<NodeHello> {
+    const url = this.url!;
+    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    return new Promise<NodeHello>((resolve, reject) => {
+      const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false });
+      this.ws = ws;
+      let settled = false;
+      const settle = (err: ControlError | undefined, hello?: NodeHello): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err !== undefined) {
+          if (this.ws === ws) this.ws = undefined;
+          ws.removeAllListeners('close');
+          // Swallow errors from a socket we are abandoning (e.g. terminate while connecting).
+          ws.on('error', () => {});
+          ws.terminate();
+          reject(err);
+          return;
+        }
+        resolve(hello!);
+      };
+      const timer = setTimeout(
+        () => settle(new ControlError('timeout', `no hello from ${url} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      ws.on('error', (err) => settle(new ControlError('unavailable', `${url}: ${err.message}`)));
+      ws.on('open', () => {
+        ws.send(JSON.stringify({ type: 'hello', version: PROTOCOL_VERSION, token: this.opts.token }));
+      });
+      ws.on('close', (code, reason) => {
+        if (!settled) {
+          settle(
+            new ControlError(
+              'unavailable',
+              `${url} closed the connection (${code} ${reason.toString()})`.trim(),
+            ),
+          );
+          return;
+        }
+        this.onDropped(ws, code, reason.toString());
+      });
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) return;
+        const parsed = parseNodeFrame(data.toString());
+        if (!parsed.ok) {
+          const e = parsed.error;
+          this.emit('protocolError', new ControlError(e.code, `unreadable frame from node: ${e.message}`, e));
+          return;
+        }
+        const f = parsed.msg;
+        if (!settled) {
+          if (f.type === 'hello') {
+            this.helloFrame = f;
+            this.attempts = 0;
+            settle(undefined, f);
+            // Restore the subscription before anyone sees the new connection.
+            if (this.subscription !== undefined) this.send({ type: 'subscribe', ...this.subscription });
+            this.emit('open', f, reconnected);
+          } else if (f.type === 'error') {
+            settle(new ControlError(f.error.code, f.error.message, { field: f.error.field }));
+          }
+          return;
+        }
+        this.onFrame(f);
+      });
+    });
+  }
+
+  private onFrame(f: NodeFrame): void {
+    switch (f.type) {
+      case 'state':
+        this.emit('state', f.state);
+        return;
+      case 'event':
+        this.emit('event', f.event);
+        return;
+      case 'lost':
+        this.emit('lost', f.count);
+        return;
+      case 'result': {
+        const p = this.pending.get(f.id);
+        // Unknown ids are answers that arrived after their timeout.
+        if (p === undefined) return;
+        this.pending.delete(f.id);
+        clearTimeout(p.timer);
+        if (f.ok) p.resolve(f.value);
+        else p.reject(new ControlError(f.error.code, f.error.message, f.error));
+        return;
+      }
+      case 'error':
+        this.emit('protocolError', new ControlError(f.error.code, f.error.message, f.error));
+        return;
+      case 'hello':
+        // A second hello is not part of the protocol; ignore it.
+        return;
+    }
+  }
+
+  private onDropped(ws: WebSocket, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    this.helloFrame = undefined;
+    this.failPending(`connection lost (${code}${reason === '' ? '' : ` ${reason}`})`);
+    // 1008 is how the node refuses a token: retrying cannot help.
+    const willReconnect =
+      !this.closed && this.opts.reconnect !== undefined && this.opts.reconnect !== false && code !== 1008;
+    this.emit('close', { code, reason, willReconnect });
+    if (willReconnect) this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    const r: ReconnectOptions = typeof this.opts.reconnect === 'object' ? this.opts.reconnect : {};
+    const attempt = ++this.attempts;
+    if (r.maxAttempts !== undefined && attempt > r.maxAttempts) {
+      this.emit('close', {
+        code: 1006,
+        reason: `gave up after ${r.maxAttempts} attempts`,
+        willReconnect: false,
+      });
+      return;
+    }
+    const base = Math.min(r.maxDelayMs ?? 5000, (r.initialDelayMs ?? 100) * (r.factor ?? 2) ** (attempt - 1));
+    const jitter = r.jitter ?? 0.2;
+    const delayMs = Math.max(0, Math.round(base * (1 + jitter * (2 * Math.random() - 1))));
+    this.emit('reconnecting', attempt, delayMs);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.closed) return;
+      this.open(true).catch((err: unknown) => {
+        if (this.closed) return;
+        const fatal =
+          err instanceof ControlError && (err.code === 'unauthorized' || err.code === 'bad_version');
+        if (fatal) {
+          this.emit('protocolError', err);
+          this.emit('close', { code: 1008, reason: err.message, willReconnect: false });
+          return;
+        }
+        this.scheduleReconnect();
+      });
+    }, delayMs);
+  }
+
+  private failPending(why: string): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(new ControlError('unavailable', `${p.name}: ${why}`));
+    }
+  }
+
+  private send(frame: object): void {
+    this.ws?.send(JSON.stringify(frame));
+  }
+}
+
+/** Checks a result value against its documented schema, where the protocol defines one. */
+function checkValue<N extends CommandName>(
+  name: N,
+  value: unknown,
+): { ok: true; value: CommandValue<N> } | { ok: false; error: ControlError } {
+  const schema: z.ZodType | undefined = Object.hasOwn(COMMAND_RESULTS, name)
+    ? COMMAND_RESULTS[name as keyof typeof COMMAND_RESULTS]
+    : undefined;
+  if (schema !== undefined) {
+    const r = schema.safeParse(value);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      return {
+        ok: false,
+        error: new ControlError(
+          'internal',
+          `${name}: node answered with an unexpected shape (${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''})`,
+        ),
+      };
+    }
+    // r.data has the shape CommandValue<N> names for commands listed in COMMAND_RESULTS.
+    return { ok: true, value: r.data as CommandValue<N> };
+  }
+  // Every other value arrived as parsed JSON (validated by parseNodeFrame).
+  return { ok: true, value: value as CommandValue<N> };
+}

@@ -1,0 +1,661 @@
+// The operator protocol spoken over the node's `/control` WebSocket: JSON text frames, one
+// message per frame. This module is the single source of truth for the wire shapes; the
+// server, the client, the CLI and docs/protocol.md all follow it.
+//
+// Validation policy: frames a client sends are parsed strictly (unknown keys are errors) so
+// that an operator's typo (`evryMs`) is reported with the field's name instead of being
+// silently ignored. Frames the node sends are parsed leniently (unknown keys are stripped) so
+// that a newer node may add fields without breaking older consoles.
+//
+// This module imports nothing from the Raft core: the client and the console depend on it,
+// and must not pull the core in.
+
+import { z } from 'zod';
+
+/** Bumped only for incompatible changes; additive fields keep the version. */
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------
+// Building blocks
+
+/** Terms, indexes, counters: JSON numbers that are non-negative safe integers. */
+const Count = z.int().nonnegative();
+/** A node id; 0 means "none" where a field allows it (leader, vote). */
+const NodeIdOrNone = z.int().nonnegative();
+/** A node id that must name a node. */
+const NodeId = z.int().positive();
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+export const MemberSchema = z.object({
+  id: NodeId,
+  /** host:port of the node's server (peers and operators use the same port). */
+  address: z.string(),
+  learner: z.boolean(),
+});
+export type Member = z.infer<typeof MemberSchema>;
+
+export const FAULT_KINDS = ['drop', 'delay', 'isolate', 'heal'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+// One flat shape for faults, matching the transport's setFault argument; which fields a kind
+// needs is checked separately (see FaultArgsSchema) so errors can name the missing field.
+const faultShape = {
+  kind: z.enum(FAULT_KINDS),
+  /** Peers the fault applies to; absent means every peer. */
+  peers: z.array(NodeId).optional(),
+  /** Drop probability, 0..1. */
+  probability: z.number().min(0).max(1).optional(),
+  /** Added latency in milliseconds. */
+  ms: z.int().nonnegative().max(600_000).optional(),
+  /** Direction of traffic affected; absent means both. */
+  direction: z.enum(['in', 'out', 'both']).optional(),
+};
+
+/** A fault as the node reports it (in state frames and fault events). */
+export const FaultSchema = z.object(faultShape);
+export type Fault = z.infer<typeof FaultSchema>;
+
+export const ENTRY_TYPES = ['EntryNormal', 'EntryConfChange', 'EntryConfChangeV2'] as const;
+
+export const EntryViewSchema = z.object({
+  term: Count,
+  index: Count,
+  type: z.enum(ENTRY_TYPES),
+  /** The payload in describe form: Go-quoted bytes for a normal entry, `v2 l3 r4` for a conf change. */
+  data: z.string(),
+});
+export type EntryView = z.infer<typeof EntryViewSchema>;
+
+export const ConfStateSchema = z.object({
+  voters: z.array(NodeId),
+  votersOutgoing: z.array(NodeId),
+  learners: z.array(NodeId),
+  learnersNext: z.array(NodeId),
+  autoLeave: z.boolean(),
+});
+export type ConfStateView = z.infer<typeof ConfStateSchema>;
+
+export const ROLES = ['leader', 'follower', 'candidate', 'precandidate'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const ProgressSchema = z.object({
+  id: NodeId,
+  match: Count,
+  next: Count,
+  state: z.enum(['StateProbe', 'StateReplicate', 'StateSnapshot']),
+  inflight: Count,
+  paused: z.boolean(),
+  recentActive: z.boolean(),
+  learner: z.boolean(),
+  pendingSnapshot: Count,
+});
+export type ProgressView = z.infer<typeof ProgressSchema>;
+
+export const TransportPeerSchema = z.object({
+  peer: NodeId,
+  address: z.string(),
+  connected: z.boolean(),
+  lastError: z.string().optional(),
+  queued: Count,
+});
+export type TransportPeerView = z.infer<typeof TransportPeerSchema>;
+
+export const NodeStateSchema = z.object({
+  id: NodeId,
+  role: z.enum(ROLES),
+  term: Count,
+  vote: NodeIdOrNone,
+  leader: NodeIdOrNone,
+  commit: Count,
+  applied: Count,
+  lastIndex: Count,
+  firstIndex: Count,
+  leadTransferee: NodeIdOrNone,
+  config: ConfStateSchema,
+  /** Present on the leader only. */
+  progress: z.array(ProgressSchema).optional(),
+  transport: z.array(TransportPeerSchema),
+  faults: z.array(FaultSchema),
+  snapshotIndex: Count,
+  kvKeys: Count,
+  /** When the node took this state, ms since the epoch. */
+  at: Count,
+});
+export type NodeState = z.infer<typeof NodeStateSchema>;
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+export const EVENT_KINDS = [
+  'ready',
+  'message',
+  'election',
+  'leader',
+  'confchange',
+  'snapshot',
+  'fault',
+  'log',
+  'apply',
+] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+const eventBase = {
+  /** Per-node sequence number, increasing by one per published event; gaps mean loss or sampling. */
+  seq: Count,
+  at: Count,
+  /** The node that published the event. */
+  node: NodeId,
+};
+
+export const ReadyEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('ready'),
+  hardState: z.object({ term: Count, vote: NodeIdOrNone, commit: Count }).optional(),
+  softState: z
+    .object({
+      lead: NodeIdOrNone,
+      raftState: z.enum(['StateFollower', 'StateCandidate', 'StateLeader', 'StatePreCandidate']),
+    })
+    .optional(),
+  entries: z.array(EntryViewSchema),
+  committed: z.array(EntryViewSchema),
+  /** Number of messages in the Ready (each also gets its own `message` event). */
+  messages: Count,
+  mustSync: z.boolean(),
+  /** describeReady output. */
+  describe: z.string(),
+});
+
+export const MessageEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('message'),
+  from: Count,
+  to: Count,
+  /** raftpb message type name, e.g. `MsgApp`. Kept a string so new types do not break consoles. */
+  msgType: z.string(),
+  term: Count,
+  logTerm: Count,
+  index: Count,
+  commit: Count,
+  reject: z.boolean(),
+  /** Number of entries carried. */
+  entries: Count,
+  /** describeMessage output. */
+  describe: z.string(),
+  direction: z.enum(['out', 'in']),
+});
+
+export const ElectionEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('election'),
+  term: Count,
+  role: z.enum(ROLES),
+});
+
+export const LeaderEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('leader'),
+  /** 0 when the node lost track of the leader. */
+  leader: NodeIdOrNone,
+  term: Count,
+});
+
+export const ConfChangeEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('confchange'),
+  /** The applied change in `v2 l3 r4` form. */
+  change: z.string(),
+  confState: ConfStateSchema,
+});
+
+export const SnapshotEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('snapshot'),
+  index: Count,
+  term: Count,
+  op: z.enum(['created', 'sent', 'restored']),
+});
+
+export const FaultEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('fault'),
+  fault: FaultSchema,
+});
+
+export const LogEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('log'),
+  level: z.enum(['debug', 'info', 'warn', 'error']),
+  message: z.string(),
+});
+
+export const ApplyEventSchema = z.object({
+  ...eventBase,
+  kind: z.literal('apply'),
+  index: Count,
+  term: Count,
+  /** What the entry did to the state machine, e.g. `put k`, `noop`, `confchange`. */
+  op: z.string(),
+});
+
+export const NodeEventSchema = z.discriminatedUnion('kind', [
+  ReadyEventSchema,
+  MessageEventSchema,
+  ElectionEventSchema,
+  LeaderEventSchema,
+  ConfChangeEventSchema,
+  SnapshotEventSchema,
+  FaultEventSchema,
+  LogEventSchema,
+  ApplyEventSchema,
+]);
+export type NodeEvent = z.infer<typeof NodeEventSchema>;
+/** The event of one kind, e.g. `EventOf<'leader'>`. */
+export type EventOf<K extends EventKind> = Extract<NodeEvent, { kind: K }>;
+
+// ---------------------------------------------------------------------------------------
+// Commands
+
+const Key = z
+  .string()
+  .min(1)
+  .max(64 * 1024);
+const Value = z.string().max(1024 * 1024);
+const NoArgs = z.strictObject({});
+
+// Faults are one flat object (as the transport takes it) with per-kind requirements, so a
+// `delay` without `ms` is reported as a missing `ms` rather than as a union mismatch.
+export const FaultArgsSchema = z.strictObject(faultShape).superRefine((f, ctx) => {
+  const need = (field: 'probability' | 'ms' | 'peers', why: string) => {
+    if (f[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: why });
+  };
+  if (f.kind === 'drop') need('probability', "a 'drop' fault needs probability (0..1)");
+  if (f.kind === 'delay') need('ms', "a 'delay' fault needs ms");
+  if (f.kind === 'isolate') {
+    need('peers', "an 'isolate' fault needs the peers to cut off");
+    if (f.peers !== undefined && f.peers.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['peers'],
+        message: "an 'isolate' fault needs at least one peer",
+      });
+    }
+  }
+});
+
+/** The argument schema of every command; the keys are the command names. */
+export const COMMAND_ARGS = {
+  campaign: NoArgs,
+  transfer: z.strictObject({ to: NodeId }),
+  'forget-leader': NoArgs,
+  propose: z.strictObject({ data: Value }),
+  put: z.strictObject({ key: Key, value: Value }),
+  /** serializable: answer from local state without a ReadIndex round (may be stale). */
+  get: z.strictObject({ key: Key, serializable: z.boolean().optional() }),
+  delete: z.strictObject({ key: Key }),
+  /** expected null means "the key must be absent". */
+  cas: z.strictObject({ key: Key, expected: Value.nullable(), value: Value }),
+  'read-index': NoArgs,
+  'member-add': z.strictObject({ id: NodeId, address: z.string().min(1), learner: z.boolean().optional() }),
+  'member-remove': z.strictObject({ id: NodeId }),
+  'member-promote': z.strictObject({ id: NodeId }),
+  snapshot: NoArgs,
+  fault: FaultArgsSchema,
+  status: NoArgs,
+  members: NoArgs,
+  log: z.strictObject({ from: NodeId.optional(), limit: z.int().min(1).max(10_000).optional() }),
+} as const;
+
+export type CommandName = keyof typeof COMMAND_ARGS;
+export const COMMAND_NAMES = Object.keys(COMMAND_ARGS) as CommandName[];
+export type CommandArgs<N extends CommandName> = z.infer<(typeof COMMAND_ARGS)[N]>;
+
+export function isCommandName(s: string): s is CommandName {
+  return Object.hasOwn(COMMAND_ARGS, s);
+}
+
+/**
+ * A command with its arguments as one tuple, so an implementation written as
+ * `execute(...[cmd, args]: CommandCall)` gets `args` narrowed by `switch (cmd)`.
+ */
+export type CommandCall = { [N in CommandName]: [command: N, args: CommandArgs<N>] }[CommandName];
+
+/**
+ * Result values with a documented shape; other commands answer with whatever JSON the node
+ * implementation returns (see docs/protocol.md).
+ */
+export const COMMAND_RESULTS = {
+  status: NodeStateSchema,
+  members: z.array(MemberSchema),
+} as const;
+export type CommandValue<N extends CommandName> = N extends keyof typeof COMMAND_RESULTS
+  ? z.infer<(typeof COMMAND_RESULTS)[N]>
+  : JsonValue;
+
+export const COMMAND_ERROR_CODES = [
+  'unknown_command',
+  'bad_args',
+  'not_leader',
+  'proposal_dropped',
+  'timeout',
+  'no_leader',
+  'faults_disabled',
+  'unavailable',
+  'internal',
+] as const;
+export type CommandErrorCode = (typeof COMMAND_ERROR_CODES)[number];
+
+export const FRAME_ERROR_CODES = ['bad_frame', 'bad_version', 'unauthorized'] as const;
+export type FrameErrorCode = (typeof FRAME_ERROR_CODES)[number];
+
+/**
+ * What a NodeApi throws to answer a command with an error. `leader` accompanies
+ * `not_leader` so a client can redirect.
+ */
+export class CommandError extends Error {
+  override name = 'CommandError';
+  readonly code: CommandErrorCode;
+  readonly leader: number | undefined;
+  constructor(code: CommandErrorCode, message: string, leader?: number) {
+    super(message);
+    this.code = code;
+    this.leader = leader;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client → node frames
+
+export const ClientHelloSchema = z.strictObject({
+  type: z.literal('hello'),
+  version: z.int(),
+  token: z.string().max(4096).optional(),
+});
+export type ClientHello = z.infer<typeof ClientHelloSchema>;
+
+export const SubscribeOptionsSchema = z.strictObject({
+  /** Push a state frame now and then every `everyMs`; absent means no state frames. */
+  state: z.strictObject({ everyMs: z.int().min(50).max(86_400_000) }).optional(),
+  /** Stream events; absent means no events. */
+  events: z
+    .strictObject({
+      /** Only these kinds; absent means every kind. */
+      kinds: z.array(z.enum(EVENT_KINDS)).optional(),
+      /** Fraction of (kind-matching) events to deliver, 0..1; absent means 1. */
+      sample: z.number().min(0).max(1).optional(),
+    })
+    .optional(),
+});
+export type SubscribeOptions = z.infer<typeof SubscribeOptionsSchema>;
+
+export const SubscribeSchema = SubscribeOptionsSchema.extend({ type: z.literal('subscribe') });
+export type SubscribeFrame = z.infer<typeof SubscribeSchema>;
+
+export const UnsubscribeSchema = z.strictObject({ type: z.literal('unsubscribe') });
+export type UnsubscribeFrame = z.infer<typeof UnsubscribeSchema>;
+
+/** The command envelope; `args` is checked against COMMAND_ARGS[command] in a second step. */
+export const CommandEnvelopeSchema = z.strictObject({
+  type: z.literal('command'),
+  /** Chosen by the client; echoed in the result. */
+  id: Count,
+  command: z.string(),
+  /** May be omitted for commands without arguments. */
+  args: z.unknown().optional(),
+});
+
+export type CommandFrame = {
+  [N in CommandName]: { type: 'command'; id: number; command: N; args: CommandArgs<N> };
+}[CommandName];
+
+export type ClientFrame = ClientHello | SubscribeFrame | UnsubscribeFrame | CommandFrame;
+
+// ---------------------------------------------------------------------------------------
+// Node → client frames
+
+export const NodeHelloSchema = z.object({
+  type: z.literal('hello'),
+  version: z.int(),
+  nodeId: NodeId,
+  clusterId: z.string(),
+  members: z.array(MemberSchema),
+  /** Whether the `fault` command is enabled on this node. */
+  allowFaults: z.boolean(),
+});
+export type NodeHello = z.infer<typeof NodeHelloSchema>;
+/** What the node supplies for its hello; the server adds version and allowFaults. */
+export type HelloInfo = Pick<NodeHello, 'nodeId' | 'clusterId' | 'members'>;
+
+export const StateFrameSchema = z.object({ type: z.literal('state'), state: NodeStateSchema });
+export type StateFrame = z.infer<typeof StateFrameSchema>;
+
+export const EventFrameSchema = z.object({ type: z.literal('event'), event: NodeEventSchema });
+export type EventFrame = z.infer<typeof EventFrameSchema>;
+
+export const LostFrameSchema = z.object({ type: z.literal('lost'), count: z.int().positive() });
+export type LostFrame = z.infer<typeof LostFrameSchema>;
+
+export const ResultErrorSchema = z.object({
+  code: z.enum(COMMAND_ERROR_CODES),
+  message: z.string(),
+  /** With not_leader: the leader to retry against, when known. */
+  leader: NodeId.optional(),
+  /** With bad_args / unknown_command: the offending field path, e.g. `args.key`. */
+  field: z.string().optional(),
+});
+export type ResultError = z.infer<typeof ResultErrorSchema>;
+
+export const ResultOkSchema = z.object({
+  type: z.literal('result'),
+  id: Count,
+  ok: z.literal(true),
+  value: z.json(),
+});
+export const ResultErrSchema = z.object({
+  type: z.literal('result'),
+  id: Count,
+  ok: z.literal(false),
+  error: ResultErrorSchema,
+});
+export const ResultFrameSchema = z.discriminatedUnion('ok', [ResultOkSchema, ResultErrSchema]);
+export type ResultFrame = z.infer<typeof ResultFrameSchema>;
+
+export const FrameErrorSchema = z.object({
+  code: z.enum(FRAME_ERROR_CODES),
+  message: z.string(),
+  /** The offending field path in the frame that was refused, e.g. `state.everyMs`. */
+  field: z.string().optional(),
+});
+export type FrameError = z.infer<typeof FrameErrorSchema>;
+
+export const ErrorFrameSchema = z.object({ type: z.literal('error'), error: FrameErrorSchema });
+export type ErrorFrame = z.infer<typeof ErrorFrameSchema>;
+
+export type NodeFrame = NodeHello | StateFrame | EventFrame | LostFrame | ResultFrame | ErrorFrame;
+
+// ---------------------------------------------------------------------------------------
+// Parsing
+
+/** A refused client frame. `command` is set when the frame was a command with a usable id:
+ * the node then answers with a `result` error for that id instead of a generic `error` frame,
+ * so the caller's pending request settles. */
+export interface ClientFrameFailure {
+  ok: false;
+  error: FrameError;
+  command?: { id: number; code: 'unknown_command' | 'bad_args' };
+}
+
+export type ParseResult<T> = { ok: true; msg: T } | ({ ok: false } & Omit<ClientFrameFailure, 'ok'>);
+
+/** `state.everyMs`, `events.kinds[1]`, `args.key`; empty for the frame itself. */
+function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out;
+}
+
+function joinPath(prefix: string, rest: string): string {
+  if (prefix === '') return rest;
+  if (rest === '') return prefix;
+  return rest.startsWith('[') ? prefix + rest : `${prefix}.${rest}`;
+}
+
+/** Names the first offending field (for an unknown key: the key itself) and describes up to three issues. */
+function describeIssues(err: z.ZodError, prefix = ''): { field: string; message: string } {
+  const parts: string[] = [];
+  let field: string | undefined;
+  // An unknown key is most often a typo of a missing one; naming it is the better hint.
+  const issues = [...err.issues].sort(
+    (a, b) => Number(b.code === 'unrecognized_keys') - Number(a.code === 'unrecognized_keys'),
+  );
+  for (const issue of issues) {
+    let path = joinPath(prefix, fieldPath(issue.path));
+    if (issue.code === 'unrecognized_keys' && issue.keys.length > 0) {
+      path = joinPath(path, issue.keys[0]!);
+    }
+    field ??= path;
+    if (parts.length < 3) parts.push(`${path === '' ? '(frame)' : path}: ${issue.message}`);
+  }
+  if (err.issues.length > 3) parts.push(`(+${err.issues.length - 3} more)`);
+  return { field: field ?? prefix, message: parts.join('; ') };
+}
+
+function decodeJson(text: string): { ok: true; value: unknown } | { ok: false; error: FrameError } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return { ok: false, error: { code: 'bad_frame', message: `frame is not valid JSON: ${why}` } };
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const CLIENT_FRAME_TYPES = ['hello', 'subscribe', 'unsubscribe', 'command'] as const;
+
+/** Checks that the frame is an object whose `type` is one of `types`, naming `type` otherwise. */
+function frameType<T extends string>(
+  value: unknown,
+  types: readonly T[],
+): { ok: true; type: T } | { ok: false; error: FrameError } {
+  if (!isRecord(value)) {
+    return { ok: false, error: { code: 'bad_frame', message: 'frame must be a JSON object' } };
+  }
+  const type = value.type;
+  if (typeof type !== 'string' || !(types as readonly string[]).includes(type)) {
+    const got = typeof type === 'string' ? `'${type}'` : type === undefined ? 'nothing' : typeof type;
+    return {
+      ok: false,
+      error: {
+        code: 'bad_frame',
+        field: 'type',
+        message: `type: expected one of ${types.join('|')}, got ${got}`,
+      },
+    };
+  }
+  return { ok: true, type: type as T };
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown): ParseResult<T> {
+  const r = schema.safeParse(value);
+  if (r.success) return { ok: true, msg: r.data };
+  const { field, message } = describeIssues(r.error);
+  return { ok: false, error: { code: 'bad_frame', field, message } };
+}
+
+/** Validates a command's arguments; a failure names the field under `args`. */
+export function parseCommandArgs<N extends CommandName>(
+  command: N,
+  args: unknown,
+): { ok: true; args: CommandArgs<N> } | { ok: false; field: string; message: string } {
+  // Omitted args mean "no arguments"; the schema then decides whether that is enough.
+  const schema: z.ZodType = COMMAND_ARGS[command];
+  const r = schema.safeParse(args ?? {});
+  // The schema is COMMAND_ARGS[command]; the generic lookup loses that link, hence the assertion.
+  if (r.success) return { ok: true, args: r.data as CommandArgs<N> };
+  return { ok: false, ...describeIssues(r.error, 'args') };
+}
+
+/**
+ * Parses and validates one client→node text frame. On failure the error names the offending
+ * field path (`state.everyMs`, `args.key`); a command frame with a valid id that names an
+ * unknown command or carries bad arguments also reports `command`, so the node can answer
+ * that request with a `result` error.
+ */
+export function parseClientFrame(text: string): ParseResult<ClientFrame> {
+  const json = decodeJson(text);
+  if (!json.ok) return json;
+  const t = frameType(json.value, CLIENT_FRAME_TYPES);
+  if (!t.ok) return t;
+  switch (t.type) {
+    case 'hello':
+      return parseWith(ClientHelloSchema, json.value);
+    case 'subscribe':
+      return parseWith(SubscribeSchema, json.value);
+    case 'unsubscribe':
+      return parseWith(UnsubscribeSchema, json.value);
+    case 'command': {
+      const env = parseWith(CommandEnvelopeSchema, json.value);
+      if (!env.ok) return env;
+      const { id, command, args } = env.msg;
+      if (!isCommandName(command)) {
+        return {
+          ok: false,
+          error: {
+            code: 'bad_frame',
+            field: 'command',
+            message: `command: unknown command '${command}' (known: ${COMMAND_NAMES.join(', ')})`,
+          },
+          command: { id, code: 'unknown_command' },
+        };
+      }
+      const parsed = parseCommandArgs(command, args);
+      if (!parsed.ok) {
+        return {
+          ok: false,
+          error: { code: 'bad_frame', field: parsed.field, message: parsed.message },
+          command: { id, code: 'bad_args' },
+        };
+      }
+      // The name and its arguments were checked together just above; TypeScript cannot
+      // correlate the two through the generic, hence the assertion.
+      return { ok: true, msg: { type: 'command', id, command, args: parsed.args } as CommandFrame };
+    }
+  }
+}
+
+const NODE_FRAME_TYPES = ['hello', 'state', 'event', 'lost', 'result', 'error'] as const;
+
+/** Parses one node→client text frame (lenient about unknown keys, strict about known ones). */
+export function parseNodeFrame(text: string): ParseResult<NodeFrame> {
+  const json = decodeJson(text);
+  if (!json.ok) return json;
+  const t = frameType(json.value, NODE_FRAME_TYPES);
+  if (!t.ok) return t;
+  switch (t.type) {
+    case 'hello':
+      return parseWith(NodeHelloSchema, json.value);
+    case 'state':
+      return parseWith(StateFrameSchema, json.value);
+    case 'event':
+      return parseWith(EventFrameSchema, json.value);
+    case 'lost':
+      return parseWith(LostFrameSchema, json.value);
+    case 'result':
+      return parseWith(ResultFrameSchema, json.value);
+    case 'error':
+      return parseWith(ErrorFrameSchema, json.value);
+  }
+}
+
+/** Builds the `args`-narrowed call for a parsed command frame (see CommandCall). */
+export function commandCall(frame: CommandFrame): CommandCall {
+  // A CommandFrame's command and args are correlated by construction (parseClientFrame).
+  return [frame.command, frame.args] as CommandCall;
+}

@@ -1,0 +1,684 @@
+// The driver: one node's Raft loop, shaped like etcd's raftNode. A ticker calls tick();
+// peers' messages are stepped in as they arrive; and each Ready is handled in the order
+// that keeps data safe:
+//
+//   1. a leader sends its messages first: it may replicate while it writes its own log
+//      (Raft thesis §10.2.1) — its own append ack is only counted at advance();
+//   2. persist: snapshot file, WAL records, one fdatasync when the Ready must sync;
+//   3. followers and candidates send only now, since their votes and acks promise
+//      durability;
+//   4. apply: snapshot, then committed entries (conf changes through applyConfChange);
+//   5. advance(), then answer clients whose entries were applied and reads whose index
+//      is reached.
+//
+// Ready handling is sequential; everything proposed while one Ready is being written
+// lands in the next one, so concurrent proposals share one fsync (group commit).
+import { randomBytes } from 'node:crypto';
+import { CommandError } from '../protocol/control.js';
+import { decodeConfChangeEntry } from '../raft/confchange-codec.js';
+import { describeEntry, describeMessage, describeReady } from '../raft/describe.js';
+import { RaftError } from '../raft/errors.js';
+import type { Config } from '../raft/raft.js';
+import { RawNode, type Ready } from '../raft/rawnode.js';
+import {
+  type AnyConfChange,
+  type ConfChangeSingle,
+  type ConfState,
+  type Entry,
+  type Message,
+  NONE,
+  type StateType,
+} from '../raft/types.js';
+import type { DiskStorage } from './storage/disk-storage.js';
+import type { ServerLogger } from './log.js';
+import {
+  decodeMemberContext,
+  encodeKvCommand,
+  encodeMemberContext,
+  type KvCommand,
+  type KvResult,
+  type KvStore,
+  requestKey,
+} from './kv.js';
+
+/** A KV command as a caller gives it: the driver fills in the client id and sequence unless set. */
+export type KvRequest = KvCommand extends infer C
+  ? C extends KvCommand
+    ? Omit<C, 'clientId' | 'seq'> & { clientId?: string; seq?: number }
+    : never
+  : never;
+
+export type Role = 'leader' | 'follower' | 'candidate' | 'precandidate';
+
+export function roleOf(state: StateType): Role {
+  switch (state) {
+    case 'StateLeader':
+      return 'leader';
+    case 'StateCandidate':
+      return 'candidate';
+    case 'StatePreCandidate':
+      return 'precandidate';
+    default:
+      return 'follower';
+  }
+}
+
+export interface PeerSender {
+  send(msgs: Message[]): void;
+  setPeers(peers: Map<number, string>): void;
+}
+
+export interface DriverEvents {
+  ready(rd: Ready, describe: () => string): void;
+  message(m: Message, describe: () => string): void;
+  leader(leader: number, term: number): void;
+  election(term: number, role: Role): void;
+  confchange(change: string, cs: ConfState): void;
+  snapshot(op: 'created' | 'restored', index: number, term: number): void;
+  apply(entry: Entry, describe: () => string): void;
+}
+
+export interface DriverOptions {
+  id: number;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  /** Take a snapshot of the KV state every this many applied entries. */
+  snapshotEvery: number;
+  /** Entries kept in the log behind a snapshot so slightly lagging followers catch up without one. */
+  snapshotCatchUpEntries: number;
+  /** How long a client waits for its proposal or read before `timeout`. */
+  requestTimeoutMs: number;
+  storage: DiskStorage;
+  kv: KvStore;
+  transport: PeerSender;
+  logger: ServerLogger;
+  /** Initial members (id → address) for a new cluster; ignored when the node has state. */
+  initialPeers: Map<number, string>;
+  /** Join an existing cluster: start empty and wait for the leader. */
+  join: boolean;
+  /** Called when this node is removed from the cluster: the process should stop. */
+  onRemoved: () => void;
+  /** Called when the driver hits an unrecoverable error (e.g. the disk failed). */
+  onFatal: (err: Error) => void;
+  events?: Partial<DriverEvents>;
+  /** Whether anyone listens to events; describing every message costs, so skip it when not. */
+  wantsEvents?: () => boolean;
+}
+
+interface Waiter {
+  resolve(r: KvResult): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+interface ReadWaiter {
+  resolve(): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+interface ConfWaiter {
+  resolve(cs: ConfState): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class RaftDriver {
+  readonly rawNode: RawNode;
+  readonly id: number;
+  private readonly opts: DriverOptions;
+  private readonly log: ServerLogger;
+  private ticker: NodeJS.Timeout | undefined;
+  private processing = false;
+  private stopped = false;
+  private removed = false;
+
+  /** Proposals waiting for their entry to be applied, by request key. */
+  private readonly waiters = new Map<string, Waiter>();
+  /** Conf changes waiting to be applied, by a token carried in the change's context. */
+  private readonly confWaiters = new Map<string, ConfWaiter>();
+  /** Reads waiting for the next ReadIndex round to start. */
+  private readsQueued: ReadWaiter[] = [];
+  /** Reads of rounds in flight, by round context. */
+  private readonly readRounds = new Map<string, ReadWaiter[]>();
+  /** Rounds confirmed, waiting for applied ≥ index. */
+  private readsConfirmed: { index: number; waiters: ReadWaiter[] }[] = [];
+  private readSeq = 0;
+
+  private readonly clientId: string;
+  private seq = 0;
+  private appliedSinceSnapshot = 0;
+  private snapshotting = false;
+  private lastLeader = NONE;
+  private lastState: StateType = 'StateFollower';
+  private lastReadyAt = 0;
+
+  /** Counters for metrics. */
+  readonly stats = {
+    proposals: { ok: 0, dropped: 0, timeout: 0 },
+    readies: 0,
+    fsyncs: 0,
+    leaderChanges: 0,
+    sent: new Map<string, number>(),
+    received: new Map<string, number>(),
+    fsyncSeconds: [] as number[],
+  };
+
+  constructor(opts: DriverOptions) {
+    this.opts = opts;
+    this.id = opts.id;
+    this.log = opts.logger;
+    this.clientId = `n${opts.id}-${randomBytes(6).toString('hex')}`;
+    const recovered = opts.storage.recovered;
+    if (recovered.snapshot) {
+      opts.kv.restore(recovered.snapshot.data);
+      this.log.info(
+        `restored state machine from snapshot at index ${recovered.snapshot.metadata.index} (term ${recovered.snapshot.metadata.term})`,
+      );
+    }
+    const config: Config = {
+      id: opts.id,
+      electionTick: opts.electionTicks,
+      heartbeatTick: opts.heartbeatTicks,
+      storage: opts.storage.storage,
+      applied: recovered.snapshot?.metadata.index ?? 0,
+      preVote: opts.preVote,
+      checkQuorum: opts.checkQuorum,
+      maxSizePerMsg: 1 << 20,
+      maxInflightMsgs: 256,
+      maxUncommittedEntriesSize: 1 << 30,
+      logger: opts.logger.child('raft'),
+    };
+    this.rawNode = new RawNode(config);
+    const fresh = recovered.lastIndex === 0 && recovered.hardState.term === 0 && !recovered.snapshot;
+    if (fresh && !opts.join) {
+      const peers = [...opts.initialPeers.entries()].sort((a, b) => a[0] - b[0]);
+      this.rawNode.bootstrap(peers.map(([id, address]) => ({ id, context: encodeMemberContext(address) })));
+      this.log.info(`bootstrapped a new cluster with members ${peers.map(([id, a]) => `${id}=${a}`).join(',')}`);
+    } else if (fresh) {
+      this.log.info('joining an existing cluster: waiting for the leader to contact this node');
+    } else {
+      this.log.info(
+        `restarted at term ${recovered.hardState.term}, commit ${recovered.hardState.commit}, last index ${recovered.lastIndex}`,
+      );
+    }
+    // Until the membership is known from the log, reach the peers we were told about.
+    const peers = new Map(opts.initialPeers);
+    for (const [id, m] of opts.kv.members) peers.set(id, m.address);
+    peers.delete(opts.id);
+    opts.transport.setPeers(peers);
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      this.rawNode.tick();
+      this.schedule();
+    }, this.opts.tickMs);
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    const err = new CommandError('unavailable', 'the node is shutting down');
+    for (const w of this.waiters.values()) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.waiters.clear();
+    for (const w of this.confWaiters.values()) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.confWaiters.clear();
+    for (const w of this.allReadWaiters()) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.readsQueued = [];
+    this.readRounds.clear();
+    this.readsConfirmed = [];
+    // Let a Ready being written finish, so what was acknowledged is on disk.
+    while (this.processing) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** A message from a peer. Unknown senders and local types are refused by RawNode. */
+  step(m: Message): void {
+    if (this.stopped) return;
+    this.stats.received.set(m.type, (this.stats.received.get(m.type) ?? 0) + 1);
+    try {
+      this.rawNode.step(m);
+    } catch (err) {
+      if (!(err instanceof RaftError)) throw err;
+      this.log.debug(`dropped ${m.type} from ${m.from}: ${err.message}`);
+      return;
+    }
+    this.schedule();
+  }
+
+  reportUnreachable(id: number): void {
+    this.rawNode.reportUnreachable(id);
+    this.schedule();
+  }
+
+  reportSnapshot(id: number, ok: boolean): void {
+    this.rawNode.reportSnapshot(id, ok ? 'SnapshotFinish' : 'SnapshotFailure');
+    this.schedule();
+  }
+
+  get isLeader(): boolean {
+    return this.rawNode.raft.state === 'StateLeader';
+  }
+
+  get leader(): number {
+    return this.rawNode.raft.lead;
+  }
+
+  // ---- Client requests -------------------------------------------------------------
+
+  /** Proposes a KV command and resolves with its result once applied on this node. */
+  propose(cmd: KvRequest): Promise<KvResult> {
+    this.assertRunning();
+    const full = { ...cmd, clientId: cmd.clientId ?? this.clientId, seq: cmd.seq ?? ++this.seq } as KvCommand;
+    const key = requestKey(full);
+    return new Promise<KvResult>((resolve, reject) => {
+      const existing = this.waiters.get(key);
+      if (existing) {
+        // A retry of a request still in flight: answer both when it applies.
+        const prev = existing;
+        existing.resolve = (r) => {
+          prev.resolve(r);
+          resolve(r);
+        };
+        return;
+      }
+      try {
+        this.rawNode.propose(encodeKvCommand(full));
+      } catch (err) {
+        this.stats.proposals.dropped++;
+        reject(this.proposalError(err));
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        this.stats.proposals.timeout++;
+        reject(
+          new CommandError(
+            'timeout',
+            `no result within ${this.opts.requestTimeoutMs} ms: the write may or may not be applied; retry with the same request id to find out`,
+          ),
+        );
+      }, this.opts.requestTimeoutMs);
+      this.waiters.set(key, { resolve, reject, timer });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Waits until a read on this node is linearizable: a ReadIndex round confirms the
+   * leader's commit index at some point after this call, and this node has applied it.
+   * Reads arriving while a round is in flight share the next round.
+   */
+  linearizableBarrier(): Promise<void> {
+    this.assertRunning();
+    return new Promise<void>((resolve, reject) => {
+      const waiter: ReadWaiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.dropReadWaiter(waiter);
+          reject(new CommandError('timeout', `no read index within ${this.opts.requestTimeoutMs} ms (is there a leader?)`));
+        }, this.opts.requestTimeoutMs),
+      };
+      this.readsQueued.push(waiter);
+      this.startReadRound();
+    });
+  }
+
+  private startReadRound(): void {
+    // One round at a time: reads that come meanwhile wait for the next, which must start
+    // after they arrived to be linearizable.
+    if (this.readRounds.size > 0 || this.readsQueued.length === 0) return;
+    const ctx = `${this.id}:${++this.readSeq}`;
+    const waiters = this.readsQueued;
+    this.readsQueued = [];
+    try {
+      this.rawNode.readIndex(new TextEncoder().encode(ctx));
+    } catch (err) {
+      for (const w of waiters) {
+        clearTimeout(w.timer);
+        w.reject(this.proposalError(err));
+      }
+      return;
+    }
+    this.readRounds.set(ctx, waiters);
+    // A round whose request was lost (no leader, leader change) is retried on a timer.
+    const retry = setTimeout(() => {
+      const pending = this.readRounds.get(ctx);
+      if (!pending) return;
+      this.readRounds.delete(ctx);
+      this.readsQueued.unshift(...pending);
+      this.startReadRound();
+    }, Math.max(3 * this.opts.tickMs * this.opts.heartbeatTicks, 200));
+    retry.unref();
+    this.schedule();
+  }
+
+  private dropReadWaiter(w: ReadWaiter): void {
+    this.readsQueued = this.readsQueued.filter((x) => x !== w);
+    for (const list of this.readRounds.values()) {
+      const i = list.indexOf(w);
+      if (i >= 0) list.splice(i, 1);
+    }
+    for (const c of this.readsConfirmed) {
+      const i = c.waiters.indexOf(w);
+      if (i >= 0) c.waiters.splice(i, 1);
+    }
+  }
+
+  private *allReadWaiters(): Iterable<ReadWaiter> {
+    yield* this.readsQueued;
+    for (const list of this.readRounds.values()) yield* list;
+    for (const c of this.readsConfirmed) yield* c.waiters;
+  }
+
+  /** Proposes a membership change and resolves with the new ConfState once it is applied here. */
+  changeMembership(changes: ConfChangeSingle[], address?: string): Promise<ConfState> {
+    this.assertRunning();
+    const token = `${this.clientId}/${++this.seq}`;
+    const context = new TextEncoder().encode(JSON.stringify({ address, token }));
+    const cc: AnyConfChange =
+      changes.length === 1
+        ? { kind: 'v1', type: changes[0]!.type, nodeId: changes[0]!.nodeId, context, id: 0 }
+        : { kind: 'v2', transition: 'ConfChangeTransitionAuto', changes, context };
+    return new Promise<ConfState>((resolve, reject) => {
+      try {
+        this.rawNode.proposeConfChange(cc);
+      } catch (err) {
+        reject(this.proposalError(err));
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.confWaiters.delete(token);
+        reject(
+          new CommandError(
+            'timeout',
+            `membership change not applied within ${this.opts.requestTimeoutMs} ms (another change may be pending; check 'member list')`,
+          ),
+        );
+      }, this.opts.requestTimeoutMs);
+      this.confWaiters.set(token, { resolve, reject, timer });
+      this.schedule();
+    });
+  }
+
+  campaign(): void {
+    this.assertRunning();
+    this.rawNode.campaign();
+    this.schedule();
+  }
+
+  transferLeadership(to: number): void {
+    this.assertRunning();
+    this.rawNode.transferLeader(to);
+    this.schedule();
+  }
+
+  forgetLeader(): void {
+    this.assertRunning();
+    this.rawNode.forgetLeader();
+    this.schedule();
+  }
+
+  /** Takes a snapshot of the applied state now and compacts the log behind it. */
+  async snapshotNow(): Promise<{ index: number; term: number }> {
+    this.assertRunning();
+    const snap = await this.takeSnapshot();
+    if (!snap) throw new CommandError('unavailable', 'nothing applied since the last snapshot');
+    return snap;
+  }
+
+  private assertRunning(): void {
+    if (this.stopped) throw new CommandError('unavailable', 'the node is shutting down');
+    if (this.removed) throw new CommandError('unavailable', 'this node was removed from the cluster');
+  }
+
+  private proposalError(err: unknown): Error {
+    if (err instanceof RaftError) {
+      const lead = this.rawNode.raft.lead;
+      if (lead === NONE) return new CommandError('no_leader', 'no leader at the moment: retry shortly');
+      return new CommandError('proposal_dropped', `${err.message} (leader is ${lead}; a transfer may be in progress)`, lead);
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  // ---- The Ready loop -----------------------------------------------------------------
+
+  /** Runs the Ready loop soon, once, however many times it is asked to. */
+  schedule(): void {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    setImmediate(() => {
+      this.processReadies()
+        .catch((err: unknown) => {
+          const e = err instanceof Error ? err : new Error(String(err));
+          this.log.error(`fatal error in the Ready loop: ${e.stack ?? e.message}`);
+          this.stopped = true;
+          if (this.ticker) clearInterval(this.ticker);
+          this.opts.onFatal(e);
+        })
+        .finally(() => {
+          this.processing = false;
+        });
+    });
+  }
+
+  private async processReadies(): Promise<void> {
+    while (!this.stopped && this.rawNode.hasReady()) {
+      const rd = this.rawNode.ready();
+      this.stats.readies++;
+      this.noteStateChanges(rd);
+      const leaderSendsFirst = this.rawNode.raft.state === 'StateLeader';
+      if (leaderSendsFirst) this.send(rd.messages);
+
+      if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
+        const started = process.hrtime.bigint();
+        await this.opts.storage.save(rd);
+        if (rd.mustSync || rd.snapshot) {
+          this.stats.fsyncs++;
+          this.stats.fsyncSeconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+        }
+      }
+      if (!leaderSendsFirst) this.send(rd.messages);
+
+      if (rd.snapshot) this.applySnapshot(rd);
+      for (const e of rd.committedEntries) this.applyEntry(e);
+      if (this.opts.events?.ready && this.wantsEvents()) this.opts.events.ready(rd, () => describeReady(rd));
+
+      this.rawNode.advance(rd);
+      for (const rs of rd.readStates) this.onReadState(new TextDecoder().decode(rs.requestCtx), rs.index);
+      this.serveConfirmedReads();
+      this.startReadRound();
+      if (this.appliedSinceSnapshot >= this.opts.snapshotEvery && !this.snapshotting) {
+        await this.takeSnapshot();
+      }
+      if (this.removed) {
+        this.opts.onRemoved();
+        return;
+      }
+      // Yield between Readys so timers (ticks) and sockets get their turn under load.
+      if (Date.now() - this.lastReadyAt > 20) {
+        this.lastReadyAt = Date.now();
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  }
+
+  private wantsEvents(): boolean {
+    return this.opts.wantsEvents?.() ?? true;
+  }
+
+  private send(msgs: Message[]): void {
+    if (msgs.length === 0) return;
+    for (const m of msgs) this.stats.sent.set(m.type, (this.stats.sent.get(m.type) ?? 0) + 1);
+    this.opts.transport.send(msgs);
+    const ev = this.opts.events?.message;
+    if (ev && this.wantsEvents()) for (const m of msgs) ev(m, () => describeMessage(m));
+  }
+
+  private noteStateChanges(rd: Ready): void {
+    const ss = rd.softState;
+    if (!ss) return;
+    const term = this.rawNode.raft.term;
+    if (ss.raftState !== this.lastState) {
+      this.lastState = ss.raftState;
+      this.opts.events?.election?.(term, roleOf(ss.raftState));
+    }
+    if (ss.lead !== this.lastLeader) {
+      this.lastLeader = ss.lead;
+      if (ss.lead !== NONE) this.stats.leaderChanges++;
+      this.log.info(ss.lead === NONE ? `lost leader at term ${term}` : `leader is ${ss.lead} at term ${term}`);
+      this.opts.events?.leader?.(ss.lead, term);
+      // Proposals forwarded to a leader that is gone may be lost: retry the read rounds.
+      for (const [ctx, waiters] of this.readRounds) {
+        this.readRounds.delete(ctx);
+        this.readsQueued.unshift(...waiters);
+      }
+    }
+  }
+
+  private applySnapshot(rd: Ready): void {
+    const snap = rd.snapshot!;
+    this.opts.kv.restore(snap.data);
+    this.appliedSinceSnapshot = 0;
+    this.refreshPeers();
+    this.log.info(`applied snapshot at index ${snap.metadata.index} (term ${snap.metadata.term}) from the leader`);
+    this.opts.events?.snapshot?.('restored', snap.metadata.index, snap.metadata.term);
+  }
+
+  private applyEntry(e: Entry): void {
+    this.appliedSinceSnapshot++;
+    if (e.type === 'EntryNormal') {
+      if (e.data.length === 0) return;
+      let applied: ReturnType<KvStore['apply']>;
+      try {
+        applied = this.opts.kv.apply(e.index, e.data);
+      } catch (err) {
+        // An entry we cannot decode was proposed by a newer or broken client: skip it
+        // on every node alike rather than stop the cluster.
+        this.log.error(`skipping undecodable entry ${e.term}/${e.index}: ${(err as Error).message}`);
+        return;
+      }
+      if (applied) {
+        const w = this.waiters.get(applied.key);
+        if (w) {
+          this.waiters.delete(applied.key);
+          clearTimeout(w.timer);
+          this.stats.proposals.ok++;
+          w.resolve(applied.result);
+        }
+      }
+      if (this.opts.events?.apply && this.wantsEvents()) this.opts.events.apply(e, () => describeEntry(e));
+      return;
+    }
+    this.applyConfChangeEntry(e);
+  }
+
+  private applyConfChangeEntry(e: Entry): void {
+    const cc = decodeConfChangeEntry(e);
+    const cs = this.rawNode.applyConfChange(cc);
+    let context: { address?: string; token?: string } = {};
+    if (cc.context.length > 0) {
+      try {
+        context = JSON.parse(new TextDecoder().decode(cc.context)) as typeof context;
+      } catch {
+        context = { address: decodeMemberContext(cc.context) };
+      }
+    }
+    const changes = cc.kind === 'v1' ? [{ type: cc.type, nodeId: cc.nodeId }] : cc.changes;
+    for (const ch of changes) {
+      if (ch.type === 'ConfChangeRemoveNode') this.opts.kv.removeMember(ch.nodeId);
+      else {
+        const known = this.opts.kv.members.get(ch.nodeId);
+        const address = context.address ?? known?.address ?? this.opts.initialPeers.get(ch.nodeId) ?? '';
+        this.opts.kv.setMember(ch.nodeId, address, ch.type === 'ConfChangeAddLearnerNode');
+      }
+    }
+    // Learners promoted or demoted implicitly (joint transitions) are reflected from the ConfState.
+    for (const id of cs.voters) {
+      const m = this.opts.kv.members.get(id);
+      if (m?.learner) this.opts.kv.setMember(id, m.address, false);
+    }
+    this.refreshPeers();
+    const describe = describeEntry(e);
+    this.log.info(`applied conf change ${describe} → voters=(${cs.voters.join(' ')}) learners=(${cs.learners.join(' ')})`);
+    this.opts.events?.confchange?.(describe, cs);
+    if (context.token) {
+      const w = this.confWaiters.get(context.token);
+      if (w) {
+        this.confWaiters.delete(context.token);
+        clearTimeout(w.timer);
+        w.resolve(cs);
+      }
+    }
+    const member = cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
+    if (!member && cs.voters.length > 0) {
+      this.log.warn('this node was removed from the cluster; stopping');
+      this.removed = true;
+    }
+  }
+
+  private refreshPeers(): void {
+    const peers = new Map<number, string>();
+    for (const [id, m] of this.opts.kv.members) if (id !== this.id && m.address) peers.set(id, m.address);
+    // Keep addresses of peers we were started with until membership names them.
+    for (const [id, a] of this.opts.initialPeers) if (id !== this.id && !peers.has(id) && this.opts.kv.members.size === 0) peers.set(id, a);
+    this.opts.transport.setPeers(peers);
+  }
+
+  private onReadState(ctx: string, index: number): void {
+    const waiters = this.readRounds.get(ctx);
+    if (!waiters) return;
+    this.readRounds.delete(ctx);
+    this.readsConfirmed.push({ index, waiters });
+  }
+
+  private serveConfirmedReads(): void {
+    const applied = this.rawNode.raft.raftLog.applied;
+    const still: typeof this.readsConfirmed = [];
+    for (const c of this.readsConfirmed) {
+      if (c.index <= applied) {
+        for (const w of c.waiters) {
+          clearTimeout(w.timer);
+          w.resolve();
+        }
+      } else still.push(c);
+    }
+    this.readsConfirmed = still;
+  }
+
+  private async takeSnapshot(): Promise<{ index: number; term: number } | undefined> {
+    const applied = this.rawNode.raft.raftLog.applied;
+    const current = this.opts.storage.storage.snap.metadata.index;
+    if (applied <= current) return undefined;
+    this.snapshotting = true;
+    try {
+      const cs = this.rawNode.raft.trk.confState();
+      const snap = await this.opts.storage.createSnapshot(
+        applied,
+        cs,
+        this.opts.kv.snapshot(),
+        this.opts.snapshotCatchUpEntries,
+      );
+      this.appliedSinceSnapshot = 0;
+      this.log.info(`created snapshot at index ${snap.metadata.index} (term ${snap.metadata.term})`);
+      this.opts.events?.snapshot?.('created', snap.metadata.index, snap.metadata.term);
+      return { index: snap.metadata.index, term: snap.metadata.term };
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+}

@@ -1,0 +1,672 @@
+// The replicated state machine: a key-value map with etcd-style per-key revisions, fed by
+// committed Raft entries. Every node applies the same entries in the same order, so every
+// decision here (including which client sessions to forget) depends only on the entries
+// and their indexes — never on time, randomness or map iteration quirks — or replicas
+// would drift apart.
+//
+// Commands and snapshots use a small binary format of our own (LEB128 varints and
+// length-prefixed UTF-8), not JSON: it is compact, has exactly one encoding per value, and
+// decoding validates every byte, so a corrupt or foreign entry is refused instead of being
+// half-applied.
+//
+// Keys and values are Unicode strings. The etcd gateway accepts bytes (base64) but refuses
+// those that are not valid UTF-8; that keeps the console, CLI and gateway on one model.
+
+export type KvCommand =
+  | { op: 'put'; clientId: string; seq: number; key: string; value: string }
+  | { op: 'delete'; clientId: string; seq: number; key: string }
+  | { op: 'cas'; clientId: string; seq: number; key: string; expected: string | null; value: string };
+
+export interface KvEntry {
+  key: string;
+  value: string;
+  /** Index of the entry that created the key (reset when the key is deleted and put again). */
+  createRevision: number;
+  /** Index of the entry that last wrote the key. */
+  modRevision: number;
+  /** Number of writes since the key was created (1 after the first put). */
+  version: number;
+}
+
+export type KvResult =
+  | { op: 'put'; revision: number; prev?: KvEntry }
+  | { op: 'delete'; revision: number; deleted: number; prev?: KvEntry }
+  /** `current` is the key after the operation: the new entry if ok, the unchanged one if not. */
+  | { op: 'cas'; revision: number; ok: boolean; current?: KvEntry };
+
+export interface KvMember {
+  address: string;
+  learner: boolean;
+}
+
+export interface KvStoreOptions {
+  /** Client sessions remembered for dedupe; the least recently written one is forgotten first. */
+  maxSessions?: number;
+  /** Results remembered per client, so several requests of one client may be in flight at once. */
+  resultsPerSession?: number;
+}
+
+export const DEFAULT_MAX_SESSIONS = 10_000;
+export const DEFAULT_RESULTS_PER_SESSION = 16;
+
+/** A command or snapshot that does not decode; the message says what and where. */
+export class KvCodecError extends Error {
+  override name = 'KvCodecError';
+}
+
+const COMMAND_VERSION = 1;
+const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_MAGIC = [0x52, 0x4b, 0x56, 0x53]; // "RKVS"
+const OP_CODES = { put: 1, delete: 2, cas: 3 } as const;
+/** Bounds what one client id may cost in every session table of every replica. */
+const MAX_CLIENT_ID_BYTES = 1024;
+
+/** The key a driver waits on for a request's result. */
+export function requestKey(c: { clientId: string; seq: number }): string {
+  return `${c.clientId}#${c.seq}`;
+}
+
+// ---- Byte helpers ------------------------------------------------------------------
+
+const utf8Encoder = new TextEncoder();
+// fatal: refuse malformed bytes rather than invent U+FFFD; ignoreBOM: keep a leading
+// U+FEFF as part of the text, or a key starting with one would not round-trip.
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** TextEncoder silently turns lone surrogates into U+FFFD; refuse them so what is stored is what was asked. */
+function checkText(s: unknown, what: string): string {
+  if (typeof s !== 'string') throw new KvCodecError(`${what} must be a string`);
+  if (LONE_SURROGATE.test(s)) throw new KvCodecError(`${what} contains a lone UTF-16 surrogate`);
+  return s;
+}
+
+function checkCount(n: unknown, what: string): number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+    throw new KvCodecError(`${what} must be a non-negative safe integer, got ${String(n)}`);
+  }
+  return n;
+}
+
+class Writer {
+  private buf = new Uint8Array(64);
+  private len = 0;
+
+  private reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+
+  u8(v: number): void {
+    this.reserve(1);
+    this.buf[this.len++] = v;
+  }
+
+  /** Unsigned LEB128; numbers up to 2^53 need at most 8 bytes. Arithmetic, since bit ops stop at 32 bits. */
+  varint(v: number): void {
+    this.reserve(8);
+    let rest = v;
+    while (rest >= 0x80) {
+      this.buf[this.len++] = (rest % 0x80) | 0x80;
+      rest = Math.floor(rest / 0x80);
+    }
+    this.buf[this.len++] = rest;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.varint(b.length);
+    this.reserve(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+  }
+
+  str(s: string): void {
+    this.bytes(utf8Encoder.encode(s));
+  }
+
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+class Reader {
+  private pos = 0;
+
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly what: string,
+  ) {}
+
+  private fail(msg: string, at = this.pos): never {
+    throw new KvCodecError(`${this.what}: ${msg} at byte ${at}`);
+  }
+
+  u8(): number {
+    if (this.pos >= this.buf.length) this.fail('truncated');
+    return this.buf[this.pos++]!;
+  }
+
+  bool(field: string): boolean {
+    const at = this.pos;
+    const b = this.u8();
+    if (b > 1) this.fail(`${field}: flag must be 0 or 1, got ${b}`, at);
+    return b === 1;
+  }
+
+  varint(field: string): number {
+    const start = this.pos;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; ; i++) {
+      if (i >= 8) this.fail(`${field}: varint too long`, start);
+      const b = this.u8();
+      // A zero final byte after the first is a padded (non-canonical) encoding: one value, one encoding.
+      if (b === 0 && i > 0) this.fail(`${field}: non-canonical varint`, start);
+      value += (b & 0x7f) * scale;
+      if (value > Number.MAX_SAFE_INTEGER) this.fail(`${field}: varint exceeds 2^53-1`, start);
+      if ((b & 0x80) === 0) return value;
+      scale *= 0x80;
+    }
+  }
+
+  str(field: string, maxBytes = Number.MAX_SAFE_INTEGER): string {
+    const at = this.pos;
+    const n = this.varint(`${field} length`);
+    if (n > maxBytes) this.fail(`${field}: ${n} bytes exceeds the limit of ${maxBytes}`, at);
+    if (n > this.buf.length - this.pos) this.fail(`${field}: truncated (needs ${n} bytes)`, at);
+    const bytes = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    try {
+      return utf8Decoder.decode(bytes);
+    } catch {
+      return this.fail(`${field}: invalid UTF-8`, at);
+    }
+  }
+
+  end(): void {
+    if (this.pos !== this.buf.length) this.fail(`${this.buf.length - this.pos} trailing bytes`);
+  }
+}
+
+// ---- Commands -------------------------------------------------------------------------
+
+/** Encodes a command for an entry's data; throws KvCodecError on a command it could not decode back. */
+export function encodeKvCommand(c: KvCommand): Uint8Array {
+  const code = OP_CODES[c.op as keyof typeof OP_CODES];
+  if (code === undefined) throw new KvCodecError(`unknown op ${String(c.op)}`);
+  checkText(c.clientId, 'clientId');
+  if (c.clientId.length === 0) throw new KvCodecError('clientId must not be empty');
+  if (checkCount(c.seq, 'seq') === 0) throw new KvCodecError('seq must be at least 1');
+  checkText(c.key, 'key');
+  if (c.key.length === 0) throw new KvCodecError('key must not be empty');
+  const w = new Writer();
+  w.u8(COMMAND_VERSION);
+  w.u8(code);
+  const clientId = utf8Encoder.encode(c.clientId);
+  if (clientId.length > MAX_CLIENT_ID_BYTES) {
+    throw new KvCodecError(`clientId exceeds ${MAX_CLIENT_ID_BYTES} bytes`);
+  }
+  w.bytes(clientId);
+  w.varint(c.seq);
+  w.str(c.key);
+  switch (c.op) {
+    case 'put':
+      w.str(checkText(c.value, 'value'));
+      break;
+    case 'delete':
+      break;
+    case 'cas':
+      if (c.expected === null) w.u8(0);
+      else {
+        w.u8(1);
+        w.str(checkText(c.expected, 'expected'));
+      }
+      w.str(checkText(c.value, 'value'));
+      break;
+  }
+  return w.finish();
+}
+
+/** Decodes and validates an entry's data; throws KvCodecError naming the problem and byte offset. */
+export function decodeKvCommand(b: Uint8Array): KvCommand {
+  const r = new Reader(b, 'kv command');
+  const version = r.u8();
+  if (version !== COMMAND_VERSION) throw new KvCodecError(`kv command: unsupported version ${version}`);
+  const op = r.u8();
+  const clientId = r.str('clientId', MAX_CLIENT_ID_BYTES);
+  if (clientId.length === 0) throw new KvCodecError('kv command: empty clientId');
+  const seq = r.varint('seq');
+  if (seq === 0) throw new KvCodecError('kv command: seq must be at least 1');
+  const key = r.str('key');
+  if (key.length === 0) throw new KvCodecError('kv command: empty key');
+  let cmd: KvCommand;
+  switch (op) {
+    case OP_CODES.put:
+      cmd = { op: 'put', clientId, seq, key, value: r.str('value') };
+      break;
+    case OP_CODES.delete:
+      cmd = { op: 'delete', clientId, seq, key };
+      break;
+    case OP_CODES.cas: {
+      const expected = r.bool('expected present') ? r.str('expected') : null;
+      cmd = { op: 'cas', clientId, seq, key, expected, value: r.str('value') };
+      break;
+    }
+    default:
+      throw new KvCodecError(`kv command: unknown op ${op}`);
+  }
+  r.end();
+  return cmd;
+}
+
+// ---- Member context -------------------------------------------------------------------
+
+/** The ConfChange context naming a member's address (UTF-8 JSON, as the contract fixes it). */
+export function encodeMemberContext(address: string): Uint8Array {
+  return utf8Encoder.encode(JSON.stringify({ address }));
+}
+
+/** The address in a ConfChange context, or undefined when there is none or it does not parse. */
+export function decodeMemberContext(bytes: Uint8Array): string | undefined {
+  if (bytes.length === 0) return undefined;
+  try {
+    const v: unknown = JSON.parse(utf8Decoder.decode(bytes));
+    if (typeof v === 'object' && v !== null && typeof (v as { address?: unknown }).address === 'string') {
+      return (v as { address: string }).address;
+    }
+  } catch {
+    // Not ours (or not JSON): treated as carrying no address.
+  }
+  return undefined;
+}
+
+// ---- Key order ------------------------------------------------------------------------
+
+/**
+ * Orders keys as etcd does, by their UTF-8 bytes — which is code point order. JS compares
+ * UTF-16 units, which puts U+10000.. (surrogate pairs) before U+E000..U+FFFF; fix that at
+ * the first differing unit.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800) x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+    if (y >= 0xd800) y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+// ---- The store ------------------------------------------------------------------------
+
+interface Session {
+  /** Index of the last command of this client that was executed (its recency). */
+  lastIndex: number;
+  /** Results of this client's most recent requests, by seq. */
+  results: Map<number, KvResult>;
+  /** The highest seq whose result was forgotten (0: none; seqs start at 1): a request at or below it has an unknown outcome. */
+  floor: number;
+}
+
+export class KvStore {
+  private data = new Map<string, KvEntry>();
+  /** The keys in compareKeys order, for ranges and deterministic snapshots. */
+  private sorted: string[] = [];
+  private rev = 0;
+  private memberMap = new Map<number, KvMember>();
+  /** Insertion order is recency order: a client is moved to the end when it writes. */
+  private sessions = new Map<string, Session>();
+  private readonly maxSessions: number;
+  private readonly resultsPerSession: number;
+
+  constructor(opts: KvStoreOptions = {}) {
+    this.maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    this.resultsPerSession = opts.resultsPerSession ?? DEFAULT_RESULTS_PER_SESSION;
+    if (!(this.maxSessions >= 1 && this.resultsPerSession >= 1)) {
+      throw new RangeError('maxSessions and resultsPerSession must be at least 1');
+    }
+  }
+
+  /** Index of the last command executed (retries that only return a cached result do not count). */
+  get revision(): number {
+    return this.rev;
+  }
+
+  get size(): number {
+    return this.data.size;
+  }
+
+  get members(): ReadonlyMap<number, Readonly<KvMember>> {
+    return this.memberMap;
+  }
+
+  /** Number of client sessions remembered (for status and tests). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  setMember(id: number, address: string, learner: boolean): void {
+    this.memberMap.set(id, { address, learner });
+  }
+
+  removeMember(id: number): void {
+    this.memberMap.delete(id);
+  }
+
+  get(key: string): KvEntry | undefined {
+    return this.data.get(key);
+  }
+
+  /**
+   * etcd's range: no rangeEnd (or empty) → the key alone; rangeEnd "\0" → every key ≥ key;
+   * otherwise [key, rangeEnd). limit > 0 caps the number returned.
+   */
+  range(key: string, rangeEnd?: string, limit?: number): KvEntry[] {
+    const max = limit !== undefined && limit > 0 ? limit : Number.POSITIVE_INFINITY;
+    if (rangeEnd === undefined || rangeEnd === '') {
+      const e = this.data.get(key);
+      return e && max > 0 ? [e] : [];
+    }
+    const out: KvEntry[] = [];
+    const toEnd = rangeEnd === '\0';
+    for (let i = this.lowerBound(key); i < this.sorted.length && out.length < max; i++) {
+      const k = this.sorted[i]!;
+      if (!toEnd && compareKeys(k, rangeEnd) >= 0) break;
+      out.push(this.data.get(k)!);
+    }
+    return out;
+  }
+
+  /**
+   * Applies a committed entry's data. Returns undefined for empty data and for a stale
+   * retry whose result is no longer remembered (its outcome is unknown, so it is not
+   * executed again: at most once). Throws KvCodecError for data that does not decode;
+   * the caller logs and skips it, as every replica does.
+   */
+  apply(index: number, data: Uint8Array): { key: string; result: KvResult } | undefined {
+    if (data.length === 0) return undefined;
+    const cmd = decodeKvCommand(data);
+    const key = requestKey(cmd);
+    const session = this.sessions.get(cmd.clientId);
+    if (session) {
+      const cached = session.results.get(cmd.seq);
+      if (cached) return { key, result: cached };
+      if (cmd.seq <= session.floor) return undefined;
+    }
+    const result = this.execute(index, cmd);
+    this.rev = index;
+    this.remember(cmd.clientId, cmd.seq, index, session, result);
+    return { key, result };
+  }
+
+  private execute(index: number, cmd: KvCommand): KvResult {
+    const prev = this.data.get(cmd.key);
+    switch (cmd.op) {
+      case 'put':
+        this.write(index, cmd.key, cmd.value, prev);
+        return prev ? { op: 'put', revision: index, prev } : { op: 'put', revision: index };
+      case 'delete':
+        if (!prev) return { op: 'delete', revision: index, deleted: 0 };
+        this.remove(cmd.key);
+        return { op: 'delete', revision: index, deleted: 1, prev };
+      case 'cas': {
+        const ok =
+          cmd.expected === null ? prev === undefined : prev !== undefined && prev.value === cmd.expected;
+        const current = ok ? this.write(index, cmd.key, cmd.value, prev) : prev;
+        return current ? { op: 'cas', revision: index, ok, current } : { op: 'cas', revision: index, ok };
+      }
+    }
+  }
+
+  private write(index: number, key: string, value: string, prev: KvEntry | undefined): KvEntry {
+    // Entries are frozen and replaced, never mutated, so results holding them stay true.
+    const entry: KvEntry = Object.freeze({
+      key,
+      value,
+      createRevision: prev ? prev.createRevision : index,
+      modRevision: index,
+      version: prev ? prev.version + 1 : 1,
+    });
+    if (!prev) this.sorted.splice(this.lowerBound(key), 0, key);
+    this.data.set(key, entry);
+    return entry;
+  }
+
+  private remove(key: string): void {
+    this.data.delete(key);
+    this.sorted.splice(this.lowerBound(key), 1);
+  }
+
+  private lowerBound(key: string): number {
+    let lo = 0;
+    let hi = this.sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.sorted[mid]!, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private remember(
+    clientId: string,
+    seq: number,
+    index: number,
+    existing: Session | undefined,
+    result: KvResult,
+  ): void {
+    const session = existing ?? { lastIndex: index, results: new Map(), floor: 0 };
+    Object.freeze(result);
+    session.results.set(seq, result);
+    if (session.results.size > this.resultsPerSession) {
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const s of session.results.keys()) if (s < oldest) oldest = s;
+      session.results.delete(oldest);
+      session.floor = Math.max(session.floor, oldest);
+    }
+    session.lastIndex = index;
+    // Move to the end: the sessions map stays in order of last write, oldest first.
+    this.sessions.delete(clientId);
+    this.sessions.set(clientId, session);
+    while (this.sessions.size > this.maxSessions) {
+      const victim = this.sessions.keys().next().value as string;
+      this.sessions.delete(victim);
+    }
+  }
+
+  // ---- Snapshot -----------------------------------------------------------------------
+
+  /** The whole state (data, revision, members, sessions) in one deterministic encoding. */
+  snapshot(): Uint8Array {
+    const w = new Writer();
+    for (const b of SNAPSHOT_MAGIC) w.u8(b);
+    w.u8(SNAPSHOT_VERSION);
+    w.varint(this.rev);
+    const ids = [...this.memberMap.keys()].sort((a, b) => a - b);
+    w.varint(ids.length);
+    for (const id of ids) {
+      const m = this.memberMap.get(id)!;
+      w.varint(id);
+      w.u8(m.learner ? 1 : 0);
+      w.str(m.address);
+    }
+    w.varint(this.sorted.length);
+    for (const k of this.sorted) writeEntry(w, this.data.get(k)!);
+    w.varint(this.sessions.size);
+    for (const [clientId, s] of this.sessions) {
+      w.str(clientId);
+      w.varint(s.lastIndex);
+      w.varint(s.floor);
+      const seqs = [...s.results.keys()].sort((a, b) => a - b);
+      w.varint(seqs.length);
+      for (const seq of seqs) {
+        w.varint(seq);
+        writeResult(w, s.results.get(seq)!);
+      }
+    }
+    return w.finish();
+  }
+
+  /**
+   * Replaces the whole state with a snapshot's. Validates everything first and changes
+   * nothing on error (KvCodecError). Empty bytes mean the empty state: the initial
+   * snapshot of a fresh log carries no data.
+   */
+  restore(bytes: Uint8Array): void {
+    if (bytes.length === 0) {
+      this.data = new Map();
+      this.sorted = [];
+      this.rev = 0;
+      this.memberMap = new Map();
+      this.sessions = new Map();
+      return;
+    }
+    const r = new Reader(bytes, 'kv snapshot');
+    for (const b of SNAPSHOT_MAGIC) {
+      if (r.u8() !== b) throw new KvCodecError('kv snapshot: bad magic (not a raftctl KV snapshot)');
+    }
+    const version = r.u8();
+    if (version !== SNAPSHOT_VERSION) throw new KvCodecError(`kv snapshot: unsupported version ${version}`);
+    const rev = r.varint('revision');
+
+    const members = new Map<number, KvMember>();
+    const memberCount = r.varint('member count');
+    let lastId = 0;
+    for (let i = 0; i < memberCount; i++) {
+      const id = r.varint('member id');
+      if (id <= lastId) throw new KvCodecError(`kv snapshot: member ids not ascending at member ${id}`);
+      lastId = id;
+      const learner = r.bool('member learner');
+      members.set(id, { address: r.str('member address'), learner });
+    }
+
+    const data = new Map<string, KvEntry>();
+    const sorted: string[] = [];
+    const keyCount = r.varint('key count');
+    for (let i = 0; i < keyCount; i++) {
+      const e = readEntry(r, rev);
+      const last = sorted[sorted.length - 1];
+      if (last !== undefined && compareKeys(last, e.key) >= 0) {
+        throw new KvCodecError(`kv snapshot: keys not in ascending order at ${JSON.stringify(e.key)}`);
+      }
+      sorted.push(e.key);
+      data.set(e.key, e);
+    }
+
+    const sessions = new Map<string, Session>();
+    const sessionCount = r.varint('session count');
+    for (let i = 0; i < sessionCount; i++) {
+      const clientId = r.str('session clientId', MAX_CLIENT_ID_BYTES);
+      if (sessions.has(clientId)) throw new KvCodecError(`kv snapshot: duplicate session ${clientId}`);
+      const lastIndex = r.varint('session last index');
+      const floor = r.varint('session floor');
+      const results = new Map<number, KvResult>();
+      const n = r.varint('session result count');
+      let lastSeq = floor;
+      for (let j = 0; j < n; j++) {
+        const seq = r.varint('session seq');
+        if (seq <= lastSeq) {
+          throw new KvCodecError(`kv snapshot: session ${clientId}: seqs not ascending above the floor`);
+        }
+        lastSeq = seq;
+        results.set(seq, Object.freeze(readResult(r, rev)));
+      }
+      sessions.set(clientId, { lastIndex, floor, results });
+    }
+    r.end();
+
+    this.data = data;
+    this.sorted = sorted;
+    this.rev = rev;
+    this.memberMap = members;
+    this.sessions = sessions;
+  }
+}
+
+function writeEntry(w: Writer, e: KvEntry): void {
+  w.str(e.key);
+  w.str(e.value);
+  w.varint(e.createRevision);
+  w.varint(e.modRevision);
+  w.varint(e.version);
+}
+
+function readEntry(r: Reader, rev: number): KvEntry {
+  const key = r.str('key');
+  const value = r.str('value');
+  const createRevision = r.varint('create revision');
+  const modRevision = r.varint('mod revision');
+  const version = r.varint('version');
+  if (
+    key.length === 0 ||
+    version < 1 ||
+    createRevision < 1 ||
+    createRevision > modRevision ||
+    modRevision > rev
+  ) {
+    throw new KvCodecError(`kv snapshot: inconsistent entry for key ${JSON.stringify(key)}`);
+  }
+  return Object.freeze({ key, value, createRevision, modRevision, version });
+}
+
+function writeOptionalEntry(w: Writer, e: KvEntry | undefined): void {
+  if (!e) w.u8(0);
+  else {
+    w.u8(1);
+    writeEntry(w, e);
+  }
+}
+
+function readOptionalEntry(r: Reader, rev: number): KvEntry | undefined {
+  return r.bool('entry present') ? readEntry(r, rev) : undefined;
+}
+
+function writeResult(w: Writer, res: KvResult): void {
+  w.u8(OP_CODES[res.op]);
+  w.varint(res.revision);
+  switch (res.op) {
+    case 'put':
+      writeOptionalEntry(w, res.prev);
+      break;
+    case 'delete':
+      w.varint(res.deleted);
+      writeOptionalEntry(w, res.prev);
+      break;
+    case 'cas':
+      w.u8(res.ok ? 1 : 0);
+      writeOptionalEntry(w, res.current);
+      break;
+  }
+}
+
+function readResult(r: Reader, rev: number): KvResult {
+  const op = r.u8();
+  const revision = r.varint('result revision');
+  if (revision > rev) throw new KvCodecError('kv snapshot: result revision beyond the snapshot revision');
+  switch (op) {
+    case OP_CODES.put: {
+      const prev = readOptionalEntry(r, rev);
+      return prev ? { op: 'put', revision, prev } : { op: 'put', revision };
+    }
+    case OP_CODES.delete: {
+      const deleted = r.varint('result deleted');
+      const prev = readOptionalEntry(r, rev);
+      return prev ? { op: 'delete', revision, deleted, prev } : { op: 'delete', revision, deleted };
+    }
+    case OP_CODES.cas: {
+      const ok = r.bool('result ok');
+      const current = readOptionalEntry(r, rev);
+      return current ? { op: 'cas', revision, ok, current } : { op: 'cas', revision, ok };
+    }
+    default:
+      throw new KvCodecError(`kv snapshot: unknown result op ${op}`);
+  }
+}

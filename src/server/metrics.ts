@@ -1,0 +1,281 @@
+// Counters, gauges and histograms rendered in Prometheus' text exposition format (0.0.4),
+// without a client library: the node needs a handful of metrics, and owning the few lines
+// keeps the dependency tree small.
+//
+// Values the node keeps elsewhere (the driver's counters, the raft term) are copied in at
+// scrape time by hooks registered with `onCollect`, so nothing on the hot path pays for
+// metrics it never renders.
+
+export type Labels = Readonly<Record<string, string>>;
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** etcd's wal_fsync_duration_seconds buckets: 1 ms doubling to ~8 s. */
+export const FSYNC_BUCKETS: readonly number[] = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
+
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function escapeLabelValue(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+export function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Number.POSITIVE_INFINITY) return '+Inf';
+  if (v === Number.NEGATIVE_INFINITY) return '-Inf';
+  return String(v);
+}
+
+function formatLabels(pairs: readonly (readonly [string, string])[]): string {
+  if (pairs.length === 0) return '';
+  return `{${pairs.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
+}
+
+/** Shared by all kinds: label validation and one series per distinct label set. */
+abstract class Metric<S> {
+  protected readonly series = new Map<string, { labels: [string, string][]; state: S }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+  ) {
+    if (!METRIC_NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}`);
+    for (const l of labelNames) {
+      if (!LABEL_NAME.test(l) || l.startsWith('__'))
+        throw new Error(`invalid label name ${JSON.stringify(l)}`);
+    }
+    if (new Set(labelNames).size !== labelNames.length) throw new Error(`duplicate label names in ${name}`);
+  }
+
+  abstract readonly type: 'counter' | 'gauge' | 'histogram';
+  protected abstract initial(): S;
+  /** Sample lines of one series (without HELP/TYPE). */
+  protected abstract samples(labels: [string, string][], state: S): string[];
+
+  /** The state of the series for these labels, created on first use; exactly the declared labels are required. */
+  protected at(labels: Labels): S {
+    const given = Object.keys(labels);
+    if (
+      given.length !== this.labelNames.length ||
+      !this.labelNames.every((l) => typeof labels[l] === 'string')
+    ) {
+      throw new Error(
+        `${this.name}: labels must be exactly {${this.labelNames.join(', ')}}, got {${given.join(', ')}}`,
+      );
+    }
+    const pairs = this.labelNames.map((l) => [l, labels[l]!] as [string, string]);
+    const key = JSON.stringify(pairs.map((p) => p[1]));
+    let s = this.series.get(key);
+    if (!s) {
+      s = { labels: pairs, state: this.initial() };
+      this.series.set(key, s);
+    }
+    return s.state;
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`];
+    // An unlabelled metric is always present (as 0) so dashboards see it before the first event.
+    if (this.labelNames.length === 0 && this.series.size === 0) this.at({});
+    const keys = [...this.series.keys()].sort();
+    for (const k of keys) {
+      const s = this.series.get(k)!;
+      lines.push(...this.samples(s.labels, s.state));
+    }
+    return lines.join('\n');
+  }
+}
+
+export class Counter extends Metric<{ value: number }> {
+  readonly type = 'counter' as const;
+
+  protected initial() {
+    return { value: 0 };
+  }
+
+  protected samples(labels: [string, string][], state: { value: number }): string[] {
+    return [`${this.name}${formatLabels(labels)} ${formatValue(state.value)}`];
+  }
+
+  inc(labels: Labels = {}, by = 1): void {
+    if (!(by >= 0)) throw new Error(`${this.name}: a counter only goes up (inc by ${by})`);
+    this.at(labels).value += by;
+  }
+
+  /** Mirrors a cumulative total kept elsewhere (e.g. the driver's stats). */
+  set(value: number, labels: Labels = {}): void {
+    this.at(labels).value = value;
+  }
+
+  get(labels: Labels = {}): number {
+    return this.at(labels).value;
+  }
+}
+
+export class Gauge extends Metric<{ value: number }> {
+  readonly type = 'gauge' as const;
+
+  protected initial() {
+    return { value: 0 };
+  }
+
+  protected samples(labels: [string, string][], state: { value: number }): string[] {
+    return [`${this.name}${formatLabels(labels)} ${formatValue(state.value)}`];
+  }
+
+  set(value: number, labels: Labels = {}): void {
+    this.at(labels).value = value;
+  }
+
+  inc(labels: Labels = {}, by = 1): void {
+    this.at(labels).value += by;
+  }
+
+  get(labels: Labels = {}): number {
+    return this.at(labels).value;
+  }
+}
+
+interface HistogramState {
+  /** Per-bucket counts (not cumulative; summed when rendered). */
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+export class Histogram extends Metric<HistogramState> {
+  readonly type = 'histogram' as const;
+  readonly buckets: readonly number[];
+
+  constructor(name: string, help: string, buckets: readonly number[], labelNames: readonly string[] = []) {
+    super(name, help, labelNames);
+    if (labelNames.includes('le')) throw new Error(`${name}: "le" is reserved for histogram buckets`);
+    const finite = buckets.filter((b) => b !== Number.POSITIVE_INFINITY);
+    for (let i = 0; i < finite.length; i++) {
+      if (!Number.isFinite(finite[i]!) || (i > 0 && finite[i]! <= finite[i - 1]!)) {
+        throw new Error(`${name}: buckets must be finite and strictly increasing`);
+      }
+    }
+    this.buckets = finite;
+  }
+
+  protected initial(): HistogramState {
+    return { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
+  }
+
+  protected samples(labels: [string, string][], s: HistogramState): string[] {
+    const out: string[] = [];
+    let cumulative = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      cumulative += s.counts[i]!;
+      const le = formatLabels([...labels, ['le', formatValue(this.buckets[i]!)]]);
+      out.push(`${this.name}_bucket${le} ${cumulative}`);
+    }
+    out.push(`${this.name}_bucket${formatLabels([...labels, ['le', '+Inf']])} ${s.count}`);
+    out.push(`${this.name}_sum${formatLabels(labels)} ${formatValue(s.sum)}`);
+    out.push(`${this.name}_count${formatLabels(labels)} ${s.count}`);
+    return out;
+  }
+
+  observe(value: number, labels: Labels = {}): void {
+    const s = this.at(labels);
+    // Buckets are upper bounds (le = less than or equal); above the last one only +Inf counts it.
+    const i = this.buckets.findIndex((b) => value <= b);
+    if (i >= 0) s.counts[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+
+  /** Count and sum of one series (for tests and status). */
+  get(labels: Labels = {}): { count: number; sum: number } {
+    const s = this.at(labels);
+    return { count: s.count, sum: s.sum };
+  }
+}
+
+/** A registry: metrics render in registration order. */
+export class Metrics {
+  private readonly metrics: (Counter | Gauge | Histogram)[] = [];
+  private readonly names = new Set<string>();
+  private readonly hooks: (() => void)[] = [];
+
+  private add<M extends Counter | Gauge | Histogram>(m: M): M {
+    if (this.names.has(m.name)) throw new Error(`metric ${m.name} registered twice`);
+    this.names.add(m.name);
+    this.metrics.push(m);
+    return m;
+  }
+
+  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return this.add(new Counter(name, help, labelNames));
+  }
+
+  gauge(name: string, help: string, labelNames: readonly string[] = []): Gauge {
+    return this.add(new Gauge(name, help, labelNames));
+  }
+
+  histogram(
+    name: string,
+    help: string,
+    buckets: readonly number[],
+    labelNames: readonly string[] = [],
+  ): Histogram {
+    return this.add(new Histogram(name, help, buckets, labelNames));
+  }
+
+  /** Runs before every render: copy values kept elsewhere into the metrics here. */
+  onCollect(hook: () => void): void {
+    this.hooks.push(hook);
+  }
+
+  /** The text exposition format, ending with a newline as Prometheus expects. */
+  render(): string {
+    for (const h of this.hooks) h();
+    return `${this.metrics.map((m) => m.render()).join('\n')}\n`;
+  }
+}
+
+/** The node's metrics, named as in the contract (etcd-like names where etcd has one). */
+export interface RaftMetrics {
+  readonly registry: Metrics;
+  readonly term: Gauge;
+  readonly commitIndex: Gauge;
+  readonly appliedIndex: Gauge;
+  /** Labelled {result: 'ok' | 'dropped' | 'timeout'}. */
+  readonly proposals: Counter;
+  readonly walFsyncSeconds: Histogram;
+  /** Labelled {type: MsgApp, …}. */
+  readonly messagesSent: Counter;
+  readonly messagesReceived: Counter;
+  readonly leaderChanges: Counter;
+}
+
+export function createRaftMetrics(registry = new Metrics()): RaftMetrics {
+  return {
+    registry,
+    term: registry.gauge('raft_term', 'The current Raft term of this node.'),
+    commitIndex: registry.gauge('raft_commit_index', 'The highest log index known to be committed.'),
+    appliedIndex: registry.gauge('raft_applied_index', 'The highest log index applied to the state machine.'),
+    proposals: registry.counter('raft_proposals_total', 'Client proposals by outcome.', ['result']),
+    walFsyncSeconds: registry.histogram(
+      'wal_fsync_seconds',
+      'Latency of WAL fsyncs (one per Ready that must sync).',
+      FSYNC_BUCKETS,
+    ),
+    messagesSent: registry.counter('raft_messages_sent_total', 'Raft messages sent to peers, by type.', [
+      'type',
+    ]),
+    messagesReceived: registry.counter(
+      'raft_messages_received_total',
+      'Raft messages received from peers, by type.',
+      ['type'],
+    ),
+    leaderChanges: registry.counter('raft_leader_changes_total', 'Times this node saw a new leader.'),
+  };
+}

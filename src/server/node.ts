@@ -1,0 +1,470 @@
+// One raftctl node process: the Raft driver, its disk, its peers and its operators,
+// all behind one port. HTTP serves /health, /metrics and the etcd v3 KV gateway;
+// WebSocket upgrades go to /raft (peers, binary) or /control (operators, JSON).
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { access, constants } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import {
+  CommandError,
+  type CommandCall,
+  type HelloInfo,
+  type NodeEvent,
+  type NodeState,
+} from '../protocol/control.js';
+import { describeEntry } from '../raft/describe.js';
+import { ControlServer, entryView, messageEvent } from './control.js';
+import { type DriverEvents, RaftDriver, roleOf } from './driver.js';
+import { createHttpHandler, type HealthReport, type HttpApi } from './http.js';
+import { KvStore } from './kv.js';
+import { createLogger, type LogLevel } from './log.js';
+import { createRaftMetrics } from './metrics.js';
+import { DiskStorage } from './storage/disk-storage.js';
+import { type Fault, Transport } from './transport/transport.js';
+
+export interface NodeOptions {
+  id: number;
+  listen: { host: string; port: number };
+  /** Members of a new cluster (id → host:port), this node included. */
+  peers: Map<number, string>;
+  dataDir: string;
+  join: boolean;
+  cluster: string;
+  token?: string;
+  allowFaults: boolean;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  snapshotEvery: number;
+  snapshotCatchUpEntries: number;
+  requestTimeoutMs: number;
+  logLevel: LogLevel;
+  /** Also log to stderr (the file in the data dir always gets every line). */
+  logToStderr: boolean;
+}
+
+/** A failure to start that the operator can fix; its message says how. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export interface RunningNode {
+  readonly address: string;
+  readonly driver: RaftDriver;
+  /** Resolves when the node has stopped (removed, fatal error, or stop()). */
+  readonly stopped: Promise<{ reason: string; code: number }>;
+  stop(reason?: string): Promise<void>;
+}
+
+const EVENT_LOG_LIMIT = 2000;
+
+export async function startNode(opts: NodeOptions): Promise<RunningNode> {
+  await prepareDataDir(opts.dataDir);
+  checkClusterIdentity(opts);
+
+  const recentLog: { level: string; component: string; message: string; at: number }[] = [];
+  let publish: ((ev: DistributiveOmit<NodeEvent, 'seq' | 'at' | 'node'>) => void) | undefined;
+  const logger = createLogger({
+    level: opts.logLevel,
+    file: join(opts.dataDir, 'node.log'),
+    stderr: opts.logToStderr,
+    onLine: (l) => {
+      recentLog.push({ ...l, at: Date.now() });
+      if (recentLog.length > EVENT_LOG_LIMIT) recentLog.splice(0, recentLog.length - EVENT_LOG_LIMIT);
+      if (l.level !== 'debug') publish?.({ kind: 'log', level: l.level, message: `[${l.component}] ${l.message}` });
+    },
+  });
+  logger.info(`starting node ${opts.id} of cluster ${opts.cluster} on ${opts.listen.host}:${opts.listen.port}`);
+
+  let storage: DiskStorage;
+  try {
+    storage = await DiskStorage.open(opts.dataDir, { logger: logger.child('wal') });
+  } catch (err) {
+    logger.error((err as Error).message);
+    throw new StartupError((err as Error).message);
+  }
+
+  const kv = new KvStore();
+  const metrics = createRaftMetrics();
+  // Filled in below: the transport and the driver refer to each other.
+  let driver: RaftDriver | undefined;
+  const transport = new Transport({
+    id: opts.id,
+    clusterId: opts.cluster,
+    token: opts.token,
+    logger: logger.child('transport'),
+    onMessage: (m) => driver?.step(m),
+    onUnreachable: (id) => driver?.reportUnreachable(id),
+    onSnapshotStatus: (id, ok) => driver?.reportSnapshot(id, ok),
+  });
+
+  let seq = 0;
+  let control: ControlServer | undefined;
+  publish = (ev) => {
+    control?.publish({ ...ev, seq: ++seq, at: Date.now(), node: opts.id } as NodeEvent);
+  };
+  const events: Partial<DriverEvents> = {
+    ready: (rd, describe) =>
+      publish?.({
+        kind: 'ready',
+        hardState: rd.hardState && { ...rd.hardState },
+        softState: rd.softState && { ...rd.softState },
+        entries: rd.entries.map(entryView),
+        committed: rd.committedEntries.map(entryView),
+        messages: rd.messages.length,
+        mustSync: rd.mustSync,
+        describe: describe(),
+      }),
+    message: (m) => {
+      if (control) control.publish(messageEvent({ seq: ++seq, at: Date.now(), node: opts.id }, m, 'out'));
+    },
+    leader: (leader, term) => publish?.({ kind: 'leader', leader, term }),
+    election: (term, role) => publish?.({ kind: 'election', term, role }),
+    confchange: (change, cs) => publish?.({ kind: 'confchange', change, confState: cs }),
+    snapshot: (op, index, term) => publish?.({ kind: 'snapshot', op, index, term }),
+    apply: (e) => publish?.({ kind: 'apply', index: e.index, term: e.term, op: describeEntry(e) }),
+  };
+
+  let resolveStopped!: (v: { reason: string; code: number }) => void;
+  const stopped = new Promise<{ reason: string; code: number }>((r) => {
+    resolveStopped = r;
+  });
+  let stopping = false;
+  let server: Server | undefined;
+  const stop = async (reason = 'stopped by request', code = 0): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`stopping: ${reason}`);
+    await driver?.stop();
+    await control?.close();
+    await transport.close();
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    server?.closeAllConnections();
+    await storage.close();
+    logger.info('stopped');
+    resolveStopped({ reason, code });
+  };
+
+  driver = new RaftDriver({
+    id: opts.id,
+    tickMs: opts.tickMs,
+    electionTicks: opts.electionTicks,
+    heartbeatTicks: opts.heartbeatTicks,
+    preVote: opts.preVote,
+    checkQuorum: opts.checkQuorum,
+    snapshotEvery: opts.snapshotEvery,
+    snapshotCatchUpEntries: opts.snapshotCatchUpEntries,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    storage,
+    kv,
+    transport,
+    logger,
+    initialPeers: opts.peers,
+    join: opts.join,
+    onRemoved: () => void stop('this node was removed from the cluster', 0),
+    onFatal: (err) => void stop(`fatal: ${err.message}`, 1),
+    events,
+    wantsEvents: () => (control?.connections ?? 0) > 0,
+  });
+  const d = driver;
+
+  const state = (): NodeState => nodeState(opts, d, storage, kv, transport);
+  const api = {
+    allowFaults: opts.allowFaults,
+    hello: (): HelloInfo => ({ nodeId: opts.id, clusterId: opts.cluster, members: members(kv, d) }),
+    state,
+    execute: (...call: CommandCall) => execute(call, { opts, driver: d, kv, transport, state, recentLog, publish }),
+  };
+  control = new ControlServer({ api, logger: logger.child('control'), token: opts.token });
+
+  metrics.registry.onCollect(() => {
+    const st = d.rawNode.raft;
+    metrics.term.set(st.term);
+    metrics.commitIndex.set(st.raftLog.committed);
+    metrics.appliedIndex.set(st.raftLog.applied);
+    metrics.proposals.set(d.stats.proposals.ok, { result: 'ok' });
+    metrics.proposals.set(d.stats.proposals.dropped, { result: 'dropped' });
+    metrics.proposals.set(d.stats.proposals.timeout, { result: 'timeout' });
+    metrics.leaderChanges.set(d.stats.leaderChanges);
+    for (const [type, n] of d.stats.sent) metrics.messagesSent.set(n, { type });
+    for (const [type, n] of d.stats.received) metrics.messagesReceived.set(n, { type });
+    for (const s of d.stats.fsyncSeconds.splice(0)) metrics.walFsyncSeconds.observe(s);
+  });
+  const httpApi: HttpApi = {
+    clusterId: opts.cluster,
+    memberId: opts.id,
+    metrics: metrics.registry,
+    health: (): HealthReport => {
+      const r = d.rawNode.raft;
+      return {
+        health: r.lead === 0 ? 'no_leader' : 'ok',
+        id: opts.id,
+        role: roleOf(r.state),
+        term: r.term,
+        leader: r.lead,
+        commit: r.raftLog.committed,
+        applied: r.raftLog.applied,
+      };
+    },
+    put: async (key, value) => {
+      const res = await d.propose({ op: 'put', key, value });
+      if (res.op !== 'put') throw new Error('unexpected result');
+      return { revision: res.revision, term: d.rawNode.raft.term, prev: res.prev };
+    },
+    range: async (key, rangeEnd, { limit, serializable }) => {
+      if (!serializable) await d.linearizableBarrier();
+      const all = kv.range(key, rangeEnd);
+      return {
+        revision: kv.revision,
+        term: d.rawNode.raft.term,
+        kvs: limit > 0 ? all.slice(0, limit) : all,
+        count: all.length,
+      };
+    },
+    deleteRange: async (key) => {
+      const res = await d.propose({ op: 'delete', key });
+      if (res.op !== 'delete') throw new Error('unexpected result');
+      return { revision: res.revision, term: d.rawNode.raft.term, deleted: res.deleted, prev: res.prev };
+    },
+  };
+  const handler = createHttpHandler(httpApi, { logger: logger.child('http') });
+  server = createServer(handler);
+  server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/raft') transport.handleUpgrade(req, socket, head);
+    else if (path === '/control') control?.handleUpgrade(req, socket, head);
+    else {
+      socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nno such endpoint: use /raft or /control\n');
+    }
+  });
+  await listen(server, opts.listen.host, opts.listen.port).catch(async (err: Error) => {
+    await storage.close();
+    logger.error(err.message);
+    throw err;
+  });
+  const address = `${opts.listen.host}:${opts.listen.port}`;
+  logger.info(`listening on ${address} (/raft, /control, /health, /metrics, /v3/kv)`);
+  driver.start();
+  return { address, driver, stopped, stop: (reason) => stop(reason) };
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+async function prepareDataDir(dir: string): Promise<void> {
+  try {
+    mkdirSync(dir, { recursive: true });
+    await access(dir, constants.R_OK | constants.W_OK);
+  } catch (err) {
+    throw new StartupError(
+      `cannot use data dir ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; ` +
+        'choose a directory you can write with --data-dir',
+    );
+  }
+}
+
+/** A data dir belongs to one cluster and one node id; refuse to start it as another. */
+function checkClusterIdentity(opts: NodeOptions): void {
+  const file = join(opts.dataDir, 'identity.json');
+  let existing: { cluster?: string; id?: number } | undefined;
+  try {
+    existing = JSON.parse(readFileSync(file, 'utf8')) as { cluster?: string; id?: number };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new StartupError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  if (existing) {
+    if (existing.cluster !== opts.cluster || existing.id !== opts.id) {
+      throw new StartupError(
+        `data dir ${opts.dataDir} belongs to node ${existing.id} of cluster ${existing.cluster}, not node ${opts.id} of cluster ${opts.cluster}: ` +
+          'use the matching --id/--cluster, or another --data-dir',
+      );
+    }
+    return;
+  }
+  writeFileSync(file, `${JSON.stringify({ cluster: opts.cluster, id: opts.id })}\n`);
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (err.code === 'EADDRINUSE') {
+        reject(
+          new StartupError(
+            `port ${port} on ${host} is already in use: stop the process using it (e.g. \`lsof -i :${port}\`) or choose another --listen address`,
+          ),
+        );
+      } else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') {
+        reject(new StartupError(`cannot listen on ${host}:${port}: ${err.code} (is ${host} an address of this machine?)`));
+      } else if (err.code === 'EACCES') {
+        reject(new StartupError(`not allowed to listen on ${host}:${port}: choose a port above 1023`));
+      } else reject(err);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+function members(kv: KvStore, d: RaftDriver): HelloInfo['members'] {
+  const cs = d.rawNode.raft.trk.confState();
+  const ids = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing]);
+  return [...ids]
+    .sort((a, b) => a - b)
+    .map((id) => ({ id, address: kv.members.get(id)?.address ?? '', learner: cs.learners.includes(id) }));
+}
+
+function nodeState(opts: NodeOptions, d: RaftDriver, storage: DiskStorage, kv: KvStore, t: Transport): NodeState {
+  const r = d.rawNode.raft;
+  const cs = r.trk.confState();
+  const st: NodeState = {
+    id: opts.id,
+    role: roleOf(r.state),
+    term: r.term,
+    vote: r.vote,
+    leader: r.lead,
+    commit: r.raftLog.committed,
+    applied: r.raftLog.applied,
+    lastIndex: r.raftLog.lastIndex(),
+    firstIndex: r.raftLog.firstIndex(),
+    leadTransferee: r.leadTransferee,
+    config: {
+      voters: cs.voters,
+      votersOutgoing: cs.votersOutgoing,
+      learners: cs.learners,
+      learnersNext: cs.learnersNext,
+      autoLeave: cs.autoLeave,
+    },
+    transport: [...t.health()].map(([peer, h]) => ({
+      peer,
+      address: h.address,
+      connected: h.connected,
+      queued: h.queued,
+      ...(h.lastError === undefined ? {} : { lastError: h.lastError }),
+    })),
+    faults: t.faults().map((f) => ({ ...f })),
+    snapshotIndex: storage.storage.snap.metadata.index,
+    kvKeys: kv.size,
+    at: Date.now(),
+  };
+  if (r.state === 'StateLeader') {
+    st.progress = [];
+    r.trk.visit((id, pr) => {
+      st.progress!.push({
+        id,
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        inflight: pr.inflights.count(),
+        paused: pr.isPaused(),
+        recentActive: pr.recentActive,
+        learner: pr.isLearner,
+        pendingSnapshot: pr.pendingSnapshot,
+      });
+    });
+  }
+  return st;
+}
+
+interface ExecContext {
+  opts: NodeOptions;
+  driver: RaftDriver;
+  kv: KvStore;
+  transport: Transport;
+  state: () => NodeState;
+  recentLog: { level: string; component: string; message: string; at: number }[];
+  publish: ((ev: DistributiveOmit<NodeEvent, 'seq' | 'at' | 'node'>) => void) | undefined;
+}
+
+async function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
+  const { driver: d, kv } = ctx;
+  const term = () => d.rawNode.raft.term;
+  switch (call[0]) {
+    case 'status':
+      return ctx.state();
+    case 'members':
+      return members(kv, d);
+    case 'campaign':
+      d.campaign();
+      return { term: term(), role: roleOf(d.rawNode.raft.state) };
+    case 'transfer': {
+      const to = call[1].to;
+      if (!d.rawNode.raft.trk.config.voters.ids().includes(to)) {
+        throw new CommandError('bad_args', `node ${to} is not a voter of this cluster`);
+      }
+      d.transferLeadership(to);
+      return { to, leader: d.leader, term: term() };
+    }
+    case 'forget-leader':
+      d.forgetLeader();
+      return { leader: d.leader };
+    case 'propose':
+    case 'put': {
+      const { key, value } =
+        call[0] === 'put' ? call[1] : { key: `proposal/${Date.now().toString(36)}`, value: call[1].data };
+      const res = await d.propose({ op: 'put', key, value });
+      return { ...res, term: term() };
+    }
+    case 'get': {
+      if (!call[1].serializable) await d.linearizableBarrier();
+      const e = kv.get(call[1].key);
+      return { key: call[1].key, found: e !== undefined, ...(e ? { value: e.value, modRevision: e.modRevision } : {}), revision: kv.revision };
+    }
+    case 'delete': {
+      const res = await d.propose({ op: 'delete', key: call[1].key });
+      return { ...res, term: term() };
+    }
+    case 'cas': {
+      const res = await d.propose({ op: 'cas', key: call[1].key, expected: call[1].expected, value: call[1].value });
+      return { ...res, term: term() };
+    }
+    case 'read-index': {
+      await d.linearizableBarrier();
+      return { applied: d.rawNode.raft.raftLog.applied };
+    }
+    case 'member-add': {
+      const { id, address, learner } = call[1];
+      const cs = await d.changeMembership(
+        [{ type: learner ? 'ConfChangeAddLearnerNode' : 'ConfChangeAddNode', nodeId: id }],
+        address,
+      );
+      return { confState: cs };
+    }
+    case 'member-remove': {
+      const cs = await d.changeMembership([{ type: 'ConfChangeRemoveNode', nodeId: call[1].id }]);
+      return { confState: cs };
+    }
+    case 'member-promote': {
+      const id = call[1].id;
+      if (!d.rawNode.raft.trk.confState().learners.includes(id)) {
+        throw new CommandError('bad_args', `node ${id} is not a learner`);
+      }
+      const cs = await d.changeMembership([{ type: 'ConfChangeAddNode', nodeId: id }]);
+      return { confState: cs };
+    }
+    case 'snapshot':
+      return await d.snapshotNow();
+    case 'fault': {
+      const f = call[1] as Fault;
+      try {
+        ctx.transport.setFault(f);
+      } catch (err) {
+        throw new CommandError('bad_args', (err as Error).message);
+      }
+      ctx.publish?.({ kind: 'fault', fault: call[1] });
+      return { faults: ctx.transport.faults() };
+    }
+    case 'log': {
+      const limit = call[1].limit ?? 100;
+      return ctx.recentLog.slice(-limit);
+    }
+  }
+}

@@ -1,0 +1,269 @@
+// Durable storage for one node: a WAL plus snapshot files under a data dir, mirrored in
+// a raft MemoryStorage that the core reads. Writes go to disk first and only then to the
+// MemoryStorage, so the core never sees state that a crash could take back.
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { ErrSnapOutOfDate } from '../../raft/errors.js';
+import type { Logger } from '../../raft/logger.js';
+import { MemoryStorage } from '../../raft/storage.js';
+import {
+  type ConfState,
+  type Entry,
+  type HardState,
+  isEmptyHardState,
+  isEmptySnapshot,
+  type Snapshot,
+} from '../../raft/types.js';
+import { SnapCorruptError, type SnapFile, Snapshotter } from './snapshotter.js';
+import { syncDir, Wal, type WalReplay } from './wal.js';
+
+/** Snapshot files kept: the newest, plus one to fall back to if it turns out corrupt. */
+const SNAPSHOTS_KEPT = 2;
+
+/** The data dir is inconsistent in a way no single file pinpoints (e.g. entries missing). */
+export class StorageRecoveryError extends Error {
+  override name = 'StorageRecoveryError';
+  constructor(
+    readonly dir: string,
+    reason: string,
+  ) {
+    super(
+      `storage: ${reason} (data dir ${dir}); refusing to start; restore this node from a peer ` +
+        '(remove its data dir and re-join) or from backup',
+    );
+  }
+}
+
+export interface DiskStorageOptions {
+  logger: Logger;
+  /** WAL segment size (default 64 MiB); small values are for tests. */
+  segmentBytes?: number;
+}
+
+export interface RecoveredState {
+  hardState: HardState;
+  snapshot?: Snapshot;
+  lastIndex: number;
+  repairedTornTail: boolean;
+}
+
+/** What one Ready asks to persist. */
+export interface SaveRequest {
+  hardState?: HardState;
+  entries: Entry[];
+  snapshot?: Snapshot;
+  mustSync: boolean;
+}
+
+export class DiskStorage {
+  /** Hand this to RawNode's Config.storage; DiskStorage keeps it in step with the disk. */
+  readonly storage: MemoryStorage;
+  readonly recovered: RecoveredState;
+  /** Serializes save/createSnapshot/close: the WAL takes one batch at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly dir: string,
+    private readonly logger: Logger,
+    private readonly wal: Wal,
+    private readonly snapshotter: Snapshotter,
+    storage: MemoryStorage,
+    recovered: RecoveredState,
+  ) {
+    this.storage = storage;
+    this.recovered = recovered;
+  }
+
+  /**
+   * Opens or initialises the data dir: replays the WAL (repairing a torn tail), loads the
+   * newest snapshot the WAL vouches for, and rebuilds the MemoryStorage.
+   */
+  static async open(dir: string, opts: DiskStorageOptions): Promise<DiskStorage> {
+    const { logger } = opts;
+    const walDir = path.join(dir, 'wal');
+    const snapDir = path.join(dir, 'snap');
+    const madeRoot = await mkdir(dir, { recursive: true });
+    const madeWal = await mkdir(walDir, { recursive: true });
+    const madeSnap = await mkdir(snapDir, { recursive: true });
+    // New directory entries are durable only once their parent is synced.
+    if (madeRoot !== undefined) await syncDir(path.dirname(path.resolve(dir)));
+    if (madeRoot !== undefined || madeWal !== undefined || madeSnap !== undefined) await syncDir(dir);
+
+    const snapshotter = new Snapshotter(snapDir, logger);
+    await snapshotter.removeTemp();
+    const snapFiles = await snapshotter.list();
+    if (snapFiles.length > 0 && !(await Wal.exists(walDir))) {
+      throw new StorageRecoveryError(
+        dir,
+        `${snapDir} holds snapshots but ${walDir} has no WAL segments, so the HardState and log are lost`,
+      );
+    }
+
+    const { wal, replay } = await Wal.open(walDir, { logger, segmentBytes: opts.segmentBytes });
+    try {
+      const { snapshot, chosen, corrupt } = await chooseSnapshot(snapshotter, snapFiles, replay, logger);
+      const storage = rebuild(dir, replay, snapshot, logger);
+      // Only now that the fallback is known to work: set the corrupt files aside so they
+      // stop counting among the kept snapshots (a failed start leaves the dir untouched).
+      for (const { f, err } of corrupt) {
+        const moved = await snapshotter.quarantine(f);
+        logger.warn(`${err.message}; moved it to ${moved} and fell back to ${chosen?.file}`);
+      }
+      const recovered: RecoveredState = {
+        hardState: storage.hardState,
+        lastIndex: storage.lastIndex(),
+        repairedTornTail: replay.repairedTornTail,
+      };
+      if (snapshot) recovered.snapshot = snapshot;
+      logger.info(
+        `storage: recovered ${dir}: term=${storage.hardState.term} vote=${storage.hardState.vote} ` +
+          `commit=${storage.hardState.commit} snapshot=${snapshot?.metadata.index ?? 0} ` +
+          `entries=[${storage.firstIndex()}, ${storage.lastIndex()}]`,
+      );
+      return new DiskStorage(dir, logger, wal, snapshotter, storage, recovered);
+    } catch (err) {
+      await wal.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Persists one Ready: the snapshot file first, then the WAL records (snapshot marker,
+   * entries, HardState) with one write, synced when mustSync or a snapshot is present;
+   * only then updates the MemoryStorage. Send the Ready's messages after this resolves.
+   */
+  save(rd: SaveRequest): Promise<void> {
+    return this.serial(async () => {
+      const snap = rd.snapshot && !isEmptySnapshot(rd.snapshot) ? rd.snapshot : undefined;
+      const hs = rd.hardState && !isEmptyHardState(rd.hardState) ? rd.hardState : undefined;
+      if (snap) {
+        // Refuse before touching the disk, so a bad call leaves no orphan file behind.
+        if (snap.metadata.index <= this.storage.snap.metadata.index) throw ErrSnapOutOfDate;
+        await this.snapshotter.save(snap);
+      }
+      const marker = snap && { index: snap.metadata.index, term: snap.metadata.term, replacesLog: true };
+      await this.wal.append(hs, rd.entries, rd.mustSync || snap !== undefined, marker);
+      if (snap) this.storage.applySnapshot(snap);
+      this.storage.append(rd.entries);
+      if (hs) this.storage.setHardState(hs);
+      if (snap) await this.purge(snap.metadata.index);
+    });
+  }
+
+  /**
+   * Records a snapshot of the applied state machine at `index`: writes the snapshot file
+   * and its WAL marker (synced), then compacts the MemoryStorage to index - keepEntries
+   * (entries kept so slow followers can catch up without a snapshot), and deletes old
+   * snapshot files and WAL segments nothing can need any more.
+   */
+  createSnapshot(
+    index: number,
+    confState: ConfState,
+    data: Uint8Array,
+    keepEntries: number,
+  ): Promise<Snapshot> {
+    return this.serial(async () => {
+      const ms = this.storage;
+      if (index <= ms.snap.metadata.index) throw ErrSnapOutOfDate;
+      if (index > ms.lastIndex()) {
+        throw new RangeError(`storage: cannot snapshot at ${index}, beyond the last index ${ms.lastIndex()}`);
+      }
+      const term = ms.term(index);
+      await this.snapshotter.save({ data, metadata: { index, term, confState } });
+      await this.wal.append(undefined, [], true, { index, term, replacesLog: false });
+      const snap = ms.createSnapshot(index, confState, data);
+      const compactTo = index - Math.max(0, keepEntries);
+      if (compactTo >= ms.firstIndex()) ms.compact(compactTo);
+      await this.purge(compactTo);
+      return snap;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    await this.wal.close();
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    // A failed call must not wedge later ones; its caller sees the error.
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Keeps the newest snapshot files and the WAL segments still needed by either the log
+   * from `compactTo` on or the older kept snapshot: if the newest snapshot file turns out
+   * corrupt on restart, the older one plus the WAL after it must still rebuild the log.
+   */
+  private async purge(compactTo: number): Promise<void> {
+    const removed = await this.snapshotter.purge(SNAPSHOTS_KEPT);
+    if (removed.length > 0) this.logger.info(`snap: purged ${removed.join(', ')}`);
+    const kept = await this.snapshotter.list();
+    const fallback = kept[SNAPSHOTS_KEPT - 1]?.index ?? 0;
+    await this.wal.purgeBelow(Math.min(compactTo, fallback));
+  }
+}
+
+/**
+ * Picks the newest snapshot file that the WAL has a marker for and that reads back
+ * intact, and lists the corrupt newer ones it skipped. Files without a marker were
+ * written by a save that did not complete: newer ones are deleted. If every candidate
+ * is corrupt the first corruption is fatal.
+ */
+async function chooseSnapshot(
+  snapshotter: Snapshotter,
+  files: SnapFile[],
+  replay: WalReplay,
+  logger: Logger,
+): Promise<{ snapshot?: Snapshot; chosen?: SnapFile; corrupt: { f: SnapFile; err: SnapCorruptError }[] }> {
+  const marked = new Set(replay.markers.map((m) => `${m.term}:${m.index}`));
+  const newestMarker = replay.markers.reduce((max, m) => Math.max(max, m.index), 0);
+  const corrupt: { f: SnapFile; err: SnapCorruptError }[] = [];
+  for (const f of files) {
+    if (!marked.has(`${f.term}:${f.index}`)) {
+      if (f.index > newestMarker) {
+        await snapshotter.remove(f);
+        logger.warn(`snap: removed ${f.file}: the WAL has no marker for it (its save did not complete)`);
+      }
+      continue;
+    }
+    try {
+      return { snapshot: await snapshotter.load(f), chosen: f, corrupt };
+    } catch (err) {
+      if (!(err instanceof SnapCorruptError)) throw err;
+      corrupt.push({ f, err });
+    }
+  }
+  if (corrupt.length > 0) throw corrupt[0]!.err;
+  return { corrupt };
+}
+
+/** Builds the MemoryStorage from the snapshot and the replayed log, checking they meet. */
+function rebuild(dir: string, replay: WalReplay, snap: Snapshot | undefined, logger: Logger): MemoryStorage {
+  const snapIndex = snap?.metadata.index ?? 0;
+  if (replay.start !== undefined && replay.start > snapIndex + 1) {
+    throw new StorageRecoveryError(
+      dir,
+      `the WAL holds no entries ${snapIndex + 1}..${replay.start - 1} and no usable snapshot covers them ` +
+        `(newest usable snapshot: ${snap ? `index ${snapIndex}` : 'none'})`,
+    );
+  }
+  const ms = new MemoryStorage(logger);
+  if (snap) ms.applySnapshot(snap);
+  const first = replay.start === undefined ? 0 : Math.max(0, snapIndex + 1 - replay.start);
+  // Copy what is kept (new Uint8Array copies; Buffer#slice would not) so the segment
+  // buffers the replay pointed into can be released.
+  const entries = replay.entries.slice(first).map((e) => ({ ...e, data: new Uint8Array(e.data) }));
+  ms.append(entries);
+  const hs = replay.hardState;
+  if (hs.commit > ms.lastIndex()) {
+    throw new StorageRecoveryError(
+      dir,
+      `the HardState commits index ${hs.commit} but the log ends at ${ms.lastIndex()}: acknowledged entries are missing`,
+    );
+  }
+  ms.setHardState(hs);
+  return ms;
+}

@@ -1,0 +1,148 @@
+// Snapshot files: `<data-dir>/snap/<term hex16>-<index hex16>.snap`, each
+// [u32 LE crc32 of payload][payload = encodeSnapshot (records.ts)]. A file is written to
+// `<name>.tmp`, synced, renamed and the directory synced, so a visible snapshot file is
+// complete unless the disk damaged it later (which the crc catches). A snapshot is only
+// trusted once the WAL holds its marker; DiskStorage decides that.
+
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Logger } from '../../raft/logger.js';
+import type { Snapshot } from '../../raft/types.js';
+import { decodeSnapshot, encodeSnapshot, RecordDecodeError } from './records.js';
+import { syncDir } from './wal.js';
+
+const SNAP_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+
+/** A snapshot file that cannot be read back. */
+export class SnapCorruptError extends Error {
+  override name = 'SnapCorruptError';
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(
+      `snap: snapshot file ${file} is corrupt (${reason}); the node falls back to an older snapshot if one is ` +
+        'valid, otherwise restore this node from a peer (remove its data dir and re-join) or from backup',
+    );
+  }
+}
+
+export interface SnapFile {
+  term: number;
+  index: number;
+  file: string;
+}
+
+export function snapName(term: number, index: number): string {
+  return `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
+}
+
+export class Snapshotter {
+  constructor(
+    readonly dir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Writes s atomically and durably; returns the file. */
+  async save(s: Snapshot): Promise<string> {
+    const { term, index } = s.metadata;
+    const file = path.join(this.dir, snapName(term, index));
+    const tmp = `${file}.tmp`;
+    const payload = encodeSnapshot(s);
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(crc32(payload), 0);
+    const fh = await open(tmp, 'w');
+    try {
+      // writev: one syscall without concatenating a possibly large payload.
+      const { bytesWritten } = await fh.writev([header, payload]);
+      if (bytesWritten !== header.length + payload.length) {
+        throw new Error(`short write (${bytesWritten} of ${header.length + payload.length} bytes)`);
+      }
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+    await syncDir(this.dir);
+    this.logger.info(`snap: saved ${file} (${payload.length} bytes)`);
+    return file;
+  }
+
+  /** Reads and verifies one snapshot file; throws SnapCorruptError if it does not check out. */
+  async load(f: SnapFile): Promise<Snapshot> {
+    const buf = await readFile(f.file);
+    if (buf.length < 4)
+      throw new SnapCorruptError(f.file, `file is ${buf.length} bytes, shorter than its header`);
+    const stored = buf.readUInt32LE(0);
+    const payload = buf.subarray(4);
+    const computed = crc32(payload);
+    if (stored !== computed) {
+      throw new SnapCorruptError(f.file, `crc mismatch (stored ${stored}, computed ${computed})`);
+    }
+    let snap: Snapshot;
+    try {
+      snap = decodeSnapshot(payload);
+    } catch (err) {
+      if (err instanceof RecordDecodeError) throw new SnapCorruptError(f.file, err.message);
+      throw err;
+    }
+    if (snap.metadata.index !== f.index || snap.metadata.term !== f.term) {
+      throw new SnapCorruptError(
+        f.file,
+        `holds index ${snap.metadata.index} term ${snap.metadata.term}, which does not match its name`,
+      );
+    }
+    return snap;
+  }
+
+  /** Snapshot files, newest (highest index) first. */
+  async list(): Promise<SnapFile[]> {
+    const out: SnapFile[] = [];
+    for (const name of await readdir(this.dir)) {
+      const m = SNAP_RE.exec(name);
+      if (!m) continue;
+      out.push({
+        term: Number.parseInt(m[1]!, 16),
+        index: Number.parseInt(m[2]!, 16),
+        file: path.join(this.dir, name),
+      });
+    }
+    return out.sort((a, b) => b.index - a.index || b.term - a.term);
+  }
+
+  /** Deletes all but the newest `keep` snapshot files; returns the removed files. */
+  async purge(keep: number): Promise<string[]> {
+    const removed: string[] = [];
+    for (const f of (await this.list()).slice(keep)) {
+      await unlink(f.file);
+      removed.push(f.file);
+    }
+    if (removed.length > 0) await syncDir(this.dir);
+    return removed;
+  }
+
+  /** Removes leftovers of interrupted saves; they were never referenced by the WAL. */
+  async removeTemp(): Promise<void> {
+    for (const name of await readdir(this.dir)) {
+      if (name.endsWith('.snap.tmp')) {
+        await unlink(path.join(this.dir, name));
+        this.logger.info(`snap: removed unfinished ${path.join(this.dir, name)}`);
+      }
+    }
+  }
+
+  /** Removes a file from consideration (kept for inspection as `<name>.broken`). */
+  async quarantine(f: SnapFile): Promise<string> {
+    const to = `${f.file}.broken`;
+    await rename(f.file, to);
+    await syncDir(this.dir);
+    return to;
+  }
+
+  /** Deletes a snapshot file that has no WAL marker (written just before a crash). */
+  async remove(f: SnapFile): Promise<void> {
+    await unlink(f.file);
+    await syncDir(this.dir);
+  }
+}

@@ -1,0 +1,686 @@
+// The write-ahead log: every HardState, entry and snapshot marker the node must not
+// forget, appended to segment files and replayed on start.
+//
+// Layout: `<data-dir>/wal/<seq hex16>-<firstIndex hex16>.wal`, seq counting up from 1
+// without gaps; firstIndex is the index the segment's first entry was expected to have
+// (informational: replay trusts the records, not the name).
+//
+// Record (all integers little-endian; every record starts at a multiple of 8, so an
+// 8-byte header never straddles a 512-byte sector and a length cannot be torn):
+//
+// | offset | size | field                                                          |
+// |--------|------|----------------------------------------------------------------|
+// | 0      | 4    | length: bytes of type + payload (≥ 1; padding not included)    |
+// | 4      | 4    | crc32 of type + payload, seeded with the previous record's crc |
+// | 8      | 1    | type: 1 crcSeed, 2 entry, 3 hardState, 4 snapshotMarker        |
+// | 9      | n    | payload (records.ts)                                           |
+// | 9 + n  | 0–7  | zero padding up to the next multiple of 8                      |
+//
+// Payloads (varint = unsigned LEB128, records.ts):
+//   crcSeed        [u8 version=1][u32 prevCrc][varint term, vote, commit]   always first in a segment
+//   entry          [u8 entry type][varint term][varint index][data…]
+//   hardState      [varint term][varint vote][varint commit]
+//   snapshotMarker [varint index][varint term][u8 flags: 1 = snapshot replaced the log]
+//
+// The crc chain runs across segments: a segment's crcSeed carries the last crc of the
+// previous segment and its own crc is seeded with it, so a missing, reordered or
+// swapped segment breaks the chain. The seed also carries the HardState current when
+// the segment was created, so purging older segments never loses it.
+//
+// Durability: append() encodes a whole batch into one buffer, issues one positional
+// write and (when asked) one fdatasync. Segments are created as `<name>.tmp`, seeded,
+// synced, renamed and the directory synced, so a segment visible under its final name
+// always starts with a durable seed. Before a new segment becomes visible the previous
+// one is synced, so only the last segment can ever have a torn tail.
+
+import { type FileHandle, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Logger } from '../../raft/logger.js';
+import { EMPTY_HARD_STATE, type Entry, type HardState } from '../../raft/types.js';
+import {
+  entryPayloadSize,
+  hardStatePayloadSize,
+  markerPayloadSize,
+  RECORD_CRC_SEED,
+  RECORD_ENTRY,
+  RECORD_HARD_STATE,
+  RECORD_SNAPSHOT_MARKER,
+  RecordDecodeError,
+  readEntryPayload,
+  readHardStatePayload,
+  readMarkerPayload,
+  readSeedPayload,
+  type SnapshotMarker,
+  seedPayloadSize,
+  writeEntryPayload,
+  writeHardStatePayload,
+  writeMarkerPayload,
+  writeSeedPayload,
+} from './records.js';
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+const HEADER_BYTES = 8;
+const SECTOR_BYTES = 512;
+const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+const RESTORE_ADVICE =
+  'refusing to start; restore this node from a peer (remove its data dir and re-join) or from backup';
+
+/** The WAL is damaged somewhere a crash cannot explain; starting would risk acknowledged data. */
+export class WalCorruptError extends Error {
+  override name = 'WalCorruptError';
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    readonly reason: string,
+  ) {
+    super(`wal: ${reason} in ${file} at offset ${offset}; ${RESTORE_ADVICE}`);
+  }
+}
+
+/**
+ * A write or sync failed. What reached the disk is unknown (after a failed fsync the
+ * kernel may have dropped the dirty pages), so the WAL refuses every later write and
+ * the node must restart and recover from what is really on disk.
+ */
+export class WalWriteError extends Error {
+  override name = 'WalWriteError';
+  constructor(
+    readonly file: string,
+    readonly op: string,
+    override readonly cause: unknown,
+  ) {
+    super(
+      `wal: ${op} of ${file} failed (${cause instanceof Error ? cause.message : String(cause)}); ` +
+        'the WAL accepts no more writes: check the disk (space, I/O errors) and restart the node, ' +
+        'which recovers from what was synced',
+    );
+  }
+}
+
+export interface WalOptions {
+  logger: Logger;
+  /** A segment is closed and a new one started once it reaches this size (default 64 MiB). */
+  segmentBytes?: number;
+}
+
+/** What the WAL says the node persisted, in the order it was written. */
+export interface WalReplay {
+  hardState: HardState;
+  /**
+   * The log after replaying every entry with truncation semantics (an entry at index i
+   * drops whatever the log held from i on) and every log-replacing snapshot marker.
+   * Contiguous from `start`. Entry data are views into the segment buffers.
+   */
+  entries: Entry[];
+  /**
+   * The index the replayed log is known to start at: the first entry's index, or
+   * marker + 1 after a log-replacing snapshot. Undefined when the WAL has neither.
+   */
+  start: number | undefined;
+  /** Every snapshot marker, oldest first. */
+  markers: SnapshotMarker[];
+  repairedTornTail: boolean;
+}
+
+interface Segment {
+  seq: number;
+  firstIndex: number;
+  file: string;
+  /** Highest entry or marker index written to the segment; 0 if none. Decides purging. */
+  maxIndex: number;
+}
+
+/** A record that failed to parse, before deciding whether it is a torn tail or corruption. */
+interface BadRecord {
+  offset: number;
+  reason: string;
+  /** The header is eight zero bytes: a hole or a zero-filled tail, never a bit flip. */
+  zeroHeader: boolean;
+  /** End of the record's type+payload when its length fits in the file. */
+  end?: number;
+  /** Chain values the next record could be seeded with (stored and recomputed crc). */
+  chain: number[];
+}
+
+type RecordVisitor = (type: number, buf: Buffer, start: number, end: number) => void;
+
+export function segmentName(seq: number, firstIndex: number): string {
+  return `${hex16(seq)}-${hex16(firstIndex)}.wal`;
+}
+
+function hex16(n: number): string {
+  return n.toString(16).padStart(16, '0');
+}
+
+function padded(n: number): number {
+  return (n + 7) & ~7;
+}
+
+function recordBytes(payload: number): number {
+  return padded(HEADER_BYTES + 1 + payload);
+}
+
+/** Fsyncs a directory so that creations, renames and unlinks in it are durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * Writes the record header for the type+payload at [start + 8, end), pads to 8 and
+ * returns the new running crc. The payload must already be in place.
+ */
+function sealRecord(buf: Buffer, start: number, end: number, prevCrc: number): number {
+  const crc = crc32(buf.subarray(start + HEADER_BYTES, end), prevCrc);
+  buf.writeUInt32LE(end - start - HEADER_BYTES, start);
+  buf.writeUInt32LE(crc, start + 4);
+  buf.fill(0, end, padded(end));
+  return crc;
+}
+
+function seedRecord(prevCrc: number, hardState: HardState): { buf: Buffer; crc: number } {
+  const seed = { prevCrc, hardState };
+  const buf = Buffer.alloc(recordBytes(seedPayloadSize(seed)));
+  buf[HEADER_BYTES] = RECORD_CRC_SEED;
+  const end = writeSeedPayload(buf, HEADER_BYTES + 1, seed);
+  // The seed's own crc starts from the value it carries, which is what lets a reader
+  // verify the first segment it has without the (possibly purged) previous one.
+  return { buf, crc: sealRecord(buf, 0, end, prevCrc) };
+}
+
+/** True if some sector-aligned piece of [start, end) is all zeros: an unwritten sector. */
+function hasZeroSector(buf: Buffer, start: number, end: number): boolean {
+  let s = start;
+  while (s < end) {
+    const e = Math.min(end, (Math.floor(s / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    let zero = true;
+    for (let i = s; i < e; i++) {
+      if (buf[i] !== 0) {
+        zero = false;
+        break;
+      }
+    }
+    if (zero) return true;
+    s = e;
+  }
+  return false;
+}
+
+/** True if a well-formed record chained from one of `chain` starts at an aligned offset ≥ from. */
+function verifiableRecordFollows(buf: Buffer, from: number, chain: number[]): boolean {
+  for (let y = padded(from); y + HEADER_BYTES < buf.length; y += 8) {
+    const len = buf.readUInt32LE(y);
+    if (len === 0 || y + HEADER_BYTES + len > buf.length) continue;
+    const type = buf[y + HEADER_BYTES]!;
+    if (type < RECORD_ENTRY || type > RECORD_SNAPSHOT_MARKER) continue;
+    const stored = buf.readUInt32LE(y + 4);
+    const body = buf.subarray(y + HEADER_BYTES, y + HEADER_BYTES + len);
+    for (const c of chain) if (crc32(body, c) === stored) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether a bad record at the end of the last segment is what a crash leaves behind.
+ * A crash leaves a short file, zero-filled sectors, or (past the end of what was
+ * synced) leftovers that nothing verifiable follows. A bad record followed by a record
+ * that continues its crc chain, with no zeroed sector in it, was written completely and
+ * damaged later: that is corruption, and dropping it would lose acknowledged data.
+ */
+function isTornTail(buf: Buffer, bad: BadRecord): boolean {
+  if (bad.zeroHeader) return true;
+  if (bad.end !== undefined && hasZeroSector(buf, bad.offset, bad.end)) return true;
+  return !verifiableRecordFollows(buf, bad.offset + HEADER_BYTES, bad.chain);
+}
+
+/**
+ * Walks the records of one segment. Returns the offset where valid data ends, the
+ * running crc there, and the first bad record if any (its classification is up to the
+ * caller). Records that pass their crc but make no sense throw WalCorruptError: no
+ * crash produces those.
+ */
+function scanSegment(
+  buf: Buffer,
+  file: string,
+  prevCrc: number | undefined,
+  visit: RecordVisitor,
+): { end: number; crc: number; bad?: BadRecord } {
+  let off = 0;
+  let crc = 0;
+  while (off < buf.length) {
+    if (buf.length - off < HEADER_BYTES) return failAt(off, crc, { reason: 'partial record header' });
+    const len = buf.readUInt32LE(off);
+    const stored = buf.readUInt32LE(off + 4);
+    if (len === 0) {
+      return failAt(off, crc, { reason: 'zero record length', zeroHeader: stored === 0, chain: [stored] });
+    }
+    const end = off + HEADER_BYTES + len;
+    if (end > buf.length) {
+      return failAt(off, crc, {
+        reason: `record length ${len} runs past the end of the file`,
+        chain: [stored],
+      });
+    }
+    const type = buf[off + HEADER_BYTES]!;
+    let seed = crc;
+    if (off === 0) {
+      if (type !== RECORD_CRC_SEED || len < 6) {
+        return failAt(off, crc, {
+          reason: 'segment does not start with a crc seed record',
+          end,
+          chain: [stored],
+        });
+      }
+      // The seed's chain value sits after its version byte; the crc check below vouches for it.
+      seed = buf.readUInt32LE(off + HEADER_BYTES + 2);
+    }
+    const computed = crc32(buf.subarray(off + HEADER_BYTES, end), seed);
+    if (computed !== stored) {
+      return failAt(off, crc, {
+        reason: `crc mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`,
+        end,
+        chain: [stored, computed],
+      });
+    }
+    if (padded(end) > buf.length)
+      return failAt(off, crc, { reason: 'record padding cut short', end, chain: [stored] });
+    try {
+      if (type === RECORD_CRC_SEED) {
+        if (off !== 0) throw new RecordDecodeError('crc seed record in the middle of a segment');
+        const s = readSeedPayload(buf, off + HEADER_BYTES + 1, end);
+        if (prevCrc !== undefined && s.prevCrc !== prevCrc) {
+          throw new RecordDecodeError(
+            `crc seed ${hex32(s.prevCrc)} does not continue the previous segment (which ends with ${hex32(prevCrc)}): ` +
+              'a segment is missing or was replaced',
+          );
+        }
+      }
+      visit(type, buf, off + HEADER_BYTES + 1, end);
+    } catch (err) {
+      if (err instanceof RecordDecodeError) throw new WalCorruptError(file, off, err.message);
+      throw err;
+    }
+    crc = computed;
+    off = padded(end);
+  }
+  return { end: off, crc };
+}
+
+type BadFields = Pick<BadRecord, 'reason'> & Partial<BadRecord>;
+
+function failAt(off: number, crc: number, bad: BadFields): { end: number; crc: number; bad: BadRecord } {
+  return { end: off, crc, bad: { offset: off, zeroHeader: false, chain: [], ...bad } };
+}
+
+function hex32(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+export class Wal {
+  private fh: FileHandle;
+  private size: number;
+  private lastCrc: number;
+  private hardState: HardState;
+  private lastIndex: number;
+  /** Bytes written since the last fdatasync. */
+  private dirty = false;
+  private busy = false;
+  private failed: WalWriteError | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly logger: Logger,
+    private readonly segmentBytes: number,
+    private readonly segments: Segment[],
+    fh: FileHandle,
+    size: number,
+    lastCrc: number,
+    hardState: HardState,
+    lastIndex: number,
+  ) {
+    this.fh = fh;
+    this.size = size;
+    this.lastCrc = lastCrc;
+    this.hardState = hardState;
+    this.lastIndex = lastIndex;
+  }
+
+  /** True if dir holds at least one segment, i.e. this node has persisted something. */
+  static async exists(dir: string): Promise<boolean> {
+    try {
+      return (await readdir(dir)).some((n) => SEGMENT_RE.test(n));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Opens (creating if empty) the WAL in dir and replays it. A torn tail of the last
+   * segment is truncated and logged; any other damage throws WalCorruptError.
+   */
+  static async open(dir: string, opts: WalOptions): Promise<{ wal: Wal; replay: WalReplay }> {
+    const { logger } = opts;
+    const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    const segments: Segment[] = [];
+    for (const name of await readdir(dir)) {
+      const m = SEGMENT_RE.exec(name);
+      if (m) {
+        segments.push({
+          seq: Number.parseInt(m[1]!, 16),
+          firstIndex: Number.parseInt(m[2]!, 16),
+          file: path.join(dir, name),
+          maxIndex: 0,
+        });
+      } else if (name.endsWith('.wal.tmp')) {
+        // A segment whose creation did not finish: it never held acknowledged data.
+        await unlink(path.join(dir, name));
+        logger.info(`wal: removed unfinished segment ${path.join(dir, name)}`);
+      }
+    }
+    segments.sort((a, b) => a.seq - b.seq);
+    for (let i = 1; i < segments.length; i++) {
+      if (segments[i]!.seq !== segments[i - 1]!.seq + 1) {
+        throw new WalCorruptError(
+          segments[i]!.file,
+          0,
+          `segment sequence jumps from ${segments[i - 1]!.seq} to ${segments[i]!.seq} (a segment is missing)`,
+        );
+      }
+    }
+
+    const replay: WalReplay = {
+      hardState: { ...EMPTY_HARD_STATE },
+      entries: [],
+      start: undefined,
+      markers: [],
+      repairedTornTail: false,
+    };
+    let current: Segment | undefined;
+    const visit: RecordVisitor = (type, buf, start, end) => {
+      const seg = current!;
+      switch (type) {
+        case RECORD_CRC_SEED:
+          replay.hardState = readSeedPayload(buf, start, end).hardState;
+          break;
+        case RECORD_ENTRY: {
+          const e = readEntryPayload(buf, start, end);
+          replayEntry(replay, e);
+          if (e.index > seg.maxIndex) seg.maxIndex = e.index;
+          break;
+        }
+        case RECORD_HARD_STATE:
+          replay.hardState = readHardStatePayload(buf, start, end);
+          break;
+        case RECORD_SNAPSHOT_MARKER: {
+          const m = readMarkerPayload(buf, start, end);
+          replay.markers.push(m);
+          if (m.replacesLog) {
+            replay.entries = [];
+            replay.start = m.index + 1;
+          }
+          if (m.index > seg.maxIndex) seg.maxIndex = m.index;
+          break;
+        }
+        default:
+          throw new RecordDecodeError(`unknown record type ${type}`);
+      }
+    };
+
+    let chain: number | undefined;
+    let lastEnd = 0;
+    for (let i = 0; i < segments.length; i++) {
+      current = segments[i]!;
+      const buf = await readFile(current.file);
+      const scan = scanSegment(buf, current.file, chain, visit);
+      if (scan.bad) {
+        const last = i === segments.length - 1;
+        if (!last || !isTornTail(buf, scan.bad)) {
+          throw new WalCorruptError(current.file, scan.bad.offset, scan.bad.reason);
+        }
+        await truncateFile(current.file, scan.end);
+        replay.repairedTornTail = true;
+        logger.warn(
+          `wal: repaired torn tail of ${current.file} at offset ${scan.end} (${buf.length - scan.end} bytes dropped)`,
+        );
+      }
+      // A segment cut back to nothing (its seed torn) continues the previous chain.
+      if (scan.end > 0) chain = scan.crc;
+      lastEnd = scan.end;
+    }
+
+    const lastIndex = replay.start === undefined ? 0 : replay.start + replay.entries.length - 1;
+    let fh: FileHandle;
+    let size = lastEnd;
+    let lastCrc = chain ?? 0;
+    const tail = segments[segments.length - 1];
+    if (tail === undefined || lastEnd === 0) {
+      // A fresh WAL, or a last segment whose seed was torn: (re)seed it.
+      const seq = tail?.seq ?? 1;
+      const firstIndex = tail?.firstIndex ?? lastIndex + 1;
+      const made = await createSegment(dir, seq, firstIndex, lastCrc, replay.hardState);
+      if (tail === undefined) segments.push({ seq, firstIndex, file: made.file, maxIndex: 0 });
+      fh = made.fh;
+      size = made.size;
+      lastCrc = made.crc;
+    } else {
+      fh = await open(tail.file, 'r+');
+    }
+    const wal = new Wal(dir, logger, segmentBytes, segments, fh, size, lastCrc, replay.hardState, lastIndex);
+    logger.info(`wal: opened ${dir} (${segments.length} segments, last index ${lastIndex})`);
+    return { wal, replay };
+  }
+
+  /** File names of the live segments, oldest first. */
+  segmentFiles(): string[] {
+    return this.segments.map((s) => s.file);
+  }
+
+  /**
+   * Appends an optional snapshot marker, the entries and an optional HardState, in that
+   * order, with one write; syncs once when mustSync. Callers persist one Ready per call
+   * (group commit) and must not call it concurrently.
+   */
+  async append(
+    hs: HardState | undefined,
+    entries: Entry[],
+    mustSync: boolean,
+    marker?: SnapshotMarker,
+  ): Promise<void> {
+    this.enter();
+    try {
+      let total = 0;
+      if (marker) total += recordBytes(markerPayloadSize(marker));
+      for (const e of entries) total += recordBytes(entryPayloadSize(e));
+      if (hs) total += recordBytes(hardStatePayloadSize(hs));
+      if (total === 0) {
+        if (mustSync && this.dirty) await this.sync();
+        return;
+      }
+      const buf = Buffer.allocUnsafe(total);
+      let pos = 0;
+      let crc = this.lastCrc;
+      if (marker) {
+        buf[pos + HEADER_BYTES] = RECORD_SNAPSHOT_MARKER;
+        const end = writeMarkerPayload(buf, pos + HEADER_BYTES + 1, marker);
+        crc = sealRecord(buf, pos, end, crc);
+        pos = padded(end);
+      }
+      for (const e of entries) {
+        buf[pos + HEADER_BYTES] = RECORD_ENTRY;
+        const end = writeEntryPayload(buf, pos + HEADER_BYTES + 1, e);
+        crc = sealRecord(buf, pos, end, crc);
+        pos = padded(end);
+      }
+      if (hs) {
+        buf[pos + HEADER_BYTES] = RECORD_HARD_STATE;
+        const end = writeHardStatePayload(buf, pos + HEADER_BYTES + 1, hs);
+        crc = sealRecord(buf, pos, end, crc);
+        pos = padded(end);
+      }
+
+      const seg = this.segments[this.segments.length - 1]!;
+      try {
+        await writeFully(this.fh, buf, this.size);
+      } catch (err) {
+        throw this.fail(seg.file, 'write', err);
+      }
+      this.size += total;
+      this.lastCrc = crc;
+      this.dirty = true;
+      if (marker) {
+        if (marker.replacesLog) this.lastIndex = marker.index;
+        seg.maxIndex = Math.max(seg.maxIndex, marker.index);
+      }
+      if (entries.length > 0) {
+        this.lastIndex = entries[entries.length - 1]!.index;
+        seg.maxIndex = Math.max(seg.maxIndex, this.lastIndex);
+      }
+      if (hs) this.hardState = { ...hs };
+      if (mustSync) await this.sync();
+      if (this.size >= this.segmentBytes) await this.roll();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * Deletes the oldest segments while every entry and marker in them is below index
+   * (never the segment being written). The caller picks an index at or below every
+   * snapshot it may still fall back to. Returns the removed files.
+   */
+  async purgeBelow(index: number): Promise<string[]> {
+    this.enter();
+    try {
+      const removed: string[] = [];
+      // Oldest first, so that a crash midway leaves a gap-free suffix.
+      while (this.segments.length > 1 && this.segments[0]!.maxIndex < index) {
+        const seg = this.segments.shift()!;
+        await unlink(seg.file);
+        removed.push(seg.file);
+      }
+      if (removed.length > 0) {
+        await syncDir(this.dir);
+        this.logger.info(`wal: purged ${removed.length} segment(s) below index ${index}`);
+      }
+      return removed;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      if (this.dirty && !this.failed) await this.fh.datasync();
+    } finally {
+      await this.fh.close();
+    }
+  }
+
+  private enter(): void {
+    if (this.closed) throw new Error(`wal: ${this.dir} is closed`);
+    if (this.failed) throw this.failed;
+    // The driver persists one Ready at a time; overlapping calls would interleave writes.
+    if (this.busy) throw new Error('wal: concurrent append/purge calls; serialize them');
+    this.busy = true;
+  }
+
+  private fail(file: string, op: string, err: unknown): WalWriteError {
+    this.failed = new WalWriteError(file, op, err);
+    return this.failed;
+  }
+
+  private async sync(): Promise<void> {
+    try {
+      await this.fh.datasync();
+    } catch (err) {
+      throw this.fail(this.segments[this.segments.length - 1]!.file, 'fdatasync', err);
+    }
+    this.dirty = false;
+  }
+
+  /** Closes the full segment and continues in a new one. */
+  private async roll(): Promise<void> {
+    // The old segment must be durable before a newer one exists: only the last segment
+    // may have a torn tail.
+    if (this.dirty) await this.sync();
+    const seq = this.segments[this.segments.length - 1]!.seq + 1;
+    const firstIndex = this.lastIndex + 1;
+    let made: Awaited<ReturnType<typeof createSegment>>;
+    try {
+      made = await createSegment(this.dir, seq, firstIndex, this.lastCrc, this.hardState);
+    } catch (err) {
+      throw this.fail(path.join(this.dir, segmentName(seq, firstIndex)), 'segment creation', err);
+    }
+    await this.fh.close();
+    this.fh = made.fh;
+    this.size = made.size;
+    this.lastCrc = made.crc;
+    this.segments.push({ seq, firstIndex, file: made.file, maxIndex: 0 });
+    this.logger.debug(`wal: started segment ${made.file}`);
+  }
+}
+
+/** Applies one replayed entry with truncation semantics. */
+function replayEntry(replay: WalReplay, e: Entry): void {
+  const start = replay.start;
+  if (start === undefined || e.index < start || e.index > start + replay.entries.length) {
+    // First entry, a rewrite reaching before everything replayed so far, or a jump past
+    // the end (only consistent if a snapshot covers the gap; the caller checks that).
+    replay.start = e.index;
+    replay.entries = [e];
+    return;
+  }
+  replay.entries.length = e.index - start;
+  replay.entries.push(e);
+}
+
+/** Creates a segment durably: tmp file with its seed, synced, renamed, directory synced. */
+async function createSegment(
+  dir: string,
+  seq: number,
+  firstIndex: number,
+  prevCrc: number,
+  hardState: HardState,
+): Promise<{ fh: FileHandle; file: string; size: number; crc: number }> {
+  const file = path.join(dir, segmentName(seq, firstIndex));
+  const tmp = `${file}.tmp`;
+  const seed = seedRecord(prevCrc, hardState);
+  const fh = await open(tmp, 'w+');
+  try {
+    await writeFully(fh, seed.buf, 0);
+    await fh.datasync();
+    await rename(tmp, file);
+    await syncDir(dir);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  return { fh, file, size: seed.buf.length, crc: seed.crc };
+}
+
+async function truncateFile(file: string, size: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    await fh.truncate(size);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,537 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  compareKeys,
+  decodeKvCommand,
+  decodeMemberContext,
+  encodeKvCommand,
+  encodeMemberContext,
+  KvCodecError,
+  type KvCommand,
+  type KvResult,
+  KvStore,
+  requestKey,
+} from '../../src/server/kv.js';
+
+const put = (clientId: string, seq: number, key: string, value: string): KvCommand => ({
+  op: 'put',
+  clientId,
+  seq,
+  key,
+  value,
+});
+const del = (clientId: string, seq: number, key: string): KvCommand => ({ op: 'delete', clientId, seq, key });
+const cas = (
+  clientId: string,
+  seq: number,
+  key: string,
+  expected: string | null,
+  value: string,
+): KvCommand => ({
+  op: 'cas',
+  clientId,
+  seq,
+  key,
+  expected,
+  value,
+});
+
+/** Applies commands at consecutive indexes starting at `from`; returns each result. */
+function applyAll(kv: KvStore, cmds: KvCommand[], from = 1): (KvResult | undefined)[] {
+  return cmds.map((c, i) => kv.apply(from + i, encodeKvCommand(c))?.result);
+}
+
+function expectCodecError(f: () => unknown, pattern?: RegExp): void {
+  let thrown: unknown;
+  try {
+    f();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown).toBeInstanceOf(KvCodecError);
+  if (pattern) expect((thrown as Error).message).toMatch(pattern);
+}
+
+describe('KvStore semantics', () => {
+  it('put creates, updates (version, mod revision) and returns the previous entry', () => {
+    const kv = new KvStore();
+    const r1 = kv.apply(5, encodeKvCommand(put('c', 1, 'a', 'x')));
+    expect(r1).toEqual({ key: 'c#1', result: { op: 'put', revision: 5 } });
+    expect(kv.get('a')).toEqual({ key: 'a', value: 'x', createRevision: 5, modRevision: 5, version: 1 });
+    const r2 = kv.apply(7, encodeKvCommand(put('c', 2, 'a', 'y')));
+    expect(r2?.result).toEqual({
+      op: 'put',
+      revision: 7,
+      prev: { key: 'a', value: 'x', createRevision: 5, modRevision: 5, version: 1 },
+    });
+    expect(kv.get('a')).toEqual({ key: 'a', value: 'y', createRevision: 5, modRevision: 7, version: 2 });
+    expect(kv.revision).toBe(7);
+    expect(kv.size).toBe(1);
+  });
+
+  it('delete removes a key; a later put starts a new generation', () => {
+    const kv = new KvStore();
+    applyAll(kv, [put('c', 1, 'a', 'x'), put('c', 2, 'a', 'y')]);
+    const d = kv.apply(3, encodeKvCommand(del('c', 3, 'a')))!.result;
+    expect(d).toEqual({
+      op: 'delete',
+      revision: 3,
+      deleted: 1,
+      prev: { key: 'a', value: 'y', createRevision: 1, modRevision: 2, version: 2 },
+    });
+    expect(kv.get('a')).toBeUndefined();
+    expect(kv.size).toBe(0);
+    expect(kv.apply(4, encodeKvCommand(del('c', 4, 'a')))!.result).toEqual({
+      op: 'delete',
+      revision: 4,
+      deleted: 0,
+    });
+    kv.apply(5, encodeKvCommand(put('c', 5, 'a', 'z')));
+    expect(kv.get('a')).toEqual({ key: 'a', value: 'z', createRevision: 5, modRevision: 5, version: 1 });
+  });
+
+  it('cas compares against a value or absence and reports the key after the operation', () => {
+    const kv = new KvStore();
+    const [create, again] = applyAll(kv, [cas('c', 1, 'k', null, 'v1'), cas('c', 2, 'k', null, 'v2')]);
+    expect(create).toEqual({
+      op: 'cas',
+      revision: 1,
+      ok: true,
+      current: { key: 'k', value: 'v1', createRevision: 1, modRevision: 1, version: 1 },
+    });
+    expect(again).toEqual({
+      op: 'cas',
+      revision: 2,
+      ok: false,
+      current: { key: 'k', value: 'v1', createRevision: 1, modRevision: 1, version: 1 },
+    });
+    const [wrong, right] = applyAll(kv, [cas('c', 3, 'k', 'nope', 'x'), cas('c', 4, 'k', 'v1', 'v3')], 3);
+    expect(wrong).toMatchObject({ ok: false, current: { value: 'v1' } });
+    expect(right).toMatchObject({ ok: true, current: { value: 'v3', version: 2, modRevision: 4 } });
+    const [missing] = applyAll(kv, [cas('c', 5, 'other', 'v', 'x')], 5);
+    expect(missing).toEqual({ op: 'cas', revision: 5, ok: false });
+    expect(kv.get('other')).toBeUndefined();
+  });
+
+  it('range follows etcd: single key, [key, end), "\\0" to the end, limit', () => {
+    const kv = new KvStore();
+    applyAll(
+      kv,
+      ['b', 'a', 'c', 'ab', 'd'].map((k, i) => put('c', i + 1, k, k.toUpperCase())),
+    );
+    const keys = (es: { key: string }[]) => es.map((e) => e.key);
+    expect(keys(kv.range('a'))).toEqual(['a']);
+    expect(keys(kv.range('zz'))).toEqual([]);
+    expect(keys(kv.range('a', 'c'))).toEqual(['a', 'ab', 'b']);
+    expect(keys(kv.range('a', 'b'))).toEqual(['a', 'ab']);
+    expect(keys(kv.range('b', '\0'))).toEqual(['b', 'c', 'd']);
+    expect(keys(kv.range('\0', '\0'))).toEqual(['a', 'ab', 'b', 'c', 'd']);
+    expect(keys(kv.range('a', '\0', 2))).toEqual(['a', 'ab']);
+    expect(keys(kv.range('a', '', 0))).toEqual(['a']);
+  });
+
+  it('orders keys by UTF-8 bytes (code points), not UTF-16 units', () => {
+    const astral = '\u{1F600}'; // a surrogate pair in UTF-16, F0 9F 98 80 in UTF-8
+    const high = '\uFF21'; // EF BC A1 in UTF-8: sorts before the astral key
+    expect(compareKeys(high, astral)).toBeLessThan(0);
+    expect(compareKeys('a', 'ab')).toBeLessThan(0);
+    expect(compareKeys('b', 'ab')).toBeGreaterThan(0);
+    const kv = new KvStore();
+    applyAll(kv, [put('c', 1, astral, '1'), put('c', 2, high, '2'), put('c', 3, 'z', '3')]);
+    expect(kv.range('\0', '\0').map((e) => e.key)).toEqual(['z', high, astral]);
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), fc.string({ unit: 'grapheme' }), (a, b) => {
+        const bytes = Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+        expect(Math.sign(compareKeys(a, b))).toBe(bytes);
+      }),
+    );
+  });
+
+  it('members are set and removed', () => {
+    const kv = new KvStore();
+    kv.setMember(2, 'h2:1', false);
+    kv.setMember(1, 'h1:1', true);
+    kv.setMember(1, 'h1:2', false);
+    kv.removeMember(2);
+    expect([...kv.members]).toEqual([[1, { address: 'h1:2', learner: false }]]);
+  });
+
+  it('apply ignores empty data and throws KvCodecError for garbage without changing anything', () => {
+    const kv = new KvStore();
+    applyAll(kv, [put('c', 1, 'a', 'x')]);
+    const before = kv.snapshot();
+    expect(kv.apply(2, new Uint8Array())).toBeUndefined();
+    expectCodecError(() => kv.apply(3, new Uint8Array([1, 9, 9, 9])));
+    expect(kv.snapshot()).toEqual(before);
+    expect(kv.revision).toBe(1);
+  });
+});
+
+describe('KV command codec', () => {
+  const text = fc.string({ unit: 'grapheme', maxLength: 20 });
+  const nonEmpty = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 });
+  const seq = fc.oneof(
+    fc.integer({ min: 1, max: 1000 }),
+    fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+  );
+  const command: fc.Arbitrary<KvCommand> = fc.oneof(
+    fc.record({ op: fc.constant('put' as const), clientId: nonEmpty, seq, key: nonEmpty, value: text }),
+    fc.record({ op: fc.constant('delete' as const), clientId: nonEmpty, seq, key: nonEmpty }),
+    fc.record({
+      op: fc.constant('cas' as const),
+      clientId: nonEmpty,
+      seq,
+      key: nonEmpty,
+      expected: fc.option(text, { nil: null }),
+      value: text,
+    }),
+  );
+
+  it('round-trips any command', () => {
+    fc.assert(
+      fc.property(command, (c) => {
+        expect(decodeKvCommand(encodeKvCommand(c))).toEqual(c);
+      }),
+    );
+  });
+
+  it('keeps a leading BOM and other unusual text intact', () => {
+    const c = put('\uFEFFclient', 1, '\uFEFF\0key', '\u{10FFFF}');
+    expect(decodeKvCommand(encodeKvCommand(c))).toEqual(c);
+  });
+
+  it('does not use JSON', () => {
+    const bytes = encodeKvCommand(put('client', 1, 'key', 'value'));
+    expect(bytes[0]).toBe(1);
+    expect(Buffer.from(bytes).toString('latin1')).not.toMatch(/[{}"]/);
+    expect(bytes.length).toBeLessThan(25);
+  });
+
+  it('refuses every truncation of a valid command', () => {
+    fc.assert(
+      fc.property(command, (c) => {
+        const bytes = encodeKvCommand(c);
+        for (let n = 0; n < bytes.length; n++) expectCodecError(() => decodeKvCommand(bytes.subarray(0, n)));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('garbage either fails with KvCodecError or is a canonical encoding', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), (bytes) => {
+        let cmd: KvCommand;
+        try {
+          cmd = decodeKvCommand(bytes);
+        } catch (err) {
+          expect(err).toBeInstanceOf(KvCodecError);
+          return;
+        }
+        expect(encodeKvCommand(cmd)).toEqual(bytes);
+      }),
+      { numRuns: 2000 },
+    );
+    // Mostly-valid input with one corrupted byte exercises the deeper checks.
+    fc.assert(
+      fc.property(command, fc.nat(), fc.integer({ min: 0, max: 255 }), (c, at, b) => {
+        const bytes = encodeKvCommand(c).slice();
+        bytes[at % bytes.length] = b;
+        try {
+          expect(encodeKvCommand(decodeKvCommand(bytes))).toEqual(bytes);
+        } catch (err) {
+          expect(err).toBeInstanceOf(KvCodecError);
+        }
+      }),
+    );
+  });
+
+  it('names specific problems', () => {
+    const good = encodeKvCommand(put('c', 1, 'k', 'v'));
+    expectCodecError(() => decodeKvCommand(new Uint8Array([2, ...good.subarray(1)])), /version 2/);
+    expectCodecError(() => decodeKvCommand(new Uint8Array([1, 7, ...good.subarray(2)])), /unknown op 7/);
+    expectCodecError(() => decodeKvCommand(new Uint8Array([...good, 0])), /1 trailing bytes/);
+    // clientId of one byte 0xff: not UTF-8.
+    expectCodecError(
+      () => decodeKvCommand(new Uint8Array([1, 1, 1, 0xff, 1, 1, 0x6b, 0])),
+      /clientId: invalid UTF-8/,
+    );
+    // seq as a padded varint (0x81 0x00) and as a varint longer than 8 bytes.
+    expectCodecError(
+      () => decodeKvCommand(new Uint8Array([1, 1, 1, 0x63, 0x81, 0, 1, 0x6b, 0])),
+      /non-canonical/,
+    );
+    expectCodecError(
+      () => decodeKvCommand(new Uint8Array([1, 1, 1, 0x63, ...new Array(9).fill(0xff), 1])),
+      /too long|exceeds/,
+    );
+    expectCodecError(
+      () => decodeKvCommand(new Uint8Array([1, 1, 1, 0x63, 0, 1, 0x6b, 0])),
+      /seq must be at least 1/,
+    );
+    expectCodecError(() => decodeKvCommand(new Uint8Array([1, 1, 1, 0x63, 1, 0, 0])), /empty key/);
+    // A key length larger than what follows.
+    expectCodecError(() => decodeKvCommand(new Uint8Array([1, 1, 1, 0x63, 1, 50, 0x6b])), /key: truncated/);
+    // cas with an "expected present" flag of 2.
+    expectCodecError(() => decodeKvCommand(new Uint8Array([1, 3, 1, 0x63, 1, 1, 0x6b, 2, 0])), /flag/);
+  });
+
+  it('refuses to encode what it could not decode back', () => {
+    expectCodecError(() => encodeKvCommand(put('c', 1, '', 'v')), /key/);
+    expectCodecError(() => encodeKvCommand(put('', 1, 'k', 'v')), /clientId/);
+    expectCodecError(() => encodeKvCommand(put('c', 0, 'k', 'v')), /seq/);
+    expectCodecError(() => encodeKvCommand(put('c', 1.5, 'k', 'v')), /seq/);
+    expectCodecError(() => encodeKvCommand(put('c', 1, 'k\uD800', 'v')), /surrogate/);
+    expectCodecError(() => encodeKvCommand(put('c', 1, 'k', '\uDC00x')), /surrogate/);
+    expectCodecError(() => encodeKvCommand({ op: 'nope' } as unknown as KvCommand), /unknown op/);
+  });
+
+  it('requestKey is clientId#seq', () => {
+    expect(requestKey({ clientId: 'n1-ab', seq: 42 })).toBe('n1-ab#42');
+  });
+
+  it('member context carries the address as JSON and tolerates foreign contexts', () => {
+    expect(decodeMemberContext(encodeMemberContext('10.0.0.1:2380'))).toBe('10.0.0.1:2380');
+    expect(decodeMemberContext(new TextEncoder().encode('{"address":"h:1","token":"t"}'))).toBe('h:1');
+    expect(decodeMemberContext(new Uint8Array())).toBeUndefined();
+    expect(decodeMemberContext(new Uint8Array([0xff, 0x00]))).toBeUndefined();
+    expect(decodeMemberContext(new TextEncoder().encode('{"address":5}'))).toBeUndefined();
+    expect(decodeMemberContext(new TextEncoder().encode('null'))).toBeUndefined();
+  });
+});
+
+describe('KvStore dedupe', () => {
+  it('a retried clientId+seq returns the cached result without applying again', () => {
+    const kv = new KvStore();
+    const first = kv.apply(1, encodeKvCommand(put('c', 1, 'a', 'x')));
+    kv.apply(2, encodeKvCommand(put('other', 1, 'a', 'y')));
+    const before = kv.snapshot();
+    const retry = kv.apply(3, encodeKvCommand(put('c', 1, 'a', 'x')));
+    expect(retry).toEqual(first);
+    expect(kv.get('a')).toMatchObject({ value: 'y', version: 2, modRevision: 2 });
+    expect(kv.revision).toBe(2);
+    expect(kv.snapshot()).toEqual(before);
+  });
+
+  it('the cached result comes from the first application even if the retry carries other data', () => {
+    const kv = new KvStore();
+    applyAll(kv, [cas('c', 1, 'k', null, 'v')]);
+    const retry = kv.apply(2, encodeKvCommand(cas('c', 1, 'k', null, 'different')))!.result;
+    expect(retry).toMatchObject({ ok: true, revision: 1, current: { value: 'v' } });
+    expect(kv.get('k')?.value).toBe('v');
+  });
+
+  it('requests of one client applied out of order are each applied once', () => {
+    const kv = new KvStore();
+    applyAll(kv, [
+      put('c', 2, 'a', '2'),
+      put('c', 1, 'b', '1'),
+      put('c', 3, 'a', '3'),
+      put('c', 1, 'b', 'again'),
+    ]);
+    expect(kv.get('a')).toMatchObject({ value: '3', version: 2 });
+    expect(kv.get('b')).toMatchObject({ value: '1', version: 1 });
+  });
+
+  it('a retry older than the remembered results has an unknown outcome: not applied, no result', () => {
+    const kv = new KvStore({ resultsPerSession: 2 });
+    applyAll(kv, [put('c', 1, 'a', '1'), put('c', 2, 'a', '2'), put('c', 3, 'a', '3')]);
+    // seq 1 was forgotten (floor 1): it must not run a second time.
+    expect(kv.apply(4, encodeKvCommand(put('c', 1, 'a', '1')))).toBeUndefined();
+    expect(kv.get('a')).toMatchObject({ value: '3', version: 3 });
+    // seqs 2 and 3 are still remembered.
+    expect(kv.apply(5, encodeKvCommand(put('c', 2, 'a', '2')))?.result).toMatchObject({ revision: 2 });
+    expect(kv.revision).toBe(3);
+  });
+
+  it('cached results cannot be changed by the caller', () => {
+    const kv = new KvStore();
+    const r = kv.apply(1, encodeKvCommand(cas('c', 1, 'k', null, 'v')))!.result;
+    expect(() => {
+      (r as { revision: number }).revision = 99;
+    }).toThrow();
+    expect(() => {
+      (kv.get('k') as { value: string }).value = 'x';
+    }).toThrow();
+  });
+
+  it('forgets the least recently writing client first, decided by index only', () => {
+    const run = () => {
+      const kv = new KvStore({ maxSessions: 2 });
+      applyAll(kv, [
+        put('a', 1, 'k', '1'),
+        put('b', 1, 'k', '2'),
+        put('a', 2, 'k', '3'),
+        put('c', 1, 'k', '4'),
+      ]);
+      return kv;
+    };
+    const kv = run();
+    expect(kv.sessionCount).toBe(2);
+    // b was least recent (a wrote again at index 3): b's retry is a new request now,
+    // while a's and c's are still deduplicated.
+    expect(kv.apply(5, encodeKvCommand(put('a', 2, 'k', '3')))?.result).toMatchObject({ revision: 3 });
+    expect(kv.apply(6, encodeKvCommand(put('c', 1, 'k', '4')))?.result).toMatchObject({ revision: 4 });
+    expect(kv.revision).toBe(4);
+    expect(kv.apply(7, encodeKvCommand(put('b', 1, 'k', '2')))?.result).toMatchObject({ revision: 7 });
+    // Two replicas applying the same entries end in the same state, byte for byte.
+    expect(run().snapshot()).toEqual(run().snapshot());
+  });
+});
+
+describe('KvStore snapshot', () => {
+  function populated(): KvStore {
+    const kv = new KvStore({ resultsPerSession: 2 });
+    applyAll(kv, [
+      put('c1', 1, 'a', 'x'),
+      put('c1', 2, 'b', 'y'),
+      put('c2', 1, 'a', 'z'),
+      del('c1', 3, 'b'),
+      cas('c2', 2, 'q', null, '\u{1F600}'),
+      cas('c3', 1, 'q', 'nope', 'w'),
+    ]);
+    kv.setMember(1, 'h1:2380', false);
+    kv.setMember(3, 'h3:2380', true);
+    return kv;
+  }
+
+  it('round-trips data, revisions, members and sessions', () => {
+    const kv = populated();
+    const bytes = kv.snapshot();
+    const copy = new KvStore({ resultsPerSession: 2 });
+    copy.apply(1, encodeKvCommand(put('junk', 1, 'junk', 'junk')));
+    copy.restore(bytes);
+    expect(copy.snapshot()).toEqual(bytes);
+    expect(copy.revision).toBe(6);
+    expect(copy.size).toBe(2);
+    expect(copy.get('a')).toEqual({ key: 'a', value: 'z', createRevision: 1, modRevision: 3, version: 2 });
+    expect(copy.get('junk')).toBeUndefined();
+    expect(copy.range('\0', '\0')).toEqual(kv.range('\0', '\0'));
+    expect([...copy.members]).toEqual([
+      [1, { address: 'h1:2380', learner: false }],
+      [3, { address: 'h3:2380', learner: true }],
+    ]);
+    // Sessions survive: a retry after restore still gets the first result.
+    const original = kv.apply(7, encodeKvCommand(del('c1', 3, 'b')));
+    const restored = copy.apply(7, encodeKvCommand(del('c1', 3, 'b')));
+    expect(restored).toEqual(original);
+    expect(restored?.result).toMatchObject({ revision: 4, deleted: 1, prev: { value: 'y' } });
+    // ...and the forgotten floor survives too.
+    expect(copy.apply(8, encodeKvCommand(put('c1', 1, 'a', 'x')))).toBeUndefined();
+    // Both continue identically.
+    applyAll(kv, [put('c4', 1, 'n', 'v')], 9);
+    applyAll(copy, [put('c4', 1, 'n', 'v')], 9);
+    expect(copy.snapshot()).toEqual(kv.snapshot());
+  });
+
+  it('is deterministic whatever order members were added in', () => {
+    const a = new KvStore();
+    const b = new KvStore();
+    a.setMember(1, 'x', false);
+    a.setMember(2, 'y', false);
+    b.setMember(2, 'y', false);
+    b.setMember(1, 'x', false);
+    expect(a.snapshot()).toEqual(b.snapshot());
+  });
+
+  it('restores empty bytes as the empty state', () => {
+    const kv = populated();
+    kv.restore(new Uint8Array());
+    expect(kv.size).toBe(0);
+    expect(kv.revision).toBe(0);
+    expect(kv.members.size).toBe(0);
+    expect(kv.snapshot()).toEqual(new KvStore().snapshot());
+  });
+
+  it('refuses truncated or corrupted snapshots and keeps its state', () => {
+    const bytes = populated().snapshot();
+    const kv = populated();
+    const before = kv.snapshot();
+    for (let n = 1; n < bytes.length; n++) expectCodecError(() => kv.restore(bytes.subarray(0, n)));
+    expectCodecError(() => kv.restore(new Uint8Array([...bytes, 0])), /trailing/);
+    expectCodecError(() => kv.restore(new TextEncoder().encode('{"not":"ours"}')), /magic/);
+    fc.assert(
+      fc.property(fc.nat(), fc.integer({ min: 0, max: 255 }), (at, v) => {
+        const bad = bytes.slice();
+        bad[at % bad.length] = v;
+        try {
+          kv.restore(bad);
+          // A corruption that still decodes must be a canonical snapshot.
+          expect(kv.snapshot()).toEqual(bad);
+          kv.restore(before);
+        } catch (err) {
+          expect(err).toBeInstanceOf(KvCodecError);
+        }
+      }),
+    );
+    expect(kv.snapshot()).toEqual(before);
+  });
+});
+
+describe('KvStore dedupe property', () => {
+  type Step =
+    | { kind: 'new'; client: number; op: number; key: number; value: number }
+    | { kind: 'retry'; pick: number };
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    fc.record({
+      kind: fc.constant('new' as const),
+      client: fc.integer({ min: 0, max: 3 }),
+      op: fc.integer({ min: 0, max: 3 }),
+      key: fc.integer({ min: 0, max: 3 }),
+      value: fc.integer({ min: 0, max: 2 }),
+    }),
+    fc.record({ kind: fc.constant('retry' as const), pick: fc.nat() }),
+  );
+
+  function build(steps: Step[]): KvCommand[] {
+    const seqs = [0, 0, 0, 0];
+    const issued: KvCommand[] = [];
+    const out: KvCommand[] = [];
+    for (const s of steps) {
+      if (s.kind === 'retry') {
+        if (issued.length > 0) out.push(issued[s.pick % issued.length]!);
+        continue;
+      }
+      const clientId = `client-${s.client}`;
+      const seq = ++seqs[s.client]!;
+      const key = `k${s.key}`;
+      const value = `v${s.value}`;
+      const c: KvCommand =
+        s.op === 0
+          ? put(clientId, seq, key, value)
+          : s.op === 1
+            ? del(clientId, seq, key)
+            : cas(clientId, seq, key, s.op === 2 ? null : value, `${value}'`);
+      issued.push(c);
+      out.push(c);
+    }
+    return out;
+  }
+
+  it('applying commands with random duplicated retries equals applying them deduplicated', () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 80 }), fc.integer({ min: 1, max: 20 }), (steps, window) => {
+        const cmds = build(steps);
+        const withRetries = new KvStore({ resultsPerSession: window });
+        const deduped = new KvStore({ resultsPerSession: window });
+        const firstResult = new Map<string, KvResult>();
+        cmds.forEach((c, i) => {
+          const key = requestKey(c);
+          const applied = withRetries.apply(i + 1, encodeKvCommand(c));
+          const first = firstResult.get(key);
+          if (first === undefined) {
+            // First occurrence: the deduplicated log has it at the same index.
+            const expected = deduped.apply(i + 1, encodeKvCommand(c));
+            expect(applied).toEqual(expected);
+            firstResult.set(key, applied!.result);
+          } else if (applied !== undefined) {
+            // A retry is answered from the cache...
+            expect(applied.result).toEqual(first);
+          }
+          // ...or, once forgotten, not at all; never applied twice.
+          expect(withRetries.snapshot()).toEqual(deduped.snapshot());
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,259 @@
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawNode } from '../../../src/raft/rawnode.js';
+import { type ConfState, emptyConfState, type Snapshot } from '../../../src/raft/types.js';
+import { DiskStorage, StorageRecoveryError } from '../../../src/server/storage/disk-storage.js';
+import { SnapCorruptError, snapName } from '../../../src/server/storage/snapshotter.js';
+import { collectingLogger, ents, plain, tempDirs } from './helpers.js';
+
+const dirs = tempDirs();
+const open: DiskStorage[] = [];
+afterEach(async () => {
+  for (const ds of open.splice(0)) await ds.close().catch(() => undefined);
+  dirs.cleanup();
+});
+
+async function openDs(dir: string, segmentBytes?: number) {
+  const logger = collectingLogger();
+  const ds = await DiskStorage.open(dir, { logger, segmentBytes });
+  open.push(ds);
+  return { ds, logger };
+}
+
+async function restart(ds: DiskStorage, segmentBytes?: number) {
+  await ds.close();
+  return openDs(ds.dir, segmentBytes);
+}
+
+const cs: ConfState = { ...emptyConfState(), voters: [1, 2, 3] };
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+function leaderSnap(index: number, term: number): Snapshot {
+  return { data: bytes(`kv@${index}`), metadata: { index, term, confState: cs } };
+}
+
+describe('DiskStorage', () => {
+  it('starts empty and recovers hardstate and entries after a restart', async () => {
+    const dir = path.join(dirs.make(), 'node1'); // created by open()
+    let { ds } = await openDs(dir);
+    expect(ds.recovered).toEqual({
+      hardState: { term: 0, vote: 0, commit: 0 },
+      lastIndex: 0,
+      repairedTornTail: false,
+    });
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: ents(1, 5, 1), mustSync: true });
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 5 }, entries: [], mustSync: false });
+    expect(ds.storage.lastIndex()).toBe(5);
+
+    ({ ds } = await restart(ds));
+    expect(ds.recovered).toEqual({
+      hardState: { term: 1, vote: 1, commit: 5 },
+      lastIndex: 5,
+      repairedTornTail: false,
+    });
+    expect(ds.storage.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 5 });
+    expect(plain(ds.storage.entries(1, 6, Infinity))).toEqual(plain(ents(1, 5, 1)));
+  });
+
+  it('keeps the new leader’s entries after a conflicting append, across a restart', async () => {
+    let { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 2 }, entries: ents(1, 6, 1), mustSync: true });
+    await ds.save({ hardState: { term: 2, vote: 0, commit: 3 }, entries: ents(4, 5, 2), mustSync: true });
+    const expected = plain([...ents(1, 3, 1), ...ents(4, 5, 2)]);
+    expect(plain(ds.storage.entries(1, 6, Infinity))).toEqual(expected);
+    ({ ds } = await restart(ds));
+    expect(plain(ds.storage.entries(1, 6, Infinity))).toEqual(expected);
+    expect(ds.storage.lastIndex()).toBe(5);
+  });
+
+  it('persists a snapshot from the leader before its marker and drops the old log', async () => {
+    let { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 3 }, entries: ents(1, 8, 1), mustSync: true });
+    const snap = leaderSnap(100, 3);
+    await ds.save({
+      hardState: { term: 3, vote: 0, commit: 100 },
+      entries: [],
+      snapshot: snap,
+      mustSync: false,
+    });
+    await ds.save({
+      hardState: { term: 3, vote: 0, commit: 101 },
+      entries: ents(101, 102, 3),
+      mustSync: true,
+    });
+    expect(existsSync(path.join(ds.dir, 'snap', snapName(3, 100)))).toBe(true);
+
+    ({ ds } = await restart(ds));
+    expect(ds.recovered.snapshot).toEqual(snap);
+    expect(ds.storage.firstIndex()).toBe(101);
+    expect(ds.storage.initialState().confState).toEqual(cs);
+    expect(plain(ds.storage.entries(101, 103, Infinity))).toEqual(plain(ents(101, 102, 3)));
+    expect(ds.recovered.lastIndex).toBe(102);
+    await expect(ds.save({ entries: [], snapshot: leaderSnap(50, 2), mustSync: true })).rejects.toThrow(
+      /older/,
+    );
+  });
+
+  it('createSnapshot compacts memory, purges WAL segments and old snapshot files, and survives a restart', async () => {
+    let { ds } = await openDs(dirs.make(), 512);
+    for (let i = 1; i <= 300; i++) {
+      await ds.save({ hardState: { term: 1, vote: 1, commit: i }, entries: ents(i, i, 1), mustSync: true });
+    }
+    const walDir = path.join(ds.dir, 'wal');
+    const segsBefore = readdirSync(walDir).sort();
+    expect(segsBefore.length).toBeGreaterThan(10);
+
+    await ds.createSnapshot(100, cs, bytes('kv@100'), 10);
+    expect(ds.storage.firstIndex()).toBe(91);
+    // With no older snapshot to fall back on, nothing may be purged yet.
+    expect(readdirSync(walDir).sort()).toEqual(segsBefore);
+
+    await ds.createSnapshot(200, cs, bytes('kv@200'), 10);
+    await ds.createSnapshot(250, cs, bytes('kv@250'), 10);
+    expect(ds.storage.firstIndex()).toBe(241);
+    const snaps = readdirSync(path.join(ds.dir, 'snap')).sort();
+    expect(snaps).toEqual([snapName(1, 200), snapName(1, 250)]);
+    const segsAfter = readdirSync(walDir).sort();
+    expect(segsAfter.length).toBeLessThan(segsBefore.length);
+    expect(segsAfter[0]).not.toBe(segsBefore[0]);
+    await expect(ds.createSnapshot(250, cs, bytes('again'), 0)).rejects.toThrow(/older/);
+
+    ({ ds } = await restart(ds, 512));
+    expect(ds.recovered.snapshot?.metadata).toEqual({ index: 250, term: 1, confState: cs });
+    expect(ds.recovered.snapshot?.data).toEqual(bytes('kv@250'));
+    expect(ds.recovered.hardState).toEqual({ term: 1, vote: 1, commit: 300 });
+    expect(ds.storage.firstIndex()).toBe(251);
+    expect(plain(ds.storage.entries(251, 301, Infinity))).toEqual(plain(ents(251, 300, 1)));
+  });
+
+  it('falls back to the older snapshot when the newest is corrupt, with a warning', async () => {
+    let { ds } = await openDs(dirs.make(), 512);
+    for (let i = 1; i <= 60; i++)
+      await ds.save({ hardState: { term: 1, vote: 1, commit: i }, entries: ents(i, i, 1), mustSync: true });
+    await ds.createSnapshot(20, cs, bytes('kv@20'), 0);
+    await ds.createSnapshot(50, cs, bytes('kv@50'), 0);
+    await ds.close();
+    const newest = path.join(ds.dir, 'snap', snapName(1, 50));
+    const buf = readFileSync(newest);
+    buf[buf.length - 1]! ^= 0x10;
+    writeFileSync(newest, buf);
+
+    const reopened = await openDs(ds.dir, 512);
+    const logger = reopened.logger;
+    ds = reopened.ds;
+    expect(ds.recovered.snapshot?.metadata.index).toBe(20);
+    expect(ds.storage.firstIndex()).toBe(21);
+    expect(ds.storage.lastIndex()).toBe(60);
+    const warning = logger.lines.find((l) => l.startsWith('WARN snap:'));
+    expect(warning).toContain(newest);
+    expect(warning).toContain('fell back to');
+    expect(existsSync(`${newest}.broken`)).toBe(true);
+  });
+
+  it('refuses to start when the only snapshot is corrupt', async () => {
+    const { ds } = await openDs(dirs.make());
+    await ds.save({
+      hardState: { term: 2, vote: 0, commit: 40 },
+      entries: [],
+      snapshot: leaderSnap(40, 2),
+      mustSync: true,
+    });
+    await ds.close();
+    const file = path.join(ds.dir, 'snap', snapName(2, 40));
+    writeFileSync(file, readFileSync(file).subarray(0, 10));
+    const err = await DiskStorage.open(ds.dir, { logger: collectingLogger() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SnapCorruptError);
+    expect((err as SnapCorruptError).message).toContain(file);
+  });
+
+  it('reports a repaired torn tail', async () => {
+    let { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: ents(1, 4, 1), mustSync: true });
+    await ds.close();
+    const walDir = path.join(ds.dir, 'wal');
+    const seg = path.join(walDir, readdirSync(walDir)[0]!);
+    writeFileSync(seg, Buffer.concat([readFileSync(seg), Buffer.from('torn-garbage-bytes')]));
+    const reopened = await openDs(ds.dir);
+    const logger = reopened.logger;
+    ds = reopened.ds;
+    expect(ds.recovered.repairedTornTail).toBe(true);
+    expect(ds.recovered.lastIndex).toBe(4);
+    expect(logger.lines.some((l) => l.includes(`wal: repaired torn tail of ${seg}`))).toBe(true);
+  });
+
+  it('deletes a snapshot file whose WAL marker never made it, and refuses snapshots without a WAL', async () => {
+    let { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 3 }, entries: ents(1, 3, 1), mustSync: true });
+    await ds.close();
+    // As if a save crashed between writing the snapshot file and its WAL marker.
+    const orphan = path.join(ds.dir, 'snap', snapName(4, 90));
+    const { Snapshotter } = await import('../../../src/server/storage/snapshotter.js');
+    await new Snapshotter(path.join(ds.dir, 'snap'), collectingLogger()).save(leaderSnap(90, 4));
+    ({ ds } = await openDs(ds.dir));
+    expect(existsSync(orphan)).toBe(false);
+    expect(ds.recovered.snapshot).toBeUndefined();
+    expect(ds.recovered.lastIndex).toBe(3);
+    await ds.save({ entries: [], snapshot: leaderSnap(90, 4), mustSync: true });
+    await ds.close();
+    open.length = 0;
+
+    rmSync(path.join(ds.dir, 'wal'), { recursive: true });
+    const err = await DiskStorage.open(ds.dir, { logger: collectingLogger() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageRecoveryError);
+    expect((err as Error).message).toMatch(/holds snapshots but .* has no WAL segments/);
+  });
+
+  it('refuses to start when the WAL no longer reaches the snapshot it needs', async () => {
+    const { ds } = await openDs(dirs.make(), 256);
+    for (let i = 1; i <= 80; i++)
+      await ds.save({ hardState: { term: 1, vote: 1, commit: i }, entries: ents(i, i, 1), mustSync: true });
+    await ds.createSnapshot(30, cs, bytes('kv@30'), 0);
+    await ds.createSnapshot(60, cs, bytes('kv@60'), 0);
+    await ds.close();
+    // Both snapshots gone: the purged WAL cannot rebuild the log from index 1.
+    rmSync(path.join(ds.dir, 'snap', snapName(1, 30)));
+    rmSync(path.join(ds.dir, 'snap', snapName(1, 60)));
+    const err = await DiskStorage.open(ds.dir, { logger: collectingLogger(), segmentBytes: 256 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StorageRecoveryError);
+    expect((err as Error).message).toMatch(
+      /the WAL holds no entries 1\.\.\d+ and no usable snapshot covers them/,
+    );
+  });
+
+  it('drives a single-node RawNode through restarts', async () => {
+    const dir = dirs.make();
+    const run = async (ds: DiskStorage, node: RawNode, applied: string[]) => {
+      while (node.hasReady()) {
+        const rd = node.ready();
+        await ds.save(rd);
+        for (const e of rd.committedEntries)
+          if (e.type === 'EntryNormal' && e.data.length > 0) applied.push(new TextDecoder().decode(e.data));
+        node.advance(rd);
+      }
+    };
+    let { ds } = await openDs(dir);
+    let node = new RawNode({ id: 1, electionTick: 10, heartbeatTick: 1, storage: ds.storage });
+    node.bootstrap([{ id: 1 }]);
+    const applied: string[] = [];
+    await run(ds, node, applied);
+    node.campaign();
+    await run(ds, node, applied);
+    for (const v of ['a', 'b', 'c']) {
+      node.propose(bytes(v));
+      await run(ds, node, applied);
+    }
+    expect(applied).toEqual(['a', 'b', 'c']);
+    const before = node.basicStatus().hardState;
+
+    ({ ds } = await restart(ds));
+    expect(ds.recovered.hardState).toEqual(before);
+    node = new RawNode({ id: 1, electionTick: 10, heartbeatTick: 1, storage: ds.storage });
+    const replayed: string[] = [];
+    await run(ds, node, replayed);
+    expect(replayed).toEqual(['a', 'b', 'c']);
+    expect(statSync(path.join(dir, 'wal')).isDirectory()).toBe(true);
+  });
+});

@@ -1,0 +1,568 @@
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { type Message, message } from '../../../src/raft/types.js';
+import { type LogLine, testLogger } from '../../../src/server/log.js';
+import { decodeFrame, encodeFrame } from '../../../src/server/transport/codec.js';
+import { Transport, type TransportOptions } from '../../../src/server/transport/transport.js';
+
+interface TestNode {
+  id: number;
+  t: Transport;
+  server: http.Server;
+  port: number;
+  address: string;
+  got: Message[];
+  unreachable: number[];
+  snaps: [number, boolean][];
+  lines: LogLine[];
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function listen(server: http.Server | net.Server, port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+function closeServer(server: http.Server | net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+async function startNode(id: number, opts: Partial<TransportOptions> = {}, port = 0): Promise<TestNode> {
+  const logger = testLogger();
+  const node = { id, got: [], unreachable: [], snaps: [], lines: logger.lines } as unknown as TestNode;
+  node.t = new Transport({
+    id,
+    clusterId: 'c1',
+    logger,
+    backoff: { initialMs: 20, maxMs: 100 },
+    onMessage: (m) => node.got.push(m),
+    onUnreachable: (p) => node.unreachable.push(p),
+    onSnapshotStatus: (p, ok) => node.snaps.push([p, ok]),
+    ...opts,
+  });
+  node.server = http.createServer();
+  node.server.on('upgrade', (req, socket, head) => {
+    if (req.url === '/raft') node.t.handleUpgrade(req, socket, head);
+    else socket.destroy();
+  });
+  node.port = await listen(node.server, port);
+  node.address = `127.0.0.1:${node.port}`;
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await node.t.close();
+    await closeServer(node.server);
+  };
+  (node as TestNode & { stop: () => Promise<void> }).stop = stop;
+  cleanups.push(stop);
+  return node;
+}
+
+function stopNode(n: TestNode): Promise<void> {
+  return (n as TestNode & { stop: () => Promise<void> }).stop();
+}
+
+function link(...nodes: TestNode[]): void {
+  for (const a of nodes) a.t.setPeers(new Map(nodes.filter((b) => b !== a).map((b) => [b.id, b.address])));
+}
+
+async function waitFor(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function app(from: number, to: number, index: number, size = 8): Message {
+  return message({
+    type: 'MsgApp',
+    from,
+    to,
+    term: 2,
+    logTerm: 2,
+    index,
+    commit: index,
+    entries: [
+      { term: 2, index: index + 1, type: 'EntryNormal', data: new Uint8Array(size).fill(index & 0xff) },
+    ],
+  });
+}
+
+function hb(from: number, to: number): Message {
+  return message({ type: 'MsgHeartbeat', from, to, term: 2 });
+}
+
+function logged(n: TestNode, re: RegExp): boolean {
+  return n.lines.some((l) => re.test(l.message));
+}
+
+/** A bare ws endpoint standing in for a peer, recording the raw frames it receives. */
+async function rawPeer(): Promise<{
+  address: string;
+  frames: Buffer[];
+  headers: http.IncomingHttpHeaders[];
+}> {
+  const server = http.createServer();
+  const wss = new WebSocketServer({ noServer: true });
+  const frames: Buffer[] = [];
+  const headers: http.IncomingHttpHeaders[] = [];
+  server.on('upgrade', (req, socket, head) => {
+    headers.push(req.headers);
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d) => frames.push(d as Buffer)));
+  });
+  const port = await listen(server);
+  cleanups.push(async () => {
+    for (const c of wss.clients) c.terminate();
+    wss.close();
+    await closeServer(server);
+  });
+  return { address: `127.0.0.1:${port}`, frames, headers };
+}
+
+/** Dials a node's /raft endpoint directly, as a (possibly misbehaving) peer would. */
+function dial(node: TestNode, headers: Record<string, string>): WebSocket {
+  const ws = new WebSocket(`ws://${node.address}/raft`, { headers });
+  ws.on('error', () => {});
+  cleanups.push(() => ws.terminate());
+  return ws;
+}
+
+function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) =>
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+}
+
+describe('Transport: exchanging messages', () => {
+  it('delivers batches both ways between two transports on loopback', async () => {
+    const [a, b] = [await startNode(1), await startNode(2)];
+    link(a, b);
+    const batch = Array.from({ length: 200 }, (_, i) => app(1, 2, i));
+    a.t.send(batch);
+    b.t.send([hb(2, 1), hb(2, 1)]);
+    await waitFor(() => b.got.length === 200 && a.got.length === 2, 'both batches');
+    expect(b.got).toEqual(batch);
+    expect(a.got.map((m) => m.type)).toEqual(['MsgHeartbeat', 'MsgHeartbeat']);
+    const h = a.t.health().get(2)!;
+    expect(h).toMatchObject({ address: b.address, connected: true, sentMsgs: 200, recvMsgs: 2, queued: 0 });
+    expect(h.lastContactMs).toBeGreaterThan(0);
+    expect(a.unreachable).toEqual([]);
+  });
+
+  it('sends what one turn queued as one frame per peer, with the handshake headers', async () => {
+    const peer = await rawPeer();
+    const a = await startNode(1, { token: 's3cret' });
+    a.t.setPeers(new Map([[2, peer.address]]));
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    a.t.send([app(1, 2, 1)]);
+    a.t.send([app(1, 2, 2), hb(1, 2)]);
+    await waitFor(() => peer.frames.length === 1, 'a frame');
+    await sleep(20);
+    expect(peer.frames).toHaveLength(1);
+    expect(decodeFrame(peer.frames[0]!)).toEqual([app(1, 2, 1), app(1, 2, 2), hb(1, 2)]);
+    expect(peer.headers[0]).toMatchObject({
+      'x-raftctl-cluster': 'c1',
+      'x-raftctl-from': '1',
+      'x-raftctl-token': 's3cret',
+    });
+    expect(peer.headers[0]!['sec-websocket-extensions']).toBeUndefined();
+  });
+
+  it('splits a batch larger than maxFrameBytes and drops a single message that can never fit', async () => {
+    const peer = await rawPeer();
+    const a = await startNode(1, { maxFrameBytes: 4096 });
+    a.t.setPeers(new Map([[2, peer.address]]));
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    const msgs = [app(1, 2, 1, 1500), app(1, 2, 2, 1500), app(1, 2, 3, 9000), app(1, 2, 4, 1500)];
+    a.t.send(msgs);
+    await waitFor(() => peer.frames.length === 2, 'two frames');
+    expect(peer.frames.map((f) => decodeFrame(f).map((m) => m.index))).toEqual([[1, 2], [4]]);
+    expect(peer.frames.every((f) => f.length <= 4096)).toBe(true);
+    expect(logged(a, /dropping MsgApp to peer 2: \d+ bytes exceeds maxFrameBytes 4096/)).toBe(true);
+  });
+
+  it('never throws from send(), whatever it is given or whatever the callbacks do', async () => {
+    const [a, b] = [
+      await startNode(1),
+      await startNode(2, {
+        onMessage: () => {
+          throw new Error('boom');
+        },
+      }),
+    ];
+    link(a, b);
+    expect(() => a.t.send([message({ type: 'MsgApp', from: 1, to: 2, term: -1 })])).not.toThrow();
+    expect(() => a.t.send(null as unknown as Message[])).not.toThrow();
+    expect(() => a.t.send([message({ type: 'MsgHup', from: 1, to: 1 }), hb(1, 9)])).not.toThrow();
+    a.t.send([hb(1, 2)]);
+    // The heartbeat shared a batch with the unencodable MsgApp and still arrived.
+    await waitFor(() => logged(b, /onMessage threw for MsgHeartbeat from 1: boom/), 'callback error logged');
+    expect(logged(a, /send failed/)).toBe(true);
+    expect(logged(a, /dropping MsgApp to peer 2: cannot encode: cannot encode -1/)).toBe(true);
+    expect(logged(a, /dropping MsgHeartbeat to unknown peer 9/)).toBe(true);
+    await waitFor(() => a.unreachable.includes(9), 'unknown peer reported unreachable');
+  });
+});
+
+describe('Transport: handshake', () => {
+  it('refuses a peer from another cluster with a clear reason', async () => {
+    const a = await startNode(1);
+    const b = await startNode(2, { clusterId: 'other' });
+    link(a, b);
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => /cluster id mismatch/.test(a.t.health().get(2)!.lastError ?? ''), 'refusal');
+    expect(a.t.health().get(2)!.lastError).toBe(
+      'refused by peer 2: HTTP 403 cluster id mismatch: this node is in cluster other, the request is for cluster c1',
+    );
+    expect(logged(a, /peer 2 at .*: refused by peer 2: HTTP 403 cluster id mismatch/)).toBe(true);
+    expect(logged(b, /refused raft connection from 127\.0\.0\.1:\d+: cluster id mismatch/)).toBe(true);
+    await waitFor(() => a.unreachable.includes(2), 'unreachable');
+    expect(b.got).toEqual([]);
+  });
+
+  it('refuses a wrong or missing token, and never logs the token', async () => {
+    const a = await startNode(1, { token: 'wrong' });
+    const b = await startNode(2, { token: 'right' });
+    const c = await startNode(3);
+    link(a, b);
+    c.t.setPeers(new Map([[2, b.address]]));
+    await waitFor(
+      () => /invalid peer token/.test(a.t.health().get(2)!.lastError ?? ''),
+      'wrong token refused',
+    );
+    await waitFor(
+      () => /missing x-raftctl-token/.test(c.t.health().get(2)!.lastError ?? ''),
+      'no token refused',
+    );
+    expect(a.t.health().get(2)!.connected).toBe(false);
+    for (const n of [a, b, c]) expect(n.lines.some((l) => /wrong|right/.test(l.message))).toBe(false);
+  });
+
+  it('refuses a missing sender id', async () => {
+    const b = await startNode(2);
+    const ws = dial(b, { 'x-raftctl-cluster': 'c1' });
+    const status = await new Promise<number>((resolve) =>
+      ws.on('unexpected-response', (_q, res) => resolve(res.statusCode!)),
+    );
+    expect(status).toBe(400);
+    expect(logged(b, /invalid x-raftctl-from ""/)).toBe(true);
+  });
+});
+
+describe('Transport: failures', () => {
+  it('reports a peer that is down as unreachable and drops its messages', async () => {
+    const probe = net.createServer();
+    const port = await listen(probe);
+    await closeServer(probe);
+    const a = await startNode(1);
+    a.t.setPeers(new Map([[2, `127.0.0.1:${port}`]]));
+    await waitFor(() => a.unreachable.includes(2), 'unreachable after the dial fails');
+    a.unreachable.length = 0;
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => a.unreachable.includes(2), 'unreachable on send while down');
+    const h = a.t.health().get(2)!;
+    expect(h.connected).toBe(false);
+    expect(h.queued).toBe(0);
+    expect(h.lastError).toMatch(/ECONNREFUSED/);
+  });
+
+  it('reconnects after the peer restarts', async () => {
+    const [a, b] = [await startNode(1), await startNode(2)];
+    link(a, b);
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => b.got.length === 1, 'first delivery');
+    const port = b.port;
+    await stopNode(b);
+    await waitFor(() => a.unreachable.includes(2), 'unreachable while the peer is down');
+    expect(logged(a, /lost connection to peer 2/)).toBe(true);
+    const b2 = await startNode(2, {}, port);
+    link(a, b2);
+    // Keep sending, as raft would, until the reconnected link carries a message.
+    for (let i = 0; b2.got.length === 0; i++) {
+      if (i > 300) throw new Error('no delivery after restart');
+      a.t.send([hb(1, 2)]);
+      await sleep(10);
+    }
+    expect(a.t.health().get(2)).toMatchObject({ connected: true });
+    expect(a.t.health().get(2)!.lastError).toBeUndefined();
+  });
+
+  it('reports unreachable when a peer queue overflows', async () => {
+    // Accepts TCP but never answers the handshake: messages wait in the queue.
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => sockets.push(s));
+    const port = await listen(silent);
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy();
+      await closeServer(silent);
+    });
+    const a = await startNode(1, { maxQueue: 10, connectTimeoutMs: 10_000 });
+    a.t.setPeers(new Map([[2, `127.0.0.1:${port}`]]));
+    a.t.send(Array.from({ length: 25 }, () => hb(1, 2)));
+    await waitFor(() => a.unreachable.includes(2), 'overflow reported');
+    expect(a.t.health().get(2)).toMatchObject({ queued: 10, connected: false });
+  });
+
+  it('refuses an oversized inbound frame and closes the connection with a reason', async () => {
+    const a = await startNode(1);
+    const b = await startNode(2, { maxFrameBytes: 1024 });
+    link(a, b);
+    a.t.send([app(1, 2, 1, 4096)]);
+    await waitFor(
+      () => logged(b, /peer 1 sent a frame larger than maxFrameBytes 1024; closed the connection \(1009\)/),
+      'refusal',
+    );
+    await waitFor(
+      () => logged(a, /lost connection to peer 2 at .*: closed by peer: 1009 frame too large/),
+      'close seen',
+    );
+    expect(b.got).toEqual([]);
+    // Smaller frames flow again once the sender has reconnected.
+    for (let i = 0; b.got.length === 0; i++) {
+      if (i > 300) throw new Error('no delivery after the oversized frame');
+      a.t.send([hb(1, 2)]);
+      await sleep(10);
+    }
+  });
+
+  it('closes a connection carrying a malformed frame with 1007 and the reason', async () => {
+    const b = await startNode(2);
+    const ws = dial(b, { 'x-raftctl-cluster': 'c1', 'x-raftctl-from': '1' });
+    await new Promise((r) => ws.on('open', r));
+    const done = closed(ws);
+    ws.send(Buffer.from('not a raft frame'));
+    const { code, reason } = await done;
+    expect(code).toBe(1007);
+    expect(reason).toMatch(/malformed raft frame at byte 0: bad magic/);
+    expect(logged(b, /dropping frame from peer 1 \(16 bytes\): malformed raft frame/)).toBe(true);
+    expect(b.got).toEqual([]);
+  });
+
+  it('closes a text message with 1003 and drops misaddressed messages', async () => {
+    const b = await startNode(2);
+    const ws = dial(b, { 'x-raftctl-cluster': 'c1', 'x-raftctl-from': '1' });
+    await new Promise((r) => ws.on('open', r));
+    ws.send(encodeFrame([hb(3, 2), hb(1, 4), message({ type: 'MsgBeat', from: 1, to: 2 }), hb(1, 2)]));
+    await waitFor(() => b.got.length === 1, 'the one well-addressed message');
+    expect(b.got[0]).toEqual(hb(1, 2));
+    expect(logged(b, /dropping MsgHeartbeat from 3 to 2 on the connection of peer 1/)).toBe(true);
+    const done = closed(ws);
+    ws.send('hello');
+    expect((await done).code).toBe(1003);
+  });
+});
+
+describe('Transport: snapshots', () => {
+  it('sends a snapshot on its own and reports the status', async () => {
+    const [a, b] = [await startNode(1), await startNode(2)];
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    const data = new Uint8Array(256 * 1024).map((_, i) => i * 7);
+    const snap = message({
+      type: 'MsgSnap',
+      from: 1,
+      to: 2,
+      term: 3,
+      snapshot: {
+        data,
+        metadata: {
+          index: 40,
+          term: 3,
+          confState: {
+            voters: [1, 2, 3],
+            learners: [4],
+            votersOutgoing: [],
+            learnersNext: [],
+            autoLeave: false,
+          },
+        },
+      },
+    });
+    a.t.send([hb(1, 2), snap, app(1, 2, 41)]);
+    await waitFor(() => a.snaps.length === 1 && b.got.length === 3, 'snapshot delivered and reported');
+    expect(a.snaps).toEqual([[2, true]]);
+    expect(b.got.map((m) => m.type)).toEqual(['MsgHeartbeat', 'MsgSnap', 'MsgApp']);
+    const got = b.got[1]!;
+    // Compare the payload as bytes: a deep equality walk over 256 KiB is slow.
+    expect(Buffer.compare(got.snapshot!.data, data)).toBe(0);
+    expect({ ...got, snapshot: { ...got.snapshot!, data: undefined } }).toEqual({
+      ...snap,
+      snapshot: { ...snap.snapshot!, data: undefined },
+    });
+  });
+
+  it('reports a snapshot to an unreachable peer as failed', async () => {
+    const a = await startNode(1);
+    a.t.setPeers(new Map([[2, '127.0.0.1:1']]));
+    await waitFor(() => a.unreachable.includes(2), 'peer down');
+    a.t.send([
+      message({
+        type: 'MsgSnap',
+        from: 1,
+        to: 2,
+        snapshot: {
+          data: new Uint8Array(3),
+          metadata: {
+            index: 5,
+            term: 1,
+            confState: { voters: [1], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+          },
+        },
+      }),
+    ]);
+    await waitFor(() => a.snaps.length === 1, 'status');
+    expect(a.snaps).toEqual([[2, false]]);
+  });
+});
+
+describe('Transport: faults', () => {
+  async function pair(opts: Partial<TransportOptions> = {}): Promise<[TestNode, TestNode]> {
+    const [a, b] = [await startNode(1, opts), await startNode(2)];
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected && b.t.health().get(1)!.connected, 'connections');
+    return [a, b];
+  }
+
+  it('drops outbound messages, and heals', async () => {
+    const [a, b] = await pair();
+    a.t.setFault({ kind: 'drop', peers: [2], direction: 'out' });
+    expect(a.t.faults()).toEqual([{ kind: 'drop', peers: [2], probability: 1, direction: 'out' }]);
+    a.t.send([hb(1, 2), hb(1, 2)]);
+    b.t.send([hb(2, 1)]);
+    await waitFor(() => a.got.length === 1, 'the other direction still works');
+    await sleep(30);
+    expect(b.got).toEqual([]);
+    a.t.setFault({ kind: 'heal' });
+    expect(a.t.faults()).toEqual([]);
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => b.got.length === 1, 'delivery after heal');
+  });
+
+  it('drops inbound messages with a probability', async () => {
+    let seed = 1;
+    // A small LCG: the same messages are dropped on every run.
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const [a, b] = await pair({ random });
+    a.t.setFault({ kind: 'drop', peers: [2], probability: 0.5, direction: 'in' });
+    b.t.send(Array.from({ length: 400 }, () => hb(2, 1)));
+    await waitFor(() => b.t.health().get(1)!.sentMsgs === 400, 'sent');
+    await sleep(50);
+    expect(a.got.length).toBeGreaterThan(140);
+    expect(a.got.length).toBeLessThan(260);
+    expect(a.t.health().get(2)!.recvMsgs).toBe(400);
+  });
+
+  it('delays messages to a peer', async () => {
+    const [a, b] = await pair();
+    a.t.setFault({ kind: 'delay', peers: [2], ms: 150, direction: 'out' });
+    const start = Date.now();
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => b.got.length === 1, 'delayed delivery');
+    expect(Date.now() - start).toBeGreaterThanOrEqual(140);
+    expect(a.t.faults()).toEqual([{ kind: 'delay', peers: [2], ms: 150, direction: 'out' }]);
+  });
+
+  it('isolates peers in both directions, and isolating itself cuts the node off', async () => {
+    const [a, b] = await pair();
+    a.t.setFault({ kind: 'isolate', peers: [2] });
+    a.t.send([hb(1, 2)]);
+    b.t.send([hb(2, 1)]);
+    await sleep(50);
+    expect([a.got, b.got]).toEqual([[], []]);
+    a.t.setFault({ kind: 'heal', peers: [2] });
+    a.t.setFault({ kind: 'isolate', peers: [1] });
+    expect(a.t.faults()).toEqual([{ kind: 'isolate' }]);
+    a.t.send([hb(1, 2)]);
+    b.t.send([hb(2, 1)]);
+    await sleep(50);
+    expect([a.got, b.got]).toEqual([[], []]);
+    a.t.setFault({ kind: 'heal' });
+    a.t.send([hb(1, 2)]);
+    b.t.send([hb(2, 1)]);
+    await waitFor(() => a.got.length === 1 && b.got.length === 1, 'healed');
+    // A snapshot lost to a fault is reported as failed, as a lost connection would be.
+    a.t.setFault({ kind: 'isolate', peers: [2] });
+    a.t.send([
+      message({
+        type: 'MsgSnap',
+        from: 1,
+        to: 2,
+        snapshot: {
+          data: new Uint8Array(1),
+          metadata: {
+            index: 1,
+            term: 1,
+            confState: { voters: [1], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+          },
+        },
+      }),
+    ]);
+    await waitFor(() => a.snaps.length === 1, 'snapshot status');
+    expect(a.snaps).toEqual([[2, false]]);
+  });
+
+  it('validates fault arguments', async () => {
+    const a = await startNode(1);
+    expect(() => a.t.setFault({ kind: 'drop', probability: 2 })).toThrow(/probability must be within 0..1/);
+    expect(() => a.t.setFault({ kind: 'delay', ms: -1 })).toThrow(/non-negative/);
+    expect(() => a.t.setFault({ kind: 'drop', peers: [0] })).toThrow(/positive integers/);
+    expect(() => a.t.setFault({ kind: 'bogus' as never })).toThrow(/unknown fault kind/);
+    a.t.setFault({ kind: 'drop', peers: [2, 3], probability: 0.25 });
+    a.t.setFault({ kind: 'delay', ms: 10, direction: 'in' });
+    expect(a.t.faults()).toEqual([
+      { kind: 'delay', ms: 10, direction: 'in' },
+      { kind: 'drop', peers: [2], probability: 0.25, direction: 'both' },
+      { kind: 'drop', peers: [3], probability: 0.25, direction: 'both' },
+    ]);
+  });
+});
+
+describe('Transport: membership and shutdown', () => {
+  it('closes the connection of a removed peer and forgets it', async () => {
+    const [a, b] = [await startNode(1), await startNode(2)];
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    a.t.setPeers(new Map());
+    expect(a.t.health().size).toBe(0);
+    a.t.send([hb(1, 2)]);
+    await sleep(30);
+    expect(b.got).toEqual([]);
+    expect(logged(a, /dropping MsgHeartbeat to unknown peer 2/)).toBe(true);
+  });
+
+  it('reports an invalid address instead of dialling it', async () => {
+    const a = await startNode(1);
+    a.t.setPeers(new Map([[2, 'no-port-here']]));
+    expect(a.t.health().get(2)!.lastError).toMatch(/invalid peer address "no-port-here"/);
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => a.unreachable.includes(2), 'unreachable');
+  });
+
+  it('stops calling back after close', async () => {
+    const [a, b] = [await startNode(1), await startNode(2)];
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    await a.t.close();
+    a.t.send([hb(1, 2)]);
+    b.t.send([hb(2, 1)]);
+    await sleep(50);
+    expect(a.got).toEqual([]);
+    expect(a.unreachable).toEqual([]);
+  });
+});
