@@ -13,9 +13,11 @@ export interface HostPort {
 /** Parses `host:port` (IPv6 as `[::1]:7001`). */
 export function parseHostPort(text: string, what = 'address'): HostPort {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
-  if (!m) throw new UsageError(`bad ${what} ${JSON.stringify(text)}: expected HOST:PORT, e.g. 127.0.0.1:7001`);
+  if (!m)
+    throw new UsageError(`bad ${what} ${JSON.stringify(text)}: expected HOST:PORT, e.g. 127.0.0.1:7001`);
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) throw new UsageError(`bad ${what} ${JSON.stringify(text)}: port must be 1–65535`);
+  if (port < 1 || port > 65535)
+    throw new UsageError(`bad ${what} ${JSON.stringify(text)}: port must be 1–65535`);
   return { host: m[1] ?? m[2]!, port };
 }
 
@@ -38,10 +40,14 @@ export function parsePeers(text: string): Map<number, string> {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (items.length === 0) throw new UsageError('--peers is empty: expected ID=HOST:PORT[,ID=HOST:PORT…], e.g. 1=127.0.0.1:7001');
+  if (items.length === 0)
+    throw new UsageError('--peers is empty: expected ID=HOST:PORT[,ID=HOST:PORT…], e.g. 1=127.0.0.1:7001');
   for (const item of items) {
     const eq = item.indexOf('=');
-    if (eq < 0) throw new UsageError(`bad peer ${JSON.stringify(item)} in --peers: expected ID=HOST:PORT, e.g. 2=127.0.0.1:7002`);
+    if (eq < 0)
+      throw new UsageError(
+        `bad peer ${JSON.stringify(item)} in --peers: expected ID=HOST:PORT, e.g. 2=127.0.0.1:7002`,
+      );
     const id = parseNodeId(item.slice(0, eq), 'peer id');
     const address = formatHostPort(parseHostPort(item.slice(eq + 1), `address of peer ${id}`));
     if (peers.has(id)) throw new UsageError(`peer ${id} appears twice in --peers`);
@@ -50,10 +56,17 @@ export function parsePeers(text: string): Map<number, string> {
   return peers;
 }
 
-export function parsePositiveInt(value: unknown, flag: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+export function parsePositiveInt(
+  value: unknown,
+  flag: string,
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`bad ${flag} ${JSON.stringify(value)}: expected a whole number from ${min} to ${max}`);
+    throw new UsageError(
+      `bad ${flag} ${JSON.stringify(value)}: expected a whole number from ${min} to ${max}`,
+    );
   }
   return n;
 }

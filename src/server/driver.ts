@@ -29,8 +29,6 @@ import {
   NONE,
   type StateType,
 } from '../raft/types.js';
-import type { DiskStorage } from './storage/disk-storage.js';
-import type { ServerLogger } from './log.js';
 import {
   decodeMemberContext,
   encodeKvCommand,
@@ -40,6 +38,8 @@ import {
   type KvStore,
   requestKey,
 } from './kv.js';
+import type { ServerLogger } from './log.js';
+import type { DiskStorage } from './storage/disk-storage.js';
 
 /** A KV command as a caller gives it: the driver fills in the client id and sequence unless set. */
 export type KvRequest = KvCommand extends infer C
@@ -197,7 +197,9 @@ export class RaftDriver {
     if (fresh && !opts.join) {
       const peers = [...opts.initialPeers.entries()].sort((a, b) => a[0] - b[0]);
       this.rawNode.bootstrap(peers.map(([id, address]) => ({ id, context: encodeMemberContext(address) })));
-      this.log.info(`bootstrapped a new cluster with members ${peers.map(([id, a]) => `${id}=${a}`).join(',')}`);
+      this.log.info(
+        `bootstrapped a new cluster with members ${peers.map(([id, a]) => `${id}=${a}`).join(',')}`,
+      );
     } else if (fresh) {
       this.log.info('joining an existing cluster: waiting for the leader to contact this node');
     } else {
@@ -330,7 +332,12 @@ export class RaftDriver {
         reject,
         timer: setTimeout(() => {
           this.dropReadWaiter(waiter);
-          reject(new CommandError('timeout', `no read index within ${this.opts.requestTimeoutMs} ms (is there a leader?)`));
+          reject(
+            new CommandError(
+              'timeout',
+              `no read index within ${this.opts.requestTimeoutMs} ms (is there a leader?)`,
+            ),
+          );
         }, this.opts.requestTimeoutMs),
       };
       this.readsQueued.push(waiter);
@@ -356,13 +363,16 @@ export class RaftDriver {
     }
     this.readRounds.set(ctx, waiters);
     // A round whose request was lost (no leader, leader change) is retried on a timer.
-    const retry = setTimeout(() => {
-      const pending = this.readRounds.get(ctx);
-      if (!pending) return;
-      this.readRounds.delete(ctx);
-      this.readsQueued.unshift(...pending);
-      this.startReadRound();
-    }, Math.max(3 * this.opts.tickMs * this.opts.heartbeatTicks, 200));
+    const retry = setTimeout(
+      () => {
+        const pending = this.readRounds.get(ctx);
+        if (!pending) return;
+        this.readRounds.delete(ctx);
+        this.readsQueued.unshift(...pending);
+        this.startReadRound();
+      },
+      Math.max(3 * this.opts.tickMs * this.opts.heartbeatTicks, 200),
+    );
     retry.unref();
     this.schedule();
   }
@@ -450,7 +460,11 @@ export class RaftDriver {
     if (err instanceof RaftError) {
       const lead = this.rawNode.raft.lead;
       if (lead === NONE) return new CommandError('no_leader', 'no leader at the moment: retry shortly');
-      return new CommandError('proposal_dropped', `${err.message} (leader is ${lead}; a transfer may be in progress)`, lead);
+      return new CommandError(
+        'proposal_dropped',
+        `${err.message} (leader is ${lead}; a transfer may be in progress)`,
+        lead,
+      );
     }
     return err instanceof Error ? err : new Error(String(err));
   }
@@ -540,7 +554,9 @@ export class RaftDriver {
     if (ss.lead !== this.lastLeader) {
       this.lastLeader = ss.lead;
       if (ss.lead !== NONE) this.stats.leaderChanges++;
-      this.log.info(ss.lead === NONE ? `lost leader at term ${term}` : `leader is ${ss.lead} at term ${term}`);
+      this.log.info(
+        ss.lead === NONE ? `lost leader at term ${term}` : `leader is ${ss.lead} at term ${term}`,
+      );
       this.opts.events?.leader?.(ss.lead, term);
       // Proposals forwarded to a leader that is gone may be lost: retry the read rounds.
       for (const [ctx, waiters] of this.readRounds) {
@@ -555,7 +571,9 @@ export class RaftDriver {
     this.opts.kv.restore(snap.data);
     this.appliedSinceSnapshot = 0;
     this.refreshPeers();
-    this.log.info(`applied snapshot at index ${snap.metadata.index} (term ${snap.metadata.term}) from the leader`);
+    this.log.info(
+      `applied snapshot at index ${snap.metadata.index} (term ${snap.metadata.term}) from the leader`,
+    );
     this.opts.events?.snapshot?.('restored', snap.metadata.index, snap.metadata.term);
   }
 
@@ -614,7 +632,9 @@ export class RaftDriver {
     }
     this.refreshPeers();
     const describe = describeEntry(e);
-    this.log.info(`applied conf change ${describe} → voters=(${cs.voters.join(' ')}) learners=(${cs.learners.join(' ')})`);
+    this.log.info(
+      `applied conf change ${describe} → voters=(${cs.voters.join(' ')}) learners=(${cs.learners.join(' ')})`,
+    );
     this.opts.events?.confchange?.(describe, cs);
     if (context.token) {
       const w = this.confWaiters.get(context.token);
@@ -624,7 +644,8 @@ export class RaftDriver {
         w.resolve(cs);
       }
     }
-    const member = cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
+    const member =
+      cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
     if (!member && cs.voters.length > 0) {
       this.log.warn('this node was removed from the cluster; stopping');
       this.removed = true;
@@ -635,7 +656,8 @@ export class RaftDriver {
     const peers = new Map<number, string>();
     for (const [id, m] of this.opts.kv.members) if (id !== this.id && m.address) peers.set(id, m.address);
     // Keep addresses of peers we were started with until membership names them.
-    for (const [id, a] of this.opts.initialPeers) if (id !== this.id && !peers.has(id) && this.opts.kv.members.size === 0) peers.set(id, a);
+    for (const [id, a] of this.opts.initialPeers)
+      if (id !== this.id && !peers.has(id) && this.opts.kv.members.size === 0) peers.set(id, a);
     this.opts.transport.setPeers(peers);
   }
 

@@ -7,8 +7,8 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import {
-  CommandError,
   type CommandCall,
+  CommandError,
   type HelloInfo,
   type NodeEvent,
   type NodeState,
@@ -74,10 +74,13 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     onLine: (l) => {
       recentLog.push({ ...l, at: Date.now() });
       if (recentLog.length > EVENT_LOG_LIMIT) recentLog.splice(0, recentLog.length - EVENT_LOG_LIMIT);
-      if (l.level !== 'debug') publish?.({ kind: 'log', level: l.level, message: `[${l.component}] ${l.message}` });
+      if (l.level !== 'debug')
+        publish?.({ kind: 'log', level: l.level, message: `[${l.component}] ${l.message}` });
     },
   });
-  logger.info(`starting node ${opts.id} of cluster ${opts.cluster} on ${opts.listen.host}:${opts.listen.port}`);
+  logger.info(
+    `starting node ${opts.id} of cluster ${opts.cluster} on ${opts.listen.host}:${opts.listen.port}`,
+  );
 
   let storage: DiskStorage;
   try {
@@ -176,7 +179,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     allowFaults: opts.allowFaults,
     hello: (): HelloInfo => ({ nodeId: opts.id, clusterId: opts.cluster, members: members(kv, d) }),
     state,
-    execute: (...call: CommandCall) => execute(call, { opts, driver: d, kv, transport, state, recentLog, publish }),
+    execute: (...call: CommandCall) =>
+      execute(call, { opts, driver: d, kv, transport, state, recentLog, publish }),
   };
   control = new ControlServer({ api, logger: logger.child('control'), token: opts.token });
 
@@ -237,7 +241,9 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     if (path === '/raft') transport.handleUpgrade(req, socket, head);
     else if (path === '/control') control?.handleUpgrade(req, socket, head);
     else {
-      socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nno such endpoint: use /raft or /control\n');
+      socket.end(
+        'HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nno such endpoint: use /raft or /control\n',
+      );
     }
   });
   await listen(server, opts.listen.host, opts.listen.port).catch(async (err: Error) => {
@@ -299,7 +305,11 @@ function listen(server: Server, host: string, port: number): Promise<void> {
           ),
         );
       } else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') {
-        reject(new StartupError(`cannot listen on ${host}:${port}: ${err.code} (is ${host} an address of this machine?)`));
+        reject(
+          new StartupError(
+            `cannot listen on ${host}:${port}: ${err.code} (is ${host} an address of this machine?)`,
+          ),
+        );
       } else if (err.code === 'EACCES') {
         reject(new StartupError(`not allowed to listen on ${host}:${port}: choose a port above 1023`));
       } else reject(err);
@@ -322,7 +332,13 @@ function members(kv: KvStore, d: RaftDriver): HelloInfo['members'] {
     .map((id) => ({ id, address: kv.members.get(id)?.address ?? '', learner: cs.learners.includes(id) }));
 }
 
-function nodeState(opts: NodeOptions, d: RaftDriver, storage: DiskStorage, kv: KvStore, t: Transport): NodeState {
+function nodeState(
+  opts: NodeOptions,
+  d: RaftDriver,
+  storage: DiskStorage,
+  kv: KvStore,
+  t: Transport,
+): NodeState {
   const r = d.rawNode.raft;
   const cs = r.trk.confState();
   const st: NodeState = {
@@ -416,14 +432,24 @@ async function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
     case 'get': {
       if (!call[1].serializable) await d.linearizableBarrier();
       const e = kv.get(call[1].key);
-      return { key: call[1].key, found: e !== undefined, ...(e ? { value: e.value, modRevision: e.modRevision } : {}), revision: kv.revision };
+      return {
+        key: call[1].key,
+        found: e !== undefined,
+        ...(e ? { value: e.value, modRevision: e.modRevision } : {}),
+        revision: kv.revision,
+      };
     }
     case 'delete': {
       const res = await d.propose({ op: 'delete', key: call[1].key });
       return { ...res, term: term() };
     }
     case 'cas': {
-      const res = await d.propose({ op: 'cas', key: call[1].key, expected: call[1].expected, value: call[1].value });
+      const res = await d.propose({
+        op: 'cas',
+        key: call[1].key,
+        expected: call[1].expected,
+        value: call[1].value,
+      });
       return { ...res, term: term() };
     }
     case 'read-index': {

@@ -40,7 +40,13 @@ export function parseArgs(line: string): { cmd: string; args: Arg[] } {
     let val = tok.slice(eq + 1);
     if (val.startsWith('(') && val.endsWith(')')) {
       val = val.slice(1, -1);
-      return { key, vals: val.split(',').map((v) => v.trim()).filter((v) => v !== '') };
+      return {
+        key,
+        vals: val
+          .split(',')
+          .map((v) => v.trim())
+          .filter((v) => v !== ''),
+      };
     }
     return { key, vals: [val] };
   });
