@@ -63,7 +63,7 @@ export class RaftLog {
    * replaced. The commit index advances to min(committed, last new index).
    */
   maybeAppend(index: number, logTerm: number, committed: number, ents: Entry[]): number | undefined {
-    if (!this.matchTerm({ index, term: logTerm })) return undefined;
+    if (this.maybeTerm(index) !== logTerm) return undefined;
     const lastNew = index + ents.length;
     const conflict = this.findConflict(ents);
     if (conflict !== 0) {
@@ -98,13 +98,17 @@ export class RaftLog {
    * (as opposed to merely new entries) is logged.
    */
   findConflict(ents: Entry[]): number {
-    for (const e of ents) {
-      if (!this.matchTerm(e)) {
-        if (e.index <= this.lastIndex()) {
-          this.logger.info(
-            `found conflict at index ${e.index} [existing term: ${this.termOrZero(e.index)}, conflicting term: ${e.term}]`,
-          );
-        }
+    if (ents.length === 0) return 0;
+    const last = this.lastIndex();
+    for (let k = 0; k < ents.length; k++) {
+      const e = ents[k]!;
+      // Past our last index there is nothing to compare with: the entry is new (the
+      // usual case for a follower keeping up), and no term lookup is needed.
+      if (e.index > last) return e.index;
+      if (this.maybeTerm(e.index) !== e.term) {
+        this.logger.info(
+          `found conflict at index ${e.index} [existing term: ${this.termOrZero(e.index)}, conflicting term: ${e.term}]`,
+        );
         return e.index;
       }
     }
@@ -125,13 +129,8 @@ export class RaftLog {
       return { index, term: 0 };
     }
     for (let i = index; i > 0; i--) {
-      let ours: number;
-      try {
-        ours = this.term(i);
-      } catch (err) {
-        if (err === ErrCompacted || err === ErrUnavailable) return { index: i, term: 0 };
-        throw err;
-      }
+      const ours = this.maybeTerm(i);
+      if (ours === undefined) return { index: i, term: 0 };
       if (ours <= term) return { index: i, term: ours };
     }
     return { index: 0, term: 0 };
@@ -298,20 +297,44 @@ export class RaftLog {
    * ErrCompacted below that range and ErrUnavailable above it.
    */
   term(i: number): number {
+    // Fast path: an entry of the unstable tail.
+    const u = this.unstable;
+    const k = i - u.offset;
+    if (k >= 0 && k < u.entries.length) return u.entries[k]!.term;
     // The unstable tail answers without touching storage, and anything it knows is in range.
-    const t = this.unstable.maybeTerm(i);
+    const t = u.maybeTerm(i);
     if (t !== undefined) return t;
     if (i + 1 < this.firstIndex()) throw ErrCompacted;
     if (i > this.lastIndex()) throw ErrUnavailable;
     return this.storage.term(i);
   }
 
+  /**
+   * Term of entry i, or undefined where term() throws ErrCompacted or ErrUnavailable:
+   * the bounds are checked first, so the expected misses cost no exception. Any other
+   * error of the storage is thrown.
+   */
+  maybeTerm(i: number): number | undefined {
+    const u = this.unstable;
+    const k = i - u.offset;
+    if (k >= 0 && k < u.entries.length) return u.entries[k]!.term;
+    const t = u.maybeTerm(i);
+    if (t !== undefined) return t;
+    try {
+      if (i + 1 < this.firstIndex()) return undefined;
+      if (i > this.lastIndex()) return undefined;
+      return this.storage.term(i);
+    } catch (err) {
+      if (err === ErrCompacted || err === ErrUnavailable) return undefined;
+      throw err;
+    }
+  }
+
   /** Term of entry i, or 0 when it is compacted or not in the log. */
   termOrZero(i: number): number {
     try {
-      return this.term(i);
+      return this.maybeTerm(i) ?? 0;
     } catch (err) {
-      if (err === ErrCompacted || err === ErrUnavailable) return 0;
       if (err instanceof RaftError) this.logger.panic(`unexpected error (${err.message})`);
       throw err;
     }
@@ -346,12 +369,7 @@ export class RaftLog {
 
   /** Whether our log holds id.index with term id.term; false when unknown. */
   matchTerm(id: EntryID): boolean {
-    try {
-      return this.term(id.index) === id.term;
-    } catch (err) {
-      if (err === ErrCompacted || err === ErrUnavailable) return false;
-      throw err;
-    }
+    return this.maybeTerm(id.index) === id.term;
   }
 
   /**

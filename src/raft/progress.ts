@@ -54,7 +54,18 @@ export class Progress {
 
   /** A copy sharing nothing with this one (the inflights window is copied too). */
   clone(): Progress {
-    return new Progress({ ...this, inflights: this.inflights.clone() });
+    // Field by field: spreading `this` is several times slower.
+    return new Progress({
+      match: this.match,
+      next: this.next,
+      sentCommit: this.sentCommit,
+      state: this.state,
+      pendingSnapshot: this.pendingSnapshot,
+      recentActive: this.recentActive,
+      msgAppFlowPaused: this.msgAppFlowPaused,
+      inflights: this.inflights.clone(),
+      isLearner: this.isLearner,
+    });
   }
 
   /** Enters `state` with a clean slate: unpaused, no pending snapshot, nothing in flight. */

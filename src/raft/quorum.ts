@@ -78,7 +78,10 @@ export class MajorityConfig {
   }
 
   clone(): MajorityConfig {
-    return new MajorityConfig(this.members);
+    const c = new MajorityConfig(this.members);
+    // The sorted ids are never modified, only replaced: the copy may share them.
+    c.sorted = this.sorted;
+    return c;
   }
 
   toString(): string {

@@ -5,10 +5,10 @@
 import { Changer, confStateEquivalent, restore as restoreConfig } from './confchange.js';
 import { confChangeAsV2, decodeConfChangeEntry, enterJoint, leaveJoint } from './confchange-codec.js';
 import { ErrProposalDropped, ErrSnapshotTemporarilyUnavailable, RaftError } from './errors.js';
+import { Inflights } from './inflights.js';
 import { RaftLog } from './log.js';
 import type { EntryID } from './log-unstable.js';
 import { type Logger, silentLogger } from './logger.js';
-import { Inflights } from './inflights.js';
 import { Progress } from './progress.js';
 import { ReadOnly, type ReadOnlyOption } from './read-only.js';
 import type { Storage } from './storage.js';
@@ -137,6 +137,14 @@ export class Raft {
   readonly stepDownOnRemoval: boolean;
   private readonly random: (n: number) => number;
 
+  /**
+   * The entries last handed out for application and their entriesSize, remembered so
+   * that their MsgStorageApplyResp (which carries the same array) need not recompute it.
+   */
+  private sizedEntries: Entry[] | undefined = undefined;
+  private sizedEntriesLength = 0;
+  private sizedEntriesSize = 0;
+
   private tickFn: () => void = () => this.tickElection();
   private stepFn: StepFn = (m) => this.stepFollower(m);
 
@@ -161,10 +169,7 @@ export class Raft {
     this.random = c.random ?? defaultRandom;
 
     const { hardState, confState } = c.storage.initialState();
-    const [cfg, progress] = restoreConfig(
-      new Changer(this.trk, this.raftLog.lastIndex()),
-      confState,
-    );
+    const [cfg, progress] = restoreConfig(new Changer(this.trk, this.raftLog.lastIndex()), confState);
     assertConfStatesEquivalent(this.logger, confState, this.switchToConfig(cfg, progress));
 
     if (!isEmptyHardState(hardState)) this.loadState(hardState);
@@ -201,7 +206,12 @@ export class Raft {
    */
   send(m: Message): void {
     if (m.from === NONE) m.from = this.id;
-    if (m.type === 'MsgVote' || m.type === 'MsgVoteResp' || m.type === 'MsgPreVote' || m.type === 'MsgPreVoteResp') {
+    if (
+      m.type === 'MsgVote' ||
+      m.type === 'MsgVoteResp' ||
+      m.type === 'MsgPreVote' ||
+      m.type === 'MsgPreVoteResp'
+    ) {
       // Votes carry their own term: a PreVote is for our next term, a vote response for
       // the candidate's term.
       if (m.term === 0) this.logger.panic(`term should be set when sending ${m.type}`);
@@ -274,7 +284,9 @@ export class Raft {
       snapshot = this.raftLog.snapshot();
     } catch (err) {
       if (err === ErrSnapshotTemporarilyUnavailable) {
-        this.logger.debug(`${this.id} failed to send snapshot to ${to} because snapshot is temporarily unavailable`);
+        this.logger.debug(
+          `${this.id} failed to send snapshot to ${to} because snapshot is temporarily unavailable`,
+        );
         return false;
       }
       throw err;
@@ -299,9 +311,12 @@ export class Raft {
   }
 
   bcastAppend(): void {
-    this.trk.visit((id) => {
+    // A plain loop over the cached ids: no closure per broadcast.
+    const ids = this.trk.ids();
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
       if (id !== this.id) this.sendAppend(id);
-    });
+    }
   }
 
   private bcastHeartbeat(): void {
@@ -309,9 +324,11 @@ export class Raft {
   }
 
   private bcastHeartbeatWithCtx(ctx: Uint8Array): void {
-    this.trk.visit((id) => {
+    const ids = this.trk.ids();
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
       if (id !== this.id) this.sendHeartbeat(id, ctx);
-    });
+    }
   }
 
   private sendTimeoutNow(to: number): void {
@@ -376,13 +393,22 @@ export class Raft {
       });
       try {
         this.step(m);
-        this.logger.info(`initiating automatic transition out of joint configuration ${configToString(this.trk.config)}`);
+        this.logger.info(
+          `initiating automatic transition out of joint configuration ${configToString(this.trk.config)}`,
+        );
       } catch (err) {
         this.logger.debug(
           `not initiating automatic transition out of joint configuration ${configToString(this.trk.config)}: ${(err as Error).message}`,
         );
       }
     }
+  }
+
+  /** Remembers entriesSize(ents) (= size) for the MsgStorageApplyResp that will carry ents. */
+  rememberEntriesSize(ents: Entry[], size: number): void {
+    this.sizedEntries = ents;
+    this.sizedEntriesLength = ents.length;
+    this.sizedEntriesSize = size;
   }
 
   appliedSnap(snap: Snapshot): void {
@@ -508,7 +534,8 @@ export class Raft {
   }
 
   campaign(t: CampaignType): void {
-    if (!this.promotable()) this.logger.warn(`${this.id} is unpromotable; campaign() should have been called`);
+    if (!this.promotable())
+      this.logger.warn(`${this.id} is unpromotable; campaign() should have been called`);
     let term: number;
     let voteMsg: MessageType;
     if (t === 'CampaignPreElection') {
@@ -676,15 +703,24 @@ export class Raft {
         if (m.index !== 0) this.raftLog.stableTo({ term: m.logTerm, index: m.index });
         if (m.snapshot) this.appliedSnap(m.snapshot);
         return;
-      case 'MsgStorageApplyResp':
-        if (m.entries.length > 0) {
-          const last = m.entries[m.entries.length - 1]!;
+      case 'MsgStorageApplyResp': {
+        const ents = m.entries;
+        if (ents.length > 0) {
+          const last = ents[ents.length - 1]!;
           let size = 0;
-          for (const e of m.entries) size += payloadSize(e);
-          this.appliedTo(last.index, entriesSize(m.entries));
+          for (let i = 0; i < ents.length; i++) size += payloadSize(ents[i]!);
+          let encoded: number;
+          if (ents === this.sizedEntries && ents.length === this.sizedEntriesLength) {
+            encoded = this.sizedEntriesSize;
+            this.sizedEntries = undefined;
+          } else {
+            encoded = entriesSize(ents);
+          }
+          this.appliedTo(last.index, encoded);
           this.reduceUncommittedSize(size);
         }
         return;
+      }
       case 'MsgVote':
       case 'MsgPreVote':
         this.handleVoteRequest(m);
@@ -781,12 +817,16 @@ export class Raft {
         if (pr.state !== 'StateSnapshot') return;
         if (!m.reject) {
           pr.becomeProbe();
-          this.logger.debug(`${this.id} snapshot succeeded, resumed sending replication messages to ${m.from} [${pr}]`);
+          this.logger.debug(
+            `${this.id} snapshot succeeded, resumed sending replication messages to ${m.from} [${pr}]`,
+          );
         } else {
           // Forget the snapshot first, or probing would start from its index.
           pr.pendingSnapshot = 0;
           pr.becomeProbe();
-          this.logger.debug(`${this.id} snapshot failed, resumed sending replication messages to ${m.from} [${pr}]`);
+          this.logger.debug(
+            `${this.id} snapshot failed, resumed sending replication messages to ${m.from} [${pr}]`,
+          );
         }
         // After a success wait for the follower's MsgAppResp; after a failure, for the
         // next heartbeat response before retrying.
@@ -1010,7 +1050,9 @@ export class Raft {
         return;
       case myVoteRespType: {
         const { granted, rejected, result } = this.poll(m.from, m.type, !m.reject);
-        this.logger.info(`${this.id} has received ${granted} ${m.type} votes and ${rejected} vote rejections`);
+        this.logger.info(
+          `${this.id} has received ${granted} ${m.type} votes and ${rejected} vote rejections`,
+        );
         if (result === 'VoteWon') {
           if (this.state === 'StatePreCandidate') this.campaign('CampaignElection');
           else {
@@ -1024,7 +1066,9 @@ export class Raft {
         return;
       }
       case 'MsgTimeoutNow':
-        this.logger.debug(`${this.id} [term ${this.term} state ${this.state}] ignored MsgTimeoutNow from ${m.from}`);
+        this.logger.debug(
+          `${this.id} [term ${this.term} state ${this.state}] ignored MsgTimeoutNow from ${m.from}`,
+        );
         return;
     }
   }
@@ -1039,7 +1083,9 @@ export class Raft {
           throw ErrProposalDropped;
         }
         if (this.disableProposalForwarding) {
-          this.logger.info(`${this.id} not forwarding to leader ${this.lead} at term ${this.term}; dropping proposal`);
+          this.logger.info(
+            `${this.id} not forwarding to leader ${this.lead} at term ${this.term}; dropping proposal`,
+          );
           throw ErrProposalDropped;
         }
         this.send({ ...m, to: this.lead });
@@ -1172,9 +1218,12 @@ export class Raft {
       return false;
     }
     const cs = s.metadata.confState;
-    const member = cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
+    const member =
+      cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
     if (!member) {
-      this.logger.warn(`${this.id} attempted to restore snapshot but it is not in the ConfState; should never happen`);
+      this.logger.warn(
+        `${this.id} attempted to restore snapshot but it is not in the ConfState; should never happen`,
+      );
       return false;
     }
     const id: EntryID = { term: s.metadata.term, index: s.metadata.index };
@@ -1189,10 +1238,7 @@ export class Raft {
     }
     this.raftLog.restore(s);
     this.trk = new ProgressTracker(this.trk.maxInflight, this.trk.maxInflightBytes);
-    const [cfg, progress] = restoreConfig(
-      new Changer(this.trk, this.raftLog.lastIndex()),
-      cs,
-    );
+    const [cfg, progress] = restoreConfig(new Changer(this.trk, this.raftLog.lastIndex()), cs);
     assertConfStatesEquivalent(this.logger, cs, this.switchToConfig(cfg, progress));
     const last = this.raftLog.lastEntryID();
     this.logger.info(
@@ -1234,9 +1280,11 @@ export class Raft {
       this.bcastAppend();
     } else {
       // Probe new members now rather than at the next heartbeat or proposal.
-      this.trk.visit((id) => {
+      const ids = this.trk.ids();
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
         if (id !== this.id) this.maybeSendAppend(id, false);
-      });
+      }
     }
     if (this.leadTransferee !== NONE && !this.trk.config.voters.ids().includes(this.leadTransferee)) {
       this.abortLeaderTransfer();
@@ -1277,8 +1325,13 @@ function validateConfig(c: Config): void {
   if (!Number.isSafeInteger(c.id) || c.id < 0) fail(`invalid id ${c.id}`);
   if (c.heartbeatTick <= 0) fail('heartbeat tick must be greater than 0');
   if (c.electionTick <= c.heartbeatTick) fail('election tick must be greater than heartbeat tick');
-  if (c.maxInflightMsgs !== undefined && c.maxInflightMsgs <= 0) fail('max inflight messages must be greater than 0');
-  if (c.maxInflightBytes && c.maxInflightBytes < (c.maxSizePerMsg ?? Infinity) && c.maxSizePerMsg !== undefined) {
+  if (c.maxInflightMsgs !== undefined && c.maxInflightMsgs <= 0)
+    fail('max inflight messages must be greater than 0');
+  if (
+    c.maxInflightBytes &&
+    c.maxInflightBytes < (c.maxSizePerMsg ?? Infinity) &&
+    c.maxSizePerMsg !== undefined
+  ) {
     fail('max inflight bytes must be >= max message size');
   }
   if (c.readOnlyOption === 'ReadOnlyLeaseBased' && !c.checkQuorum) {
@@ -1290,4 +1343,3 @@ function assertConfStatesEquivalent(logger: Logger, a: ConfState, b: ConfState):
   const err = confStateEquivalent(a, b);
   if (err !== undefined) logger.panic(err);
 }
-

@@ -20,7 +20,6 @@ import {
   type ConfState,
   EMPTY_BYTES,
   type HardState,
-  hardStateEqual,
   isEmptyHardState,
   isLocalMessage,
   isLocalThread,
@@ -82,7 +81,8 @@ export class RawNode {
    */
   bootstrap(peers: Peer[]): void {
     if (peers.length === 0) throw new RaftError('must provide at least one peer to Bootstrap');
-    if (this.raft.raftLog.storage.lastIndex() !== 0) throw new RaftError("can't bootstrap a nonempty Storage");
+    if (this.raft.raftLog.storage.lastIndex() !== 0)
+      throw new RaftError("can't bootstrap a nonempty Storage");
     // Nothing is persisted yet: the first Ready must carry the HardState.
     this.prevHardState = { term: 0, vote: 0, commit: 0 };
     this.raft.becomeFollower(1, NONE);
@@ -126,7 +126,11 @@ export class RawNode {
 
   propose(data: Uint8Array): void {
     this.raft.step(
-      message({ type: 'MsgProp', from: this.raft.id, entries: [{ term: 0, index: 0, type: 'EntryNormal', data }] }),
+      message({
+        type: 'MsgProp',
+        from: this.raft.id,
+        entries: [{ term: 0, index: 0, type: 'EntryNormal', data }],
+      }),
     );
   }
 
@@ -171,7 +175,9 @@ export class RawNode {
 
   /** Requests a read index; the answer arrives as a ReadState carrying `rctx`. */
   readIndex(rctx: Uint8Array): void {
-    this.raft.step(message({ type: 'MsgReadIndex', entries: [{ term: 0, index: 0, type: 'EntryNormal', data: rctx }] }));
+    this.raft.step(
+      message({ type: 'MsgReadIndex', entries: [{ term: 0, index: 0, type: 'EntryNormal', data: rctx }] }),
+    );
   }
 
   reportUnreachable(id: number): void {
@@ -179,7 +185,9 @@ export class RawNode {
   }
 
   reportSnapshot(id: number, status: SnapshotStatus): void {
-    this.stepIgnoringErrors(message({ type: 'MsgSnapStatus', from: id, reject: status === 'SnapshotFailure' }));
+    this.stepIgnoringErrors(
+      message({ type: 'MsgSnapStatus', from: id, reject: status === 'SnapshotFailure' }),
+    );
   }
 
   private stepIgnoringErrors(m: Message): void {
@@ -196,12 +204,24 @@ export class RawNode {
 
   hasReady(): boolean {
     const r = this.raft;
-    if (!softStateEqual(r.softState(), this.prevSoftState)) return true;
-    const hs = r.hardState();
-    if (!isEmptyHardState(hs) && !hardStateEqual(hs, this.prevHardState)) return true;
+    // The states are compared field by field: no SoftState/HardState is built just for that.
+    const ss = this.prevSoftState;
+    if (r.lead !== ss.lead || r.state !== ss.raftState) return true;
+    const term = r.term;
+    const vote = r.vote;
+    const commit = r.raftLog.committed;
+    const hs = this.prevHardState;
+    // An empty HardState (all zero) is never reported.
+    if (
+      (term !== 0 || vote !== 0 || commit !== 0) &&
+      (term !== hs.term || vote !== hs.vote || commit !== hs.commit)
+    ) {
+      return true;
+    }
     if (r.raftLog.hasNextUnstableSnapshot()) return true;
     if (r.msgs.length > 0 || r.msgsAfterAppend.length > 0) return true;
-    if (r.raftLog.hasNextUnstableEnts() || r.raftLog.hasNextCommittedEnts(this.applyUnstableEntries())) return true;
+    if (r.raftLog.hasNextUnstableEnts() || r.raftLog.hasNextCommittedEnts(this.applyUnstableEntries()))
+      return true;
     return r.readStates.length > 0;
   }
 
@@ -221,23 +241,31 @@ export class RawNode {
       messages: r.msgs,
       mustSync: false,
     };
-    const ss = r.softState();
-    if (!softStateEqual(ss, this.prevSoftState)) rd.softState = ss;
-    const hs = r.hardState();
-    if (!hardStateEqual(hs, this.prevHardState)) rd.hardState = hs;
+    // SoftState and HardState objects are built only when they changed.
+    const pss = this.prevSoftState;
+    if (r.lead !== pss.lead || r.state !== pss.raftState) rd.softState = r.softState();
+    const phs = this.prevHardState;
+    const term = r.term;
+    const vote = r.vote;
+    if (term !== phs.term || vote !== phs.vote || r.raftLog.committed !== phs.commit)
+      rd.hardState = r.hardState();
     const snap = r.raftLog.nextUnstableSnapshot();
     if (snap) rd.snapshot = snap;
-    rd.mustSync = mustSync(hs, this.prevHardState, rd.entries.length);
+    rd.mustSync = rd.entries.length !== 0 || vote !== phs.vote || term !== phs.term;
 
+    // r.msgs is replaced by a new array when the Ready is accepted (which always follows
+    // at once), so the Ready may take it over and add to it instead of copying it.
     if (this.asyncStorageWrites) {
-      rd.messages = [...r.msgs];
       if (this.needStorageAppendMsg(rd)) rd.messages.push(this.newStorageAppendMsg(rd));
       if (rd.committedEntries.length > 0) rd.messages.push(this.newStorageApplyMsg(rd));
     } else if (r.msgsAfterAppend.length > 0) {
       // The host sends only after persisting this Ready, which is what these need.
       // Those addressed to ourselves are stepped in at advance().
-      rd.messages = [...r.msgs];
-      for (const m of r.msgsAfterAppend) if (m.to !== r.id) rd.messages.push(m);
+      const after = r.msgsAfterAppend;
+      for (let i = 0; i < after.length; i++) {
+        const m = after[i]!;
+        if (m.to !== r.id) rd.messages.push(m);
+      }
     }
     return rd;
   }
@@ -248,7 +276,8 @@ export class RawNode {
     if (rd.hardState && !isEmptyHardState(rd.hardState)) this.prevHardState = rd.hardState;
     if (rd.readStates.length > 0) r.readStates = [];
     if (!this.asyncStorageWrites) {
-      if (this.stepsOnAdvance.length > 0) r.logger.panic('two accepted Ready structs without call to Advance');
+      if (this.stepsOnAdvance.length > 0)
+        r.logger.panic('two accepted Ready structs without call to Advance');
       for (const m of r.msgsAfterAppend) if (m.to === r.id) this.stepsOnAdvance.push(m);
       if (this.needStorageAppendRespMsg(rd)) this.stepsOnAdvance.push(this.newStorageAppendRespMsg(rd));
       if (rd.committedEntries.length > 0) this.stepsOnAdvance.push(this.newStorageApplyRespMsg(rd));
@@ -256,15 +285,20 @@ export class RawNode {
     r.msgs = [];
     r.msgsAfterAppend = [];
     r.raftLog.acceptUnstable();
-    if (rd.committedEntries.length > 0) {
-      const last = rd.committedEntries[rd.committedEntries.length - 1]!;
-      r.raftLog.acceptApplying(last.index, entriesSize(rd.committedEntries), this.applyUnstableEntries());
+    const ce = rd.committedEntries;
+    if (ce.length > 0) {
+      const last = ce[ce.length - 1]!;
+      const size = entriesSize(ce);
+      // The MsgStorageApplyResp for these entries needs their size again.
+      r.rememberEntriesSize(ce, size);
+      r.raftLog.acceptApplying(last.index, size, this.applyUnstableEntries());
     }
   }
 
   /** Tells the node the last Ready is persisted and applied (sync mode only). */
   advance(_rd?: Ready): void {
-    if (this.asyncStorageWrites) this.raft.logger.panic('Advance must not be called when using AsyncStorageWrites');
+    if (this.asyncStorageWrites)
+      this.raft.logger.panic('Advance must not be called when using AsyncStorageWrites');
     const steps = this.stepsOnAdvance;
     this.stepsOnAdvance = [];
     for (const m of steps) this.raft.step(m);
@@ -297,8 +331,11 @@ export class RawNode {
     if (rd.snapshot) m.snapshot = rd.snapshot;
     // Our own append ack comes before the storage response so that the ack can still
     // find the new entries' terms in the unstable log.
-    m.responses = r.msgsAfterAppend;
-    if (this.needStorageAppendRespMsg(rd)) m.responses = [...m.responses, this.newStorageAppendRespMsg(rd)];
+    // msgsAfterAppend is replaced by a new array when this Ready is accepted, so the
+    // message may take it over.
+    const responses = r.msgsAfterAppend;
+    if (this.needStorageAppendRespMsg(rd)) responses.push(this.newStorageAppendRespMsg(rd));
+    m.responses = responses;
     return m;
   }
 
@@ -350,10 +387,24 @@ export class RawNode {
 
   status(): Status {
     const r = this.raft;
-    const s: Status = { ...this.basicStatus(), config: cloneTrackerConfig(r.trk.config) };
+    // Built literally (the fields of basicStatus(), then config) rather than spread.
+    const s: Status = {
+      id: r.id,
+      hardState: r.hardState(),
+      softState: r.softState(),
+      applied: r.raftLog.applied,
+      leadTransferee: r.leadTransferee,
+      config: cloneTrackerConfig(r.trk.config),
+    };
     if (r.state === 'StateLeader') {
-      s.progress = new Map();
-      r.trk.visit((id, pr) => s.progress!.set(id, pr.clone()));
+      const progress = new Map<number, Progress>();
+      const trkProgress = r.trk.progress;
+      const ids = r.trk.ids();
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        progress.set(id, trkProgress.get(id)!.clone());
+      }
+      s.progress = progress;
     }
     return s;
   }
@@ -362,8 +413,4 @@ export class RawNode {
   withProgress(visit: (id: number, learner: boolean, pr: Progress) => void): void {
     this.raft.trk.visit((id, pr) => visit(id, pr.isLearner, pr));
   }
-}
-
-function softStateEqual(a: SoftState, b: SoftState): boolean {
-  return a.lead === b.lead && a.raftState === b.raftState;
 }

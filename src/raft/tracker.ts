@@ -30,9 +30,14 @@ export function cloneTrackerConfig(cfg: TrackerConfig): TrackerConfig {
   return {
     voters: cfg.voters.clone(),
     autoLeave: cfg.autoLeave,
-    learners: new Set(cfg.learners),
-    learnersNext: new Set(cfg.learnersNext),
+    learners: copySet(cfg.learners),
+    learnersNext: copySet(cfg.learnersNext),
   };
+}
+
+/** new Set(s), skipping the iteration when s is empty (the usual case for learners). */
+function copySet(s: Set<number>): Set<number> {
+  return s.size === 0 ? new Set() : new Set(s);
 }
 
 /** e.g. `voters=(1 2 3)&&(1) learners=(4) learners_next=(5) autoleave`; empty parts are left out. */
@@ -52,11 +57,16 @@ export interface VoteTally {
 
 export class ProgressTracker {
   config: TrackerConfig = emptyTrackerConfig();
-  progress: ProgressMap = new Map();
+  private progressMap: ProgressMap = new Map();
+  /**
+   * The ids of `progressMap`, ascending; undefined until computed. The array is never
+   * modified, only replaced, so a visit in progress keeps iterating the ids it started with.
+   */
+  private idsCache: readonly number[] | undefined = undefined;
   votes: Map<number, boolean> = new Map();
 
   /** Created once so that committed() passes no new closure on every call. */
-  private readonly matchOf = (id: number): number | undefined => this.progress.get(id)?.match;
+  private readonly matchOf = (id: number): number | undefined => this.progressMap.get(id)?.match;
 
   /**
    * @param maxInflight the most appends in flight to one follower.
@@ -66,6 +76,42 @@ export class ProgressTracker {
     readonly maxInflight: number,
     readonly maxInflightBytes: number = Infinity,
   ) {}
+
+  /** Every tracked node's Progress, voters and learners. */
+  get progress(): ProgressMap {
+    return this.progressMap;
+  }
+
+  set progress(m: ProgressMap) {
+    this.progressMap = m;
+    this.idsCache = undefined;
+  }
+
+  /**
+   * The ids of every tracked node, ascending. The array is shared: do not modify it.
+   * It is cached, and checked against the map on every call, so that it stays right
+   * even when the map's entries are added or removed in place.
+   */
+  ids(): readonly number[] {
+    const m = this.progressMap;
+    let ids = this.idsCache;
+    if (ids !== undefined && ids.length === m.size) {
+      // Same size: the key sets are equal exactly when every cached id is still there.
+      for (let i = 0; i < ids.length; i++) {
+        if (!m.has(ids[i]!)) {
+          ids = undefined;
+          break;
+        }
+      }
+    } else {
+      ids = undefined;
+    }
+    if (ids === undefined) {
+      ids = sortedIds(m.keys());
+      this.idsCache = ids;
+    }
+    return ids;
+  }
 
   /** The active configuration as a ConfState, every list ascending. */
   confState(): ConfState {
@@ -92,10 +138,16 @@ export class ProgressTracker {
     return this.config.voters.committedIndex(this.matchOf);
   }
 
-  /** Calls f for every tracked node, voters and learners, in ascending id order. */
+  /**
+   * Calls f for every tracked node, voters and learners, in ascending id order: the
+   * nodes tracked when the visit starts, each with its Progress as of its turn.
+   */
   visit(f: (id: number, pr: Progress) => void): void {
-    const ids = [...this.progress.keys()].sort((a, b) => a - b);
-    for (const id of ids) f(id, this.progress.get(id)!);
+    const ids = this.ids();
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      f(id, this.progressMap.get(id)!);
+    }
   }
 
   /** Whether a quorum of voters was recently active (the leader's CheckQuorum test). */
@@ -133,7 +185,7 @@ export class ProgressTracker {
   tallyVotes(): VoteTally {
     let granted = 0;
     let rejected = 0;
-    for (const [id, pr] of this.progress) {
+    for (const [id, pr] of this.progressMap) {
       if (pr.isLearner) continue;
       const v = this.votes.get(id);
       if (v === true) granted++;

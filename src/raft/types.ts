@@ -214,22 +214,37 @@ export function isEmptySnapshot(s: Snapshot | undefined): boolean {
   return s === undefined || s.metadata.index === 0;
 }
 
-/** Builds a message with every field defaulted, so call sites name only what matters. */
+/**
+ * Shared defaults of message(): frozen, so that a write into a message's default
+ * `entries` or `responses` fails loudly instead of leaking into every other message.
+ * Code that adds to a message's lists assigns a new array instead.
+ */
+const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
+const NO_RESPONSES: Message[] = Object.freeze([]) as unknown as Message[];
+
+/**
+ * Builds a message with every field defaulted, so call sites name only what matters.
+ * Every field is assigned, in one fixed order (`snapshot` too, as undefined when not
+ * given), so that all messages share one object shape; this is much cheaper than
+ * spreading `fields` over the defaults. The default `entries` and `responses` are
+ * shared, frozen empty arrays: never write into them.
+ */
 export function message(fields: Partial<Message> & Pick<Message, 'type'>): Message {
   return {
-    to: 0,
-    from: 0,
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    vote: 0,
-    reject: false,
-    rejectHint: 0,
-    context: EMPTY_BYTES,
-    responses: [],
-    ...fields,
+    type: fields.type,
+    to: fields.to ?? 0,
+    from: fields.from ?? 0,
+    term: fields.term ?? 0,
+    logTerm: fields.logTerm ?? 0,
+    index: fields.index ?? 0,
+    entries: fields.entries ?? NO_ENTRIES,
+    commit: fields.commit ?? 0,
+    vote: fields.vote ?? 0,
+    snapshot: fields.snapshot,
+    reject: fields.reject ?? false,
+    rejectHint: fields.rejectHint ?? 0,
+    context: fields.context ?? EMPTY_BYTES,
+    responses: fields.responses ?? NO_RESPONSES,
   };
 }
 
@@ -295,7 +310,11 @@ export function varintSize(v: number): number {
   return n;
 }
 
-const ENTRY_TYPE_NUMBER: Record<EntryType, number> = { EntryNormal: 0, EntryConfChange: 1, EntryConfChangeV2: 2 };
+const ENTRY_TYPE_NUMBER: Record<EntryType, number> = {
+  EntryNormal: 0,
+  EntryConfChange: 1,
+  EntryConfChangeV2: 2,
+};
 
 /** Size of an entry in etcd's protobuf encoding (raftpb.Entry.Size): MaxSizePerMsg counts this. */
 export function entrySize(e: Entry): number {
