@@ -21,6 +21,8 @@
 //   deliver-msgs [type=MsgX] [drop=(ids)] N...
 //   stabilize [N...] [log-level=LEVEL]
 //   raft-log N | raft-state | status N | compact N INDEX
+//   lead-transferee N                    the leadership transfer N has in progress, if any
+//                                        (not in etcd's env, whose status prints progress only)
 //   transfer-leadership from=N to=M | report-unreachable N M | send-snapshot N M
 //   set-randomized-election-timeout N timeout=T
 
@@ -247,6 +249,7 @@ export class InteractionEnv {
     ['raft-log', (d) => this.printRaftLog(this.nodeArg(d))],
     ['raft-state', () => this.printRaftState()],
     ['status', (d) => this.printStatus(d)],
+    ['lead-transferee', (d) => this.printLeadTransferee(this.nodeArg(d))],
     ['compact', (d) => this.compact(d)],
     ['transfer-leadership', (d) => this.transferLeadership(d)],
     ['report-unreachable', (d) => this.reportUnreachable(d)],
@@ -783,6 +786,16 @@ export class InteractionEnv {
         `${n.id}: ${st.softState.raftState} ${role} Term:${st.hardState.term} Lead:${st.softState.lead}`,
       );
     }
+  }
+
+  /**
+   * The node to which N is transferring leadership. Only a leader has one, and the core
+   * drops it silently (on success, timeout, or the transferee leaving the configuration),
+   * so scripts need this to show a transfer starting and ending.
+   */
+  private printLeadTransferee(n: SimNode): void {
+    const to = n.rawNode.status().leadTransferee;
+    this.out.write(to === 0 ? 'no leadership transfer in progress' : `transferring leadership to ${to}`);
   }
 
   /** The leader's view of replication: one Progress line per peer (nothing on followers). */
