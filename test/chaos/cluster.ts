@@ -1,0 +1,279 @@
+// A small spawner of real `raftctl node` processes for the chaos runner: free loopback
+// ports, one temp data dir per node, kill -9 / restart, join, WAL tearing, cleanup.
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  statSync,
+  truncateSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ControlClient } from '../../src/client/client.js';
+import type { NodeState } from '../../src/protocol/control.js';
+
+const BIN = resolve(import.meta.dirname, '../../bin/raftctl');
+
+export interface ClusterOptions {
+  nodes: number;
+  tickMs: number;
+  snapshotEvery: number;
+  snapshotCatchUp: number;
+  requestTimeoutMs: number;
+  /** Keep the data dirs after close() (e.g. when a run found a violation). */
+  keepDataDir?: boolean;
+}
+
+export interface NodeUnexpectedExit {
+  id: number;
+  code: number | null;
+  signal: string | null;
+  at: number;
+  stderrTail: string;
+}
+
+export interface ChaosNode {
+  id: number;
+  address: string;
+  dataDir: string;
+  args: string[];
+  proc?: ChildProcess;
+  /** Still a member (not removed). */
+  member: boolean;
+  /** We killed it (or it was removed): an exit is expected. */
+  expectExit: boolean;
+  stderr: string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class ChaosCluster {
+  readonly dir: string;
+  readonly nodes = new Map<number, ChaosNode>();
+  readonly unexpectedExits: NodeUnexpectedExit[] = [];
+  private nextId: number;
+  private closed = false;
+
+  private readonly onExit = () => this.killAllSync();
+
+  constructor(readonly opts: ClusterOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), 'raftctl-chaos-'));
+    this.nextId = opts.nodes + 1;
+    // If the runner dies without close(), do not leave nodes behind.
+    process.once('exit', this.onExit);
+  }
+
+  /** Members that are running. */
+  live(): ChaosNode[] {
+    return [...this.nodes.values()].filter((n) => n.member && n.proc !== undefined);
+  }
+
+  members(): ChaosNode[] {
+    return [...this.nodes.values()].filter((n) => n.member);
+  }
+
+  async start(): Promise<void> {
+    const ports: number[] = [];
+    for (let i = 0; i < this.opts.nodes; i++) ports.push(await freePort());
+    const peers = ports.map((p, i) => `${i + 1}=127.0.0.1:${p}`).join(',');
+    for (let i = 0; i < this.opts.nodes; i++) {
+      this.define(i + 1, `127.0.0.1:${ports[i]}`, peers, false);
+    }
+    await Promise.all([...this.nodes.values()].map((n) => this.spawnNode(n)));
+  }
+
+  private define(id: number, address: string, peers: string, joining: boolean): ChaosNode {
+    const dataDir = join(this.dir, `n${id}`);
+    const o = this.opts;
+    const args = [
+      BIN,
+      'node',
+      '--id',
+      String(id),
+      '--listen',
+      address,
+      '--peers',
+      peers,
+      '--data-dir',
+      dataDir,
+      '--cluster',
+      'chaos',
+      '--allow-faults',
+      '--tick-ms',
+      String(o.tickMs),
+      '--snapshot-every',
+      String(o.snapshotEvery),
+      '--snapshot-catch-up',
+      String(o.snapshotCatchUp),
+      '--request-timeout-ms',
+      String(o.requestTimeoutMs),
+      '--log-level',
+      'info',
+      '--quiet',
+      ...(joining ? ['--join'] : []),
+    ];
+    const n: ChaosNode = { id, address, dataDir, args, member: true, expectExit: false, stderr: '' };
+    this.nodes.set(id, n);
+    return n;
+  }
+
+  /** Spawns the node's process and waits until its control endpoint answers. */
+  async spawnNode(n: ChaosNode): Promise<void> {
+    if (this.closed) return;
+    n.expectExit = false;
+    n.stderr = '';
+    // Own process group: a Ctrl-C at the terminal reaches the runner, which cleans up;
+    // the nodes must not stop by themselves meanwhile.
+    const proc = spawn(process.execPath, n.args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    n.proc = proc;
+    proc.stderr?.on('data', (d: Buffer) => {
+      n.stderr = (n.stderr + d.toString()).slice(-4000);
+    });
+    proc.once('exit', (code, signal) => {
+      if (n.proc === proc) n.proc = undefined;
+      if (!n.expectExit && !this.closed) {
+        // A removed node stops itself with code 0; anything else is a crash.
+        if (code === 0 && !n.member) return;
+        this.unexpectedExits.push({
+          id: n.id,
+          code,
+          signal,
+          at: Date.now(),
+          stderrTail: n.stderr.slice(-2000),
+        });
+      }
+    });
+    await this.waitReady(n, 30_000);
+  }
+
+  private async waitReady(n: ChaosNode, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && n.proc && !this.closed) {
+      const c = new ControlClient();
+      try {
+        await c.connect(n.address, { timeoutMs: 1000 });
+        return;
+      } catch {
+        await sleep(50);
+      } finally {
+        await c.close().catch(() => {});
+      }
+    }
+    if (!this.closed && n.proc)
+      throw new Error(`node ${n.id} did not come up within ${timeoutMs} ms; stderr: ${n.stderr.slice(-500)}`);
+  }
+
+  /** kill -9, and wait for the process to be gone. */
+  async kill(n: ChaosNode): Promise<void> {
+    const p = n.proc;
+    if (!p) return;
+    n.expectExit = true;
+    const gone = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill('SIGKILL');
+    await gone;
+    n.proc = undefined;
+  }
+
+  async restart(n: ChaosNode): Promise<void> {
+    if (n.proc) return;
+    await this.spawnNode(n);
+  }
+
+  /**
+   * Power loss: with the node down, tears the last WAL record (cuts 1…max bytes off the last
+   * segment, never into its seed record). Returns the bytes cut (0 if nothing could be cut).
+   */
+  tearWal(n: ChaosNode, rand: () => number, max = 48): number {
+    const walDir = join(n.dataDir, 'wal');
+    const segs = readdirSync(walDir)
+      .filter((f) => f.endsWith('.wal'))
+      .sort();
+    const last = segs[segs.length - 1];
+    if (!last) return 0;
+    const file = join(walDir, last);
+    const size = statSync(file).size;
+    // The first record is the segment's crc seed: header(8) + length, padded to 8.
+    const fd = openSync(file, 'r');
+    const hdr = Buffer.alloc(4);
+    readSync(fd, hdr, 0, 4, 0);
+    closeSync(fd);
+    const seedEnd = Math.ceil((8 + hdr.readUInt32LE(0)) / 8) * 8;
+    const room = size - seedEnd;
+    if (room <= 0) return 0;
+    const cut = 1 + Math.floor(rand() * Math.min(max, room));
+    truncateSync(file, size - cut);
+    return cut;
+  }
+
+  /** Defines and spawns a new node that joins the cluster (after member-add on the leader). */
+  async addNode(): Promise<ChaosNode> {
+    const id = this.nextId++;
+    const address = `127.0.0.1:${await freePort()}`;
+    const peers = [...this.members().map((m) => `${m.id}=${m.address}`), `${id}=${address}`].join(',');
+    return this.define(id, address, peers, true);
+  }
+
+  markRemoved(n: ChaosNode): void {
+    n.member = false;
+    n.expectExit = true;
+  }
+
+  async status(n: ChaosNode, timeoutMs = 2000): Promise<NodeState | undefined> {
+    if (!n.proc) return undefined;
+    const c = new ControlClient();
+    try {
+      await c.connect(n.address, { timeoutMs });
+      return await c.command('status', {}, { timeoutMs });
+    } catch {
+      return undefined;
+    } finally {
+      await c.close().catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(
+      [...this.nodes.values()].map(async (n) => {
+        n.expectExit = true;
+        const p = n.proc;
+        if (!p) return;
+        const gone = new Promise<void>((r) => p.once('exit', () => r()));
+        p.kill('SIGKILL');
+        await Promise.race([gone, sleep(3000)]);
+      }),
+    );
+    process.off('exit', this.onExit);
+    if (!this.opts.keepDataDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Synchronous last-resort cleanup (process exit handlers). */
+  killAllSync(): void {
+    this.closed = true;
+    for (const n of this.nodes.values()) {
+      try {
+        n.proc?.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (!this.opts.keepDataDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
