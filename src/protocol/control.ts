@@ -286,7 +286,13 @@ export const FaultArgsSchema = z.strictObject(faultShape).superRefine((f, ctx) =
 
 /** The argument schema of every command; the keys are the command names. */
 export const COMMAND_ARGS = {
-  campaign: NoArgs,
+  /**
+   * Makes this node leader. With a leader known, it asks that leader to hand over (a
+   * leadership transfer to this node: MsgTransferLeader, MsgTimeoutNow, then a forced
+   * election that leader leases do not block). Without one, or with `hup`, it only steps
+   * MsgHup — which PreVote and CheckQuorum rightly ignore while a healthy leader exists.
+   */
+  campaign: z.strictObject({ hup: z.boolean().optional() }),
   transfer: z.strictObject({ to: NodeId }),
   'forget-leader': NoArgs,
   propose: z.strictObject({ data: Value }),

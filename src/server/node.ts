@@ -408,9 +408,17 @@ async function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
       return ctx.state();
     case 'members':
       return members(kv, d);
-    case 'campaign':
-      d.campaign();
-      return { term: term(), role: roleOf(d.rawNode.raft.state) };
+    case 'campaign': {
+      // A plain MsgHup on a follower of a healthy leader is ignored by PreVote and the
+      // leader lease (that is their point). An operator who asks this node to campaign
+      // wants it to lead, so ask the leader to hand over: it catches us up and sends
+      // MsgTimeoutNow, and our forced election is one the lease does not block.
+      const leader = d.leader;
+      const viaTransfer = !call[1].hup && leader !== 0 && leader !== ctx.opts.id;
+      if (viaTransfer) d.transferLeadership(ctx.opts.id);
+      else d.campaign();
+      return { term: term(), role: roleOf(d.rawNode.raft.state), via: viaTransfer ? 'transfer' : 'hup', leader };
+    }
     case 'transfer': {
       const to = call[1].to;
       if (!d.rawNode.raft.trk.config.voters.ids().includes(to)) {
