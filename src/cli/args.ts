@@ -70,3 +70,69 @@ export function parsePositiveInt(
   }
   return n;
 }
+
+/**
+ * Parses endpoint lists as given to --endpoints, RAFTCTL_ENDPOINTS or positional arguments:
+ * each item may itself be a comma-separated list. Returns normalised `host:port` strings,
+ * without duplicates, in the order given.
+ */
+export function parseEndpoints(items: readonly string[], what = 'endpoint'): string[] {
+  const out: string[] = [];
+  for (const item of items) {
+    for (const part of item.split(',')) {
+      const s = part.trim();
+      if (s === '') continue;
+      const ep = formatHostPort(parseHostPort(s, what));
+      if (!out.includes(ep)) out.push(ep);
+    }
+  }
+  if (out.length === 0) throw new UsageError(`no ${what} given: expected HOST:PORT[,HOST:PORT…]`);
+  return out;
+}
+
+/** Cluster names become directory names, so they are kept to a portable alphabet. */
+export function parseClusterName(text: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(text)) {
+    throw new UsageError(
+      `bad --name ${JSON.stringify(text)}: use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+  return text;
+}
+
+/** Parses `2,3` into node ids. */
+export function parseIdList(text: string, what = '--peers'): number[] {
+  const ids = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => parseNodeId(s, `id in ${what}`));
+  if (ids.length === 0) throw new UsageError(`${what} is empty: expected ID[,ID…], e.g. 2,3`);
+  return [...new Set(ids)];
+}
+
+/** A probability written as 0.3 or 30%. */
+export function parseProbability(text: string | number, what = 'probability'): number {
+  const s = String(text).trim();
+  const pct = s.endsWith('%');
+  const n = Number(pct ? s.slice(0, -1) : s);
+  const p = pct ? n / 100 : n;
+  if (s === '' || !Number.isFinite(n) || p < 0 || p > 1) {
+    throw new UsageError(`bad ${what} ${JSON.stringify(s)}: expected 0–1 (e.g. 0.3) or 0–100% (e.g. 30%)`);
+  }
+  return p;
+}
+
+/** A duration written as 200, 200ms, 1.5s or 2m; returns milliseconds. */
+export function parseDuration(text: string | number, what: string, maxMs = 600_000): number {
+  const s = String(text).trim();
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s);
+  const unit = m?.[2] ?? 'ms';
+  const ms = m ? Math.round(Number(m[1]) * (unit === 's' ? 1000 : unit === 'm' ? 60_000 : 1)) : Number.NaN;
+  if (!Number.isFinite(ms) || ms < 0 || ms > maxMs) {
+    throw new UsageError(
+      `bad ${what} ${JSON.stringify(s)}: expected a duration from 0 to ${maxMs} ms, e.g. 200, 200ms, 1.5s`,
+    );
+  }
+  return ms;
+}

@@ -1,29 +1,111 @@
 // raftctl's command line. Every command lives in commands/; this file only assembles
 // them, with strict flag checking so a typo is an error, never taken as an argument.
-import yargs from 'yargs';
+import { readFileSync } from 'node:fs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError } from './args.js';
+import { attachCommands } from './commands/attach.js';
+import { installInterruptHandlers } from './commands/common.js';
+import { configCommand } from './commands/config.js';
+import { faultCommand } from './commands/fault.js';
+import { memberCommand } from './commands/member.js';
 import { nodeCommand } from './commands/node.js';
-import { EXIT } from './exit.js';
+import { opsCommands } from './commands/ops.js';
+import { upCommands } from './commands/up.js';
+import { CliError, EXIT } from './exit.js';
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const COMMANDS = [
+  'node',
+  'up',
+  'down',
+  'logs',
+  'attach',
+  'replay',
+  'status',
+  'put',
+  'get',
+  'del',
+  'campaign',
+  'transfer',
+  'snapshot',
+  'member',
+  'fault',
+  'config',
+  'completion',
+];
+const GROUPS = ['member', 'fault', 'config'];
+
+/** The help to point at: the command's own when the command line names one. */
+function helpFor(argv: readonly string[]): string {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const cmd = words[0];
+  if (cmd === undefined || !COMMANDS.includes(cmd)) return 'raftctl --help';
+  return GROUPS.includes(cmd) && words[1] !== undefined
+    ? `raftctl ${cmd} ${words[1]} --help`
+    : `raftctl ${cmd} --help`;
+}
+
+/** yargs' suggestion for a misspelt command does not name what was typed; say it. */
+function usageMessage(argv: readonly string[], msg: string): string {
+  const cmd = argv.find((a) => !a.startsWith('-'));
+  if (msg.startsWith('Did you mean') && cmd !== undefined)
+    return `unknown command ${JSON.stringify(cmd)}. ${msg}`;
+  return msg;
+}
 
 export async function main(argv: string[]): Promise<void> {
-  let cli = yargs(argv)
+  // `raftctl node` stops itself cleanly on signals; every other command gets exit 130
+  // (or its own cleanup, see onInterrupt).
+  if (argv[0] !== 'node') installInterruptHandlers();
+  let cli: Argv = yargs(argv)
     .scriptName('raftctl')
     .usage('$0 <command> [options]\n\nA Raft toolkit and a terminal console for Raft clusters.')
     .strict()
-    .demandCommand(1, 'Name a command: see the list above.')
+    .demandCommand(1, 'Name a command.')
     .recommendCommands()
+    .option('color', {
+      type: 'boolean',
+      default: true,
+      describe: 'Colour output (--no-color or NO_COLOR=1 turns it off)',
+    })
     .help()
     .alias('h', 'help')
-    .version()
-    .epilogue('Exit codes: 0 ok, 1 failure, 2 usage, 3 no leader or quorum, 130 interrupted.')
+    .version(packageVersion())
+    .alias('v', 'version')
+    .completion('completion', 'Print a bash/zsh completion script (raftctl completion >> ~/.bashrc)')
+    .example('$0 up', 'Start a 3-node local cluster and open the console')
+    .example('$0 up --detach && $0 put k v && $0 get k', 'Script against a background cluster')
+    .example('$0 attach 127.0.0.1:7001', 'Open the console on any running cluster')
+    .epilogue(
+      'Endpoints: --endpoints HOST:PORT[,…], else RAFTCTL_ENDPOINTS, else the cluster last started with `up`.\n' +
+        'Exit codes: 0 ok, 1 failure, 2 usage, 3 no leader or quorum, 130 interrupted.',
+    )
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err && !(err instanceof UsageError)) throw err;
-      process.stderr.write(`raftctl: ${err ? err.message : msg}\nRun 'raftctl --help' for usage.\n`);
+      process.stderr.write(
+        `raftctl: ${usageMessage(argv, err ? err.message : msg)}\nRun '${helpFor(argv)}' for usage.\n`,
+      );
       process.exit(EXIT.usage);
     });
   cli = nodeCommand(cli);
+  cli = upCommands(cli);
+  cli = attachCommands(cli);
+  cli = opsCommands(cli);
+  cli = memberCommand(cli);
+  cli = faultCommand(cli);
+  cli = configCommand(cli);
   try {
     await cli.parseAsync();
   } catch (err) {
@@ -31,9 +113,17 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`raftctl: ${err.message}\n`);
       process.exit(EXIT.usage);
     }
+    if (err instanceof CliError) {
+      process.stderr.write(`raftctl: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
     process.stderr.write(`raftctl: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(EXIT.failure);
   }
+  // Scripting commands are done once parsing resolves; lingering sockets must not keep
+  // the process alive. Let stdout drain first (it may be a pipe).
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(process.exitCode ?? EXIT.ok);
 }
 
 await main(hideBin(process.argv));

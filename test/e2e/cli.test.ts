@@ -1,0 +1,353 @@
+// End-to-end: the real `bin/raftctl` (built by `npm run build`) in child processes, against a
+// real local cluster started with `raftctl up --detach`. Every spawned node is killed in
+// afterAll by the pids in cluster.json, whatever happened in the tests.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const BIN = join(ROOT, 'bin', 'raftctl');
+const tmp = mkdtempSync(join(tmpdir(), 'raftctl-e2e-'));
+const clusterDir = join(tmp, 'data', 'raftctl', 'clusters', 'default');
+
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  XDG_DATA_HOME: join(tmp, 'data'),
+  XDG_CONFIG_HOME: join(tmp, 'config'),
+  NO_COLOR: '1',
+};
+delete env.RAFTCTL_ENDPOINTS;
+delete env.RAFTCTL_TOKEN;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Extra processes a test started itself (a joining node). */
+const extra: ChildProcess[] = [];
+
+function run(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: opts.env ?? env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+interface ClusterJson {
+  nodes: { id: number; address: string; pid?: number; dataDir: string }[];
+}
+const clusterJson = (): ClusterJson =>
+  JSON.parse(readFileSync(join(clusterDir, 'cluster.json'), 'utf8')) as ClusterJson;
+
+interface StatusJson {
+  members: {
+    id: number;
+    address: string;
+    role: string;
+    term: number | null;
+    leader: number | null;
+    commit: number | null;
+    applied: number | null;
+    lastIndex: number | null;
+    learner: boolean;
+    up: boolean;
+    lag: number | null;
+    health: string;
+  }[];
+  leader: number;
+  term: number;
+}
+
+async function status(): Promise<StatusJson> {
+  const r = await run(['status', '--json']);
+  return JSON.parse(r.stdout) as StatusJson;
+}
+
+/** Polls `status --json` until `ok` holds (bounded). */
+async function until(ok: (s: StatusJson) => boolean, timeoutMs = 8000): Promise<StatusJson> {
+  const deadline = Date.now() + timeoutMs;
+  let last: StatusJson | undefined;
+  while (Date.now() < deadline) {
+    try {
+      last = await status();
+      if (ok(last)) return last;
+    } catch {
+      // Not parseable yet (e.g. no endpoint up): poll again.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`condition not reached; last status: ${JSON.stringify(last)}`);
+}
+
+/** Whether `pid` has exited (a zombie awaiting its reaper counts as exited). */
+async function gone(pid: number, timeoutMs = 3000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return true;
+    }
+    if (/^\d+ \(.*\) Z/.test(stat)) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res) => {
+    import('node:net').then(({ createServer }) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const a = s.address();
+        s.close(() => res(typeof a === 'object' && a !== null ? a.port : 0));
+      });
+    });
+  });
+}
+
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('run `npm run build` first');
+  const r = await run(['up', '3', '--detach', '--tick-ms', '20'], { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`up failed (${r.code}): ${r.stderr}`);
+}, 40_000);
+
+afterAll(async () => {
+  await run(['down'], { timeoutMs: 10_000 }).catch(() => undefined);
+  for (const c of extra) if (c.exitCode === null) c.kill('SIGKILL');
+  try {
+    for (const n of clusterJson().nodes) {
+      if (n.pid === undefined) continue;
+      try {
+        process.kill(n.pid, 'SIGKILL');
+      } catch {
+        // Already stopped.
+      }
+    }
+  } catch {
+    // No cluster file: nothing was started.
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}, 20_000);
+
+describe('raftctl against a detached local cluster', { timeout: 30_000 }, () => {
+  it('up 3 --detach wrote cluster.json with three running nodes', () => {
+    const f = clusterJson();
+    expect(f.nodes.map((n) => n.id)).toEqual([1, 2, 3]);
+    for (const n of f.nodes) {
+      expect(n.pid).toBeGreaterThan(0);
+      expect(n.address).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(() => process.kill(n.pid!, 0)).not.toThrow();
+    }
+  });
+
+  it('status --json has the documented shape, one leader, all up', async () => {
+    const s = await until((x) => x.members.every((m) => m.up && m.leader === x.leader) && x.leader !== 0);
+    expect(s.members).toHaveLength(3);
+    expect(s.members.filter((m) => m.role === 'leader')).toHaveLength(1);
+    for (const m of s.members) {
+      expect(Object.keys(m)).toEqual(
+        expect.arrayContaining([
+          'id',
+          'address',
+          'role',
+          'term',
+          'leader',
+          'commit',
+          'applied',
+          'lastIndex',
+          'learner',
+          'up',
+        ]),
+      );
+      expect(['leader', 'follower', 'candidate', 'precandidate', 'down']).toContain(m.role);
+      expect(m.learner).toBe(false);
+    }
+    const table = await run(['status']);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(
+      /^ID\s+ADDRESS\s+ROLE\s+TERM\s+LEADER\s+COMMIT\s+APPLIED\s+LAST\s+LAG\s+HEALTH/,
+    );
+  });
+
+  it('put, get (linearizable and serializable), del', async () => {
+    expect(await run(['put', 'greeting', 'hello'])).toMatchObject({ code: 0, stdout: 'OK\n' });
+    expect(await run(['get', 'greeting'])).toMatchObject({ code: 0, stdout: 'hello\n' });
+    const j = await run(['get', 'greeting', '--json']);
+    expect(JSON.parse(j.stdout)).toMatchObject({ key: 'greeting', found: true, value: 'hello' });
+    // A serializable read on node 3 may lag; it catches up within a few ticks.
+    const deadline = Date.now() + 3000;
+    let ser: Run;
+    do ser = await run(['get', 'greeting', '--serializable', '--node', '3']);
+    while (ser.stdout !== 'hello\n' && Date.now() < deadline);
+    expect(ser.stdout).toBe('hello\n');
+    expect(await run(['del', 'greeting'])).toMatchObject({ code: 0, stdout: '1\n' });
+    const missing = await run(['get', 'greeting']);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toMatch(/key "greeting" not found/);
+  });
+
+  it('campaign 2 makes node 2 leader; transfer 3 makes node 3 leader', async () => {
+    const c = await run(['campaign', '2', '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(JSON.parse(c.stdout)).toMatchObject({ leader: 2 });
+    expect((await until((s) => s.leader === 2)).leader).toBe(2);
+    const t = await run(['transfer', '3', '--json']);
+    expect(t.code, t.stderr).toBe(0);
+    expect(JSON.parse(t.stdout)).toMatchObject({ leader: 3 });
+    expect((await until((s) => s.leader === 3)).leader).toBe(3);
+  }, 30_000);
+
+  it('member add-learner, a joining node, promote, remove', async () => {
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const add = await run(['member', 'add-learner', '4', address, '--json']);
+    expect(add.code, add.stderr).toBe(0);
+    expect(JSON.parse(add.stdout).members).toContainEqual({ id: 4, address, learner: true });
+    const peers = [...clusterJson().nodes.map((n) => `${n.id}=${n.address}`), `4=${address}`].join(',');
+    const node4 = spawn(
+      process.execPath,
+      [
+        BIN,
+        'node',
+        '--id',
+        '4',
+        '--listen',
+        address,
+        '--peers',
+        peers,
+        '--data-dir',
+        join(tmp, 'n4'),
+        '--join',
+        '--tick-ms',
+        '20',
+        '--quiet',
+      ],
+      { env, stdio: 'ignore' },
+    );
+    extra.push(node4);
+    await until((s) => s.members.some((m) => m.id === 4 && m.up && m.learner && m.lag === 0));
+    expect((await run(['member', 'promote', '4'])).code).toBe(0);
+    await until((s) => s.members.some((m) => m.id === 4 && m.up && !m.learner));
+    const list = await run(['member', 'list', '--json']);
+    expect(JSON.parse(list.stdout).members.map((m: { id: number }) => m.id)).toEqual([1, 2, 3, 4]);
+    const rm = await run(['member', 'remove', '4']);
+    expect(rm.code, rm.stderr).toBe(0);
+    // A removed node stops itself.
+    await new Promise<void>((res) => {
+      if (node4.exitCode !== null) res();
+      else node4.once('exit', () => res());
+    });
+    expect((await status()).members.map((m) => m.id)).toEqual([1, 2, 3]);
+  }, 30_000);
+
+  it('fault isolate and heal; snapshot; logs', async () => {
+    const iso = await run(['fault', 'isolate', '1', '--json']);
+    expect(iso.code, iso.stderr).toBe(0);
+    expect(JSON.parse(iso.stdout).faults.length).toBeGreaterThan(0);
+    expect((await run(['fault', 'heal'])).code).toBe(0);
+    await until((s) => s.members.every((m) => m.health === 'ok'));
+    expect((await run(['fault', 'drop', '2', '150%'])).code).toBe(2);
+    const snap = await run(['snapshot', '3', '--json']);
+    expect(snap.code, snap.stderr).toBe(0);
+    expect(JSON.parse(snap.stdout)).toMatchObject({ id: 3, index: expect.any(Number) });
+    const logs = await run(['logs', '1', '-n', '5']);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout.trim().split('\n')).toHaveLength(5);
+  }, 30_000);
+
+  it('attach --once discovers every member from one endpoint', async () => {
+    const first = clusterJson().nodes[0]!.address;
+    const r = await run(['attach', first, '--once', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as StatusJson & { endpoints: string[] };
+    expect(j.members.map((m) => m.id)).toEqual([1, 2, 3]);
+    expect(j.endpoints).toHaveLength(3);
+  });
+
+  it('a node that dies is shown as down; `up` restarts it', async () => {
+    const pid = clusterJson().nodes[0]!.pid!;
+    process.kill(pid, 'SIGKILL');
+    const s = await until((x) => x.members[0]!.role === 'down' && x.leader !== 0);
+    expect(s.members[0]).toMatchObject({ id: 1, up: false, health: 'down', term: null });
+    const up = await run(['up', '--detach'], { timeoutMs: 30_000 });
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stderr).toMatch(/resuming cluster 'default' \(1 of 3 nodes\)/);
+    await until((x) => x.members.every((m) => m.up));
+  }, 30_000);
+});
+
+describe('usage errors and unreachable clusters', { timeout: 30_000 }, () => {
+  it('a misspelt flag is an error (exit 2), never taken as an address', async () => {
+    const r = await run(['status', '--endpiont', '127.0.0.1:1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/Unknown argument: endpiont/);
+    expect(r.stderr).toMatch(/raftctl status --help/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('bad addresses and values exit 2; unreachable endpoints exit 1', async () => {
+    const bad = await run(['attach', 'not-an-address']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/bad address "not-an-address": expected HOST:PORT/);
+    const port = await freePort();
+    const gone = await run(['attach', `127.0.0.1:${port}`, '--timeout', '2s']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/cannot reach any endpoint.*connection refused/);
+    const st = await run(['status', '--endpoints', `127.0.0.1:${port}`]);
+    expect(st.code).toBe(1);
+    expect((await run(['campaign', 'two'])).code).toBe(2);
+    const cfg = await run(['config', 'set', 'cluster-size', '40']);
+    expect(cfg.code).toBe(2);
+    expect(cfg.stderr).toMatch(/expected a whole number 1–15/);
+  });
+
+  it('without any cluster, scripting commands say how to get one', async () => {
+    const empty = { ...env, XDG_DATA_HOME: join(tmp, 'nothing'), XDG_CONFIG_HOME: join(tmp, 'nocfg') };
+    const r = await run(['get', 'k'], { env: empty });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/raftctl up/);
+  });
+
+  it('--version, --help with examples, completion', async () => {
+    expect((await run(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    for (const cmd of ['up', 'attach', 'member add', 'fault isolate']) {
+      const h = await run([...cmd.split(' '), '--help']);
+      expect(h.code).toBe(0);
+      expect(h.stdout, cmd).toMatch(/Examples:/);
+    }
+    expect((await run(['completion'])).stdout).toMatch(/raftctl/);
+  });
+});
+
+describe('down', { timeout: 30_000 }, () => {
+  it('stops every node cleanly', async () => {
+    const pids = clusterJson().nodes.map((n) => n.pid!);
+    const r = await run(['down']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/stopped cluster 'default' \(3 nodes\)/);
+    for (const pid of pids) expect(await gone(pid), `pid ${pid}`).toBe(true);
+    expect(clusterJson().nodes.every((n) => n.pid === undefined)).toBe(true);
+    expect((await run(['status'])).code).toBe(1);
+  });
+});
