@@ -230,51 +230,33 @@ export interface LeaderResult {
   via: 'election' | 'transfer';
 }
 
-/** How long an election may take before we decide the followers ignored it. */
-const ELECTION_GRACE_MS = 600;
+const CampaignResult = z.object({ via: z.enum(['transfer', 'hup']) });
 
+/**
+ * Asks node `id` to campaign. The node decides how (see the `campaign` command in
+ * docs/protocol.md): with a live leader it asks that leader to hand over, since followers
+ * under PreVote/CheckQuorum ignore a plain election; `force: false` sends only MsgHup.
+ */
 export async function campaign(s: ClusterSession, id: number, force: boolean): Promise<LeaderResult> {
   s.member(id);
+  let via: 'transfer' | 'hup';
   try {
-    await s.on(id, 'campaign', {});
+    via = shape(CampaignResult, await s.on(id, 'campaign', { hup: !force }), 'campaign').via;
   } catch (err) {
     throw cliErrorFrom(err, `campaign on node ${id}`);
   }
-  const started = Date.now();
-  let otherLeader = 0;
-  const states = await s.waitFor((st) => {
-    if (isLeader(st, id)) return true;
-    // A different live leader that node `id` follows again: the election was ignored.
-    const mine = st.get(id);
-    const other = [...st.values()].find((x) => !(x instanceof Error) && x.role === 'leader' && x.id !== id);
-    otherLeader = other instanceof Error || other === undefined ? 0 : other.id;
-    return (
-      Date.now() - started > ELECTION_GRACE_MS &&
-      otherLeader !== 0 &&
-      mine !== undefined &&
-      !(mine instanceof Error) &&
-      mine.role === 'follower' &&
-      mine.leader === otherLeader
-    );
-  });
+  const states = await s.waitFor((st) => isLeader(st, id) !== undefined);
   const won = states && isLeader(states, id);
-  if (won) return { leader: id, term: won.term, via: 'election' };
-  if (otherLeader === 0) {
-    throw new CliError(
-      `node ${id} did not win an election before the deadline (is a quorum up?)`,
-      EXIT.noQuorum,
-    );
-  }
+  if (won) return { leader: id, term: won.term, via: via === 'transfer' ? 'transfer' : 'election' };
   if (!force) {
     throw new CliError(
-      `node ${id} campaigned but node ${otherLeader} is still leader: followers ignore elections while they hear a live leader (CheckQuorum). Use 'raftctl transfer ${id}'`,
+      `node ${id} campaigned but did not win: followers ignore elections while they hear a live leader (PreVote/CheckQuorum); run without --no-force to have the leader hand over`,
     );
   }
-  process.stderr.write(
-    `raftctl: followers ignored node ${id}'s election (node ${otherLeader} is alive and leading); asking node ${otherLeader} to hand over\n`,
+  throw new CliError(
+    `node ${id} did not become leader in time (is a quorum up? 'raftctl status')`,
+    EXIT.noQuorum,
   );
-  const r = await transfer(s, id);
-  return { ...r, via: 'transfer' };
 }
 
 export async function transfer(s: ClusterSession, id: number): Promise<LeaderResult> {
