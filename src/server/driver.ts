@@ -155,6 +155,10 @@ export class RaftDriver {
   private lastLeader = NONE;
   private lastState: StateType = 'StateFollower';
   private lastReadyAt = 0;
+  /** Peers of the current membership (what refreshPeers last computed), id → address. */
+  private peerAddresses = new Map<number, string>();
+  /** Peers that left the membership, still connected for a grace period. */
+  private readonly departing = new Map<number, { address: string; timer: NodeJS.Timeout }>();
 
   /** Counters for metrics. */
   readonly stats = {
@@ -211,6 +215,7 @@ export class RaftDriver {
     const peers = new Map(opts.initialPeers);
     for (const [id, m] of opts.kv.members) peers.set(id, m.address);
     peers.delete(opts.id);
+    this.peerAddresses = new Map(peers);
     opts.transport.setPeers(peers);
   }
 
@@ -225,6 +230,8 @@ export class RaftDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    for (const d of this.departing.values()) clearTimeout(d.timer);
+    this.departing.clear();
     const err = new CommandError('unavailable', 'the node is shutting down');
     for (const w of this.waiters.values()) {
       clearTimeout(w.timer);
@@ -607,6 +614,10 @@ export class RaftDriver {
 
   private applyConfChangeEntry(e: Entry): void {
     const cc = decodeConfChangeEntry(e);
+    // Replaying the log from the start (a restart without a snapshot, or a joiner) passes
+    // through configurations that do not name this node yet — the bootstrap adds members
+    // one by one. Only leaving a configuration it belonged to is a removal.
+    const wasMember = this.isMember(this.rawNode.raft.trk.confState());
     const cs = this.rawNode.applyConfChange(cc);
     let context: { address?: string; token?: string } = {};
     if (cc.context.length > 0) {
@@ -644,12 +655,14 @@ export class RaftDriver {
         w.resolve(cs);
       }
     }
-    const member =
-      cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
-    if (!member && cs.voters.length > 0) {
+    if (wasMember && !this.isMember(cs)) {
       this.log.warn('this node was removed from the cluster; stopping');
       this.removed = true;
     }
+  }
+
+  private isMember(cs: ConfState): boolean {
+    return cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
   }
 
   private refreshPeers(): void {
@@ -658,7 +671,32 @@ export class RaftDriver {
     // Keep addresses of peers we were started with until membership names them.
     for (const [id, a] of this.opts.initialPeers)
       if (id !== this.id && !peers.has(id) && this.opts.kv.members.size === 0) peers.set(id, a);
+    // A peer that just left the membership keeps its connection for a while: the messages
+    // already queued for it carry the commit index that tells it it was removed (dropping
+    // them leaves it campaigning forever), and a log replay that passes through a smaller
+    // configuration should not tear down connections it re-adds a moment later.
+    for (const [id, address] of this.peerAddresses) {
+      if (peers.has(id) || this.departing.has(id)) continue;
+      const timer = setTimeout(() => {
+        this.departing.delete(id);
+        if (!this.stopped) this.refreshPeers();
+      }, this.departGraceMs());
+      timer.unref();
+      this.departing.set(id, { address, timer });
+    }
+    for (const [id, d] of this.departing) {
+      if (peers.has(id)) {
+        clearTimeout(d.timer);
+        this.departing.delete(id);
+      }
+    }
+    this.peerAddresses = new Map(peers);
+    for (const [id, d] of this.departing) peers.set(id, d.address);
     this.opts.transport.setPeers(peers);
+  }
+
+  private departGraceMs(): number {
+    return 2 * this.opts.electionTicks * this.opts.tickMs;
   }
 
   private onReadState(ctx: string, index: number): void {

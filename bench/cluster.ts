@@ -1,0 +1,660 @@
+// Cluster benchmark: real `raftctl node` processes on loopback with fsync on, driven
+// through our own ControlClient, next to what this machine can do at best:
+//   - limits: fdatasync rate of a 256-byte append in the data dir's file system, and
+//     WebSocket round trips between two processes (ws echo), one at a time and 256 in flight;
+//   - for a 3-node (and a 5-node) cluster: puts, linearizable gets and serializable gets of
+//     256-byte values with 1, 16, 256 and 1,024 concurrent clients; each client waits for
+//     its answer before its next op. Clients share a few connections spread over the nodes
+//     (connection j goes to the j-th node counting from the leader, so one client talks to
+//     the leader). Per run: ops/s, p50/p99/p99.9 latency, errors, CPU of each node.
+//   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
+//     leader's profile of a 256-client put run is summarized (self time by function).
+// Usage: npm run build && npm run bench -- cluster [--secs 5] [--nodes 3,5] [--clients 1,16,256,1024]
+//        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--profile] [--no-json]
+import { type ChildProcess, execSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { WebSocket } from 'ws';
+import { ControlClient } from '../src/client/client.js';
+import { type NodeProc, ROOT, TestCluster } from '../test/e2e/harness.js';
+import { fmtRate, machineInfo, table } from './harness.js';
+
+const VALUE = 'v'.repeat(256);
+/** Keys each client cycles through, so the store stays small over long runs. */
+const KEYS_PER_CLIENT = 64;
+const OP_TIMEOUT_MS = 30_000;
+
+type Op = 'put' | 'get' | 'sget';
+const OP_NAMES: Record<Op, string> = {
+  put: 'put',
+  get: 'get (linearizable)',
+  sget: 'get (serializable)',
+};
+
+interface Args {
+  secs: number;
+  nodes: number[];
+  clients: number[];
+  ops: Op[];
+  tickMs: number;
+  dir: string;
+  profile: boolean;
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    secs: 5,
+    nodes: [3, 5],
+    clients: [1, 16, 256, 1024],
+    ops: ['put', 'get', 'sget'],
+    tickMs: 100,
+    dir: tmpdir(),
+    profile: false,
+    json: true,
+  };
+  const list = (s: string | undefined) => (s ?? '').split(',').map((x) => Number(x.trim()));
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i];
+    const v = argv[i + 1];
+    if (f === '--secs') a.secs = Number(v);
+    else if (f === '--nodes') a.nodes = list(v);
+    else if (f === '--clients') a.clients = list(v);
+    else if (f === '--ops') a.ops = (v ?? '').split(',') as Op[];
+    else if (f === '--tick-ms') a.tickMs = Number(v);
+    else if (f === '--dir') a.dir = v ?? a.dir;
+    else if (f === '--profile') {
+      a.profile = true;
+      continue;
+    } else if (f === '--profile-only') {
+      a.profile = true;
+      a.nodes = [];
+      continue;
+    } else if (f === '--no-json') {
+      a.json = false;
+      continue;
+    } else throw new Error(`unknown flag ${f}`);
+    i++;
+  }
+  const bad =
+    !(a.secs > 0) ||
+    a.nodes.some((n) => !Number.isInteger(n) || n < 1) ||
+    a.clients.some((n) => !Number.isInteger(n) || n < 1) ||
+    a.ops.some((o) => !(o in OP_NAMES)) ||
+    !(a.tickMs >= 1);
+  if (bad) throw new Error(`bad arguments: ${argv.join(' ')}`);
+  return a;
+}
+
+// ---- figures ------------------------------------------------------------------------
+
+interface Latency {
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+function latency(ms: number[]): Latency {
+  const s = Float64Array.from(ms).sort();
+  const at = (p: number) =>
+    s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  return {
+    p50: at(0.5),
+    p99: at(0.99),
+    p999: at(0.999),
+    max: s.length === 0 ? Number.NaN : s[s.length - 1]!,
+  };
+}
+
+const fmtMs = (ms: number): string =>
+  Number.isNaN(ms) ? '—' : ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system) a process has used so far; undefined off Linux. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- machine limits -------------------------------------------------------------------
+
+interface FsyncLimit {
+  dir: string;
+  opsPerSec: number;
+  latency: Latency;
+}
+
+/** write(256 B) + fdatasync in a tight loop on a file in `dir`, appending like the WAL does. */
+function measureFsync(dir: string, secs: number): FsyncLimit {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `fsync-probe-${process.pid}`);
+  const fd = openSync(file, 'w');
+  const buf = Buffer.alloc(256, 0x61);
+  const lat: number[] = [];
+  let pos = 0;
+  const t0 = performance.now();
+  const end = t0 + secs * 1000;
+  try {
+    for (let now = t0; now < end; ) {
+      writeSync(fd, buf, 0, buf.length, pos);
+      pos += buf.length;
+      fdatasyncSync(fd);
+      const t = performance.now();
+      lat.push(t - now);
+      now = t;
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  return { dir, opsPerSec: lat.length / ((performance.now() - t0) / 1000), latency: latency(lat) };
+}
+
+interface WsLimit {
+  inFlight: number;
+  connections: number;
+  roundTripsPerSec: number;
+  latency: Latency;
+}
+
+/** A ws echo server in its own process; resolves with its port and the child. */
+async function startEchoServer(): Promise<{ port: number; child: ChildProcess }> {
+  const code = `
+    const { WebSocketServer } = require('ws');
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+    wss.on('connection', (ws) => ws.on('message', (d, bin) => ws.send(d, { binary: bin })));
+    wss.on('listening', () => process.stdout.write(String(wss.address().port) + '\\n'));`;
+  const child = spawn(process.execPath, ['-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').once('data', (d: string) => resolve(Number(d.trim())));
+    child.once('exit', (c) => reject(new Error(`echo server exited with ${c}`)));
+  });
+  return { port, child };
+}
+
+/**
+ * Round trips through the echo process: `inFlight` loops over `connections` sockets, each
+ * sending a frame the size of a put command and waiting for its echo before the next.
+ */
+async function measureWs(
+  port: number,
+  connections: number,
+  inFlight: number,
+  secs: number,
+): Promise<WsLimit> {
+  const frame = JSON.stringify({
+    type: 'command',
+    id: 1,
+    command: 'put',
+    args: { key: 'k1/1', value: VALUE },
+  });
+  const socks = await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      // Echoes come back in order per socket: a FIFO of waiters matches them.
+      const waiting: (() => void)[] = [];
+      ws.on('message', () => waiting.shift()?.());
+      return { ws, waiting };
+    }),
+  );
+  const lat: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + secs * 1000;
+  await Promise.all(
+    Array.from({ length: inFlight }, async (_, i) => {
+      const s = socks[i % socks.length]!;
+      while (performance.now() < end) {
+        const t = performance.now();
+        await new Promise<void>((resolve) => {
+          s.waiting.push(resolve);
+          s.ws.send(frame);
+        });
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  for (const s of socks) s.ws.terminate();
+  return { inFlight, connections, roundTripsPerSec: lat.length / elapsed, latency: latency(lat) };
+}
+
+// ---- cluster runs ---------------------------------------------------------------------
+
+interface RunResult {
+  nodes: number;
+  op: Op;
+  clients: number;
+  connections: number;
+  secs: number;
+  ops: number;
+  opsPerSec: number;
+  latency: Latency;
+  errors: number;
+  errorCodes: Record<string, number>;
+  /** CPU used per node during the run, in cores (1 = one core busy), leader first. */
+  cpu: { id: number; leader: boolean; cores: number }[];
+  /** CPU of the bench process itself (the clients), in cores. */
+  clientCores: number;
+  leaderChanged: boolean;
+}
+
+async function openPool(c: TestCluster, leader: NodeProc, n: number): Promise<ControlClient[]> {
+  const order = [leader, ...c.nodes.filter((x) => x !== leader)];
+  return Promise.all(
+    Array.from({ length: n }, async (_, j) => {
+      const cl = new ControlClient();
+      await cl.connect(order[j % order.length]!.address, {
+        timeoutMs: 5000,
+        commandTimeoutMs: OP_TIMEOUT_MS,
+      });
+      return cl;
+    }),
+  );
+}
+
+async function load(
+  pool: ControlClient[],
+  clients: number,
+  op: Op,
+  secs: number,
+): Promise<{ lat: number[]; errors: number; errorCodes: Record<string, number>; elapsed: number }> {
+  const lat: number[] = [];
+  const errorCodes: Record<string, number> = {};
+  let errors = 0;
+  const t0 = performance.now();
+  const end = t0 + secs * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, i) => {
+      const cl = pool[i % pool.length]!;
+      let seq = i; // Start clients on different keys of their range.
+      while (performance.now() < end) {
+        const key = `bench/${i}/${seq++ % KEYS_PER_CLIENT}`;
+        const t = performance.now();
+        try {
+          if (op === 'put') await cl.command('put', { key, value: VALUE });
+          else await cl.command('get', { key, serializable: op === 'sget' });
+          lat.push(performance.now() - t);
+        } catch (err) {
+          errors++;
+          const code = (err as { code?: string }).code ?? 'other';
+          errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+          // A failing cluster should not be hammered in a tight loop.
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    }),
+  );
+  return { lat, errors, errorCodes, elapsed: (performance.now() - t0) / 1000 };
+}
+
+async function measureRun(
+  c: TestCluster,
+  leader: NodeProc,
+  pool: ControlClient[],
+  op: Op,
+  clients: number,
+  secs: number,
+): Promise<RunResult> {
+  const before = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
+  const self0 = process.cpuUsage();
+  const termBefore = (await leader.health()).term;
+  const r = await load(pool, clients, op, secs);
+  const self = process.cpuUsage(self0);
+  const after = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
+  const h = await leader.health().catch(() => undefined);
+  const cpu = c.nodes
+    .map((n, i) => ({
+      id: n.id,
+      leader: n === leader,
+      cores:
+        before[i] === undefined || after[i] === undefined ? Number.NaN : (after[i]! - before[i]!) / r.elapsed,
+    }))
+    .sort((a, b) => Number(b.leader) - Number(a.leader));
+  return {
+    nodes: c.nodes.length,
+    op,
+    clients,
+    connections: pool.length,
+    secs: r.elapsed,
+    ops: r.lat.length,
+    opsPerSec: r.lat.length / r.elapsed,
+    latency: latency(r.lat),
+    errors: r.errors,
+    errorCodes: r.errorCodes,
+    cpu,
+    clientCores: (self.user + self.system) / 1e6 / r.elapsed,
+    leaderChanged: h === undefined || h.term !== termBefore || h.leader !== leader.id,
+  };
+}
+
+function connectionsFor(clients: number, nodes: number): number {
+  // A few per node, and never more than the clients; ≤ 256 commands in flight per connection.
+  return Math.max(Math.ceil(clients / 200), Math.min(clients, 4 * nodes));
+}
+
+async function startCluster(
+  n: number,
+  a: Args,
+  execArgv: string[] = [],
+): Promise<{ c: TestCluster; leader: NodeProc }> {
+  const c = await TestCluster.create(n, { tickMs: a.tickMs, args: ['--quiet'] });
+  for (const node of c.nodes) node.start([], { execArgv });
+  // An election at 100 ms ticks takes 1–2 s; startup under load can take longer.
+  const leader = await c.waitLeader(undefined, 30_000);
+  return { c, leader };
+}
+
+async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<void> {
+  process.stderr.write(`\n${n}-node cluster (tick ${a.tickMs} ms)…\n`);
+  const { c, leader } = await startCluster(n, a);
+  try {
+    process.stderr.write(`  leader is node ${leader.id}; warming up…\n`);
+    {
+      const pool = await openPool(c, leader, connectionsFor(64, n));
+      await load(pool, 64, 'put', 1.5);
+      await load(pool, 64, 'get', 0.5);
+      await Promise.all(pool.map((p) => p.close()));
+    }
+    for (const clients of a.clients) {
+      const pool = await openPool(c, leader, connectionsFor(clients, n));
+      for (const op of a.ops) {
+        const r = await measureRun(c, leader, pool, op, clients, a.secs);
+        results.push(r);
+        process.stderr.write(
+          `  ${OP_NAMES[op].padEnd(18)} ${String(clients).padStart(4)} clients: ${fmtRate(r.opsPerSec).padStart(9)}` +
+            `  p50 ${fmtMs(r.latency.p50)}  p99 ${fmtMs(r.latency.p99)}  p99.9 ${fmtMs(r.latency.p999)}` +
+            `  errors ${r.errors}  leader CPU ${r.cpu[0]!.cores.toFixed(2)}${r.leaderChanged ? '  (LEADER CHANGED)' : ''}\n`,
+        );
+      }
+      await Promise.all(pool.map((p) => p.close()));
+    }
+  } finally {
+    await c.destroy();
+  }
+}
+
+// ---- profile ---------------------------------------------------------------------------
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+interface ProfileEntry {
+  function: string;
+  location: string;
+  selfMs: number;
+  selfPct: number;
+}
+
+function relLocation(url: string, line: number): string {
+  if (url === '') return '(native)';
+  const path = url.startsWith('file://') ? fileURLToPath(url) : url;
+  const rel = path.startsWith(`${ROOT}/`) ? path.slice(ROOT.length + 1) : path;
+  return `${rel}:${line + 1}`;
+}
+
+/** Self time by function and by file, from a .cpuprofile. */
+function summarizeProfile(p: CpuProfile): {
+  total: number;
+  byFunction: ProfileEntry[];
+  byFile: ProfileEntry[];
+} {
+  const self = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  }
+  const byFn = new Map<string, ProfileEntry>();
+  const byFile = new Map<string, ProfileEntry>();
+  let total = 0;
+  for (const node of p.nodes) {
+    const us = self.get(node.id) ?? 0;
+    total += us;
+    const cf = node.callFrame;
+    const fn = cf.functionName || '(anonymous)';
+    const loc = cf.url === '' ? fn : relLocation(cf.url, cf.lineNumber);
+    const k = `${fn}@${loc}`;
+    const e = byFn.get(k) ?? { function: fn, location: loc, selfMs: 0, selfPct: 0 };
+    e.selfMs += us / 1000;
+    byFn.set(k, e);
+    const file = cf.url === '' ? `(${fn})` : loc.replace(/:\d+$/, '');
+    const f = byFile.get(file) ?? { function: '', location: file, selfMs: 0, selfPct: 0 };
+    f.selfMs += us / 1000;
+    byFile.set(file, f);
+  }
+  const finish = (m: Map<string, ProfileEntry>) =>
+    [...m.values()]
+      .map((e) => ({ ...e, selfPct: (e.selfMs / (total / 1000)) * 100 }))
+      .sort((x, y) => y.selfMs - x.selfMs);
+  return { total: total / 1000, byFunction: finish(byFn).slice(0, 25), byFile: finish(byFile).slice(0, 15) };
+}
+
+async function profileLeader(a: Args): Promise<{
+  leader: number;
+  file: string;
+  run: RunResult;
+  summary: ReturnType<typeof summarizeProfile>;
+}> {
+  process.stderr.write('\nprofile: 3-node cluster with --cpu-prof, 256-client put run…\n');
+  const profDir = join(a.dir, `raftctl-prof-${process.pid}`);
+  mkdirSync(profDir, { recursive: true });
+  // Every node is profiled (the leader is only known after the election); Node 20 refuses
+  // --cpu-prof in NODE_OPTIONS, so it goes on the command line.
+  const { c, leader } = await startCluster(3, a, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  let run: RunResult;
+  try {
+    const pool = await openPool(c, leader, connectionsFor(256, 3));
+    await load(pool, 64, 'put', 1);
+    run = await measureRun(c, leader, pool, 'put', 256, a.secs);
+    await Promise.all(pool.map((p) => p.close()));
+  } finally {
+    // A graceful stop, so each process writes its profile on exit.
+    await Promise.all(c.nodes.map((n) => n.kill('SIGTERM')));
+  }
+  const pid = leader.proc!.pid!;
+  const name = readdirSync(profDir).find((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'));
+  if (name === undefined) throw new Error(`no profile of the leader (pid ${pid}) in ${profDir}`);
+  const file = join(profDir, name);
+  const summary = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+  await c.destroy();
+  return { leader: leader.id, file, run, summary };
+}
+
+// ---- main ------------------------------------------------------------------------------
+
+export async function main(argv: string[]): Promise<void> {
+  const a = parseArgs(argv);
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` first (the nodes run the compiled CLI)');
+  }
+  const machine = machineInfo();
+  const command = `npm run bench -- cluster${argv.length > 0 ? ` ${argv.join(' ')}` : ''}`;
+  const started = new Date().toISOString();
+  console.log(`raftctl cluster benchmark — ${started}`);
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, ${machine.os}`);
+  console.log(`node ${machine.node}, load average (1 min) at start: ${machine.load1}`);
+  console.log(
+    `runs of ${a.secs} s, 256-byte values, tick ${a.tickMs} ms, fsync on, data dirs under ${a.dir}\n`,
+  );
+
+  process.stderr.write('machine limits…\n');
+  const fsync = measureFsync(join(a.dir, `raftctl-fsync-${process.pid}`), 2);
+  const echo = await startEchoServer();
+  let ws: WsLimit[];
+  try {
+    ws = [await measureWs(echo.port, 1, 1, 2), await measureWs(echo.port, 12, 256, 2)];
+  } finally {
+    echo.child.kill('SIGKILL');
+  }
+  console.log(
+    table(
+      ['limit', 'rate', 'p50', 'p99', 'p99.9'],
+      [
+        [
+          'fdatasync (256 B append)',
+          fmtRate(fsync.opsPerSec),
+          fmtMs(fsync.latency.p50),
+          fmtMs(fsync.latency.p99),
+          fmtMs(fsync.latency.p999),
+        ],
+        ...ws.map((w) => [
+          `ws round trip, ${w.inFlight} in flight / ${w.connections} conn`,
+          fmtRate(w.roundTripsPerSec),
+          fmtMs(w.latency.p50),
+          fmtMs(w.latency.p99),
+          fmtMs(w.latency.p999),
+        ]),
+      ],
+    ),
+  );
+
+  const results: RunResult[] = [];
+  for (const n of a.nodes) await benchCluster(n, a, results);
+
+  console.log('');
+  console.log(
+    table(
+      [
+        'nodes',
+        'op',
+        'clients',
+        'conns',
+        'ops/s',
+        'p50',
+        'p99',
+        'p99.9',
+        'errors',
+        'CPU leader/others/client',
+      ],
+      results.map((r) => [
+        String(r.nodes),
+        OP_NAMES[r.op],
+        String(r.clients),
+        String(r.connections),
+        fmtRate(r.opsPerSec),
+        fmtMs(r.latency.p50),
+        fmtMs(r.latency.p99),
+        fmtMs(r.latency.p999),
+        `${r.errors}${r.leaderChanged ? ' (leader changed)' : ''}`,
+        `${r.cpu[0]!.cores.toFixed(2)} / ${r.cpu
+          .slice(1)
+          .map((x) => x.cores.toFixed(2))
+          .join(' ')} / ${r.clientCores.toFixed(2)}`,
+      ]),
+    ),
+  );
+  const best = Math.max(...results.filter((r) => r.op === 'put').map((r) => r.opsPerSec), 0);
+  const one = results.find((r) => r.op === 'put' && r.clients === 1 && r.nodes === 3);
+  if (best > 0) {
+    console.log(
+      `\nfractions of the machine's limits: best put rate ${fmtRate(best)} = ${(best / fsync.opsPerSec).toFixed(2)}× ` +
+        `the fdatasync rate (group commit) and ${((best / ws[1]!.roundTripsPerSec) * 100).toFixed(1)}% of ws round trips at 256 in flight`,
+    );
+  }
+  if (one) {
+    // The leader sends before it writes, so its fdatasync overlaps the follower's: the path
+    // is client→leader, leader→follower, one fdatasync, and the answers back.
+    const floor = fsync.latency.p50 + ws[0]!.latency.p50 * 2;
+    console.log(
+      `1-client put p50 ${fmtMs(one.latency.p50)} vs a floor of ≈ ${fmtMs(floor)} ` +
+        `(one fdatasync + two ws round trips, p50 each); 1-client puts/s = ` +
+        `${((one.opsPerSec / fsync.opsPerSec) * 100).toFixed(0)}% of the fdatasync rate`,
+    );
+  }
+
+  let profile: Awaited<ReturnType<typeof profileLeader>> | undefined;
+  let profileError: string | undefined;
+  if (a.profile) {
+    try {
+      profile = await profileLeader(a);
+    } catch (err) {
+      profileError = (err as Error).message;
+      console.log(`\nprofile failed: ${profileError}`);
+    }
+  }
+  if (profile) {
+    const r = profile.run;
+    console.log(
+      `\nprofile of the leader (node ${profile.leader}) during a 256-client put run: ${fmtRate(r.opsPerSec)}, ` +
+        `p50 ${fmtMs(r.latency.p50)}, p99 ${fmtMs(r.latency.p99)} (profiling slows it down)`,
+    );
+    console.log(`profile file: ${profile.file}`);
+    console.log(
+      table(
+        ['self %', 'self ms', 'function', 'location'],
+        profile.summary.byFunction
+          .slice(0, 20)
+          .map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.function, e.location]),
+      ),
+    );
+    console.log('');
+    console.log(
+      table(
+        ['self %', 'self ms', 'file'],
+        profile.summary.byFile
+          .slice(0, 12)
+          .map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.location]),
+      ),
+    );
+  }
+
+  if (a.json) {
+    const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `cluster-${started.replace(/[:.]/g, '-')}.json`);
+    const out = {
+      date: started,
+      command,
+      machine,
+      loadAtEnd: Math.round(loadavg()[0]! * 100) / 100,
+      options: a,
+      limits: { fsync, ws },
+      results,
+      ...(profile ? { profile } : {}),
+      ...(profileError ? { profileError } : {}),
+    };
+    writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+    console.log(`\nwrote ${file}`);
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main(process.argv.slice(2));
+}

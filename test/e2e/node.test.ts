@@ -1,0 +1,492 @@
+// End-to-end tests of `raftctl node` (issue 4): real processes on loopback, killed with
+// SIGKILL, restarted over their data dirs, WAL files damaged on disk. The CLI is run from
+// dist/ (npm run build first). Ticks are 20 ms, so an election takes a few hundred ms.
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { ControlClient } from '../../src/client/client.js';
+import {
+  BIN,
+  freePorts,
+  killAll,
+  tempDir as makeTempDir,
+  type NodeProc,
+  runCli,
+  sleep,
+  TestCluster,
+  waitFor,
+  walRecords,
+} from './harness.js';
+
+let clusters: TestCluster[] = [];
+const dirs: string[] = [];
+
+function tempDir(): string {
+  const d = makeTempDir();
+  dirs.push(d);
+  return d;
+}
+
+async function cluster(n: number, args: string[] = [], nodeArgs?: Record<number, string[]>) {
+  const c = await TestCluster.start(n, { args, ...(nodeArgs ? { nodeArgs } : {}) });
+  clusters.push(c);
+  return c;
+}
+
+beforeAll(() => {
+  if (!readFileSync(BIN, 'utf8').includes('dist/cli/main.js')) throw new Error('unexpected bin/raftctl');
+});
+
+afterEach(async (ctx) => {
+  const cs = clusters;
+  clusters = [];
+  // On failure, the nodes' own account is the quickest way to the cause.
+  if (ctx.task.result?.state === 'fail') {
+    for (const c of cs)
+      for (const n of c.nodes)
+        process.stderr.write(
+          `--- node ${n.id} (${JSON.stringify(n.exited ?? 'running')}) ---\n${n.tail(25)}\n`,
+        );
+  }
+  await killAll();
+  await Promise.all(cs.map((c) => c.destroy()));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+afterAll(async () => {
+  await killAll();
+});
+
+/** Puts through the control API, `count` at a time concurrently; returns what was written. */
+async function putMany(node: NodeProc, prefix: string, n: number, width = 20): Promise<Map<string, string>> {
+  const c = await node.client();
+  const written = new Map<string, string>();
+  for (let i = 0; i < n; i += width) {
+    await Promise.all(
+      Array.from({ length: Math.min(width, n - i) }, async (_, j) => {
+        const key = `${prefix}${String(i + j).padStart(5, '0')}`;
+        const value = `value-${i + j}-${'x'.repeat(20)}`;
+        await c.command('put', { key, value }, { timeoutMs: 5000 });
+        written.set(key, value);
+      }),
+    );
+  }
+  return written;
+}
+
+function expectAll(actual: Map<string, string>, expected: Map<string, string>, who: string): void {
+  const missing: string[] = [];
+  for (const [k, v] of expected) if (actual.get(k) !== v) missing.push(`${k}=${actual.get(k) ?? '∅'}`);
+  expect(missing, `${who}: ${missing.length} of ${expected.size} acknowledged keys missing or wrong`).toEqual(
+    [],
+  );
+}
+
+describe('raftctl node: a 3-node cluster on loopback', () => {
+  it('elects a leader and replicates; linearizable reads on every node see a write', async () => {
+    const c = await cluster(3);
+    const leader = await c.waitLeader();
+    const follower = c.nodes.find((n) => n !== leader)!;
+
+    // A write through a follower is forwarded to the leader and acknowledged once applied there.
+    const fc = await follower.client();
+    const put = (await fc.command('put', { key: 'greeting', value: 'hello' })) as { revision: number };
+    expect(put.revision).toBeGreaterThan(0);
+    for (const n of c.nodes) {
+      const cc = await n.client();
+      const got = (await cc.command('get', { key: 'greeting' })) as { found: boolean; value?: string };
+      expect(got, `node ${n.id}`).toMatchObject({ found: true, value: 'hello' });
+    }
+
+    // The etcd gateway writes and reads the same store.
+    await leader.gateway('put', { key: Buffer.from('k').toString('base64'), value: 'dg==' });
+    for (const n of c.nodes) expect((await n.rangePrefix('k')).get('k'), `node ${n.id}`).toBe('v');
+
+    const states = await Promise.all(c.nodes.map((n) => n.status()));
+    for (const s of states) expect(s.config.voters).toEqual([1, 2, 3]);
+    expect(states.find((s) => s.role === 'leader')?.progress).toHaveLength(3);
+  }, 20_000);
+
+  it('kill -9 of the leader loses nothing acknowledged; the old leader restarts and catches up by log', async () => {
+    const c = await cluster(3, ['--request-timeout-ms', '1500']);
+    const leader = await c.waitLeader();
+
+    // Writers spread over all nodes; only puts whose result arrived count as acknowledged.
+    const acked = new Map<string, string>();
+    let stop = false;
+    let ackedAfterFailover = 0;
+    let failedOver = false;
+    let errors = 0;
+    const writer = async (w: number): Promise<void> => {
+      let target = w % c.nodes.length;
+      let client: ControlClient | undefined;
+      let seq = 0;
+      while (!stop) {
+        try {
+          if (!client) {
+            client = new ControlClient();
+            await client.connect(c.nodes[target]!.address, { timeoutMs: 1000 });
+          }
+          const key = `w${w}-${String(seq++).padStart(6, '0')}`;
+          const value = `${key}@${Date.now()}`;
+          await client.command('put', { key, value }, { timeoutMs: 3000 });
+          acked.set(key, value);
+          if (failedOver) ackedAfterFailover++;
+        } catch {
+          // Connection lost, refused, or outcome unknown: not acknowledged. Try another node.
+          errors++;
+          await client?.close().catch(() => {});
+          client = undefined;
+          target = (target + 1) % c.nodes.length;
+          await sleep(30);
+        }
+      }
+      await client?.close();
+    };
+    const writers = Array.from({ length: 9 }, (_, w) => writer(w));
+
+    await sleep(700);
+    const ackedBeforeKill = acked.size;
+    const killed = await leader.kill('SIGKILL');
+    expect(killed?.signal).toBe('SIGKILL');
+    const survivors = c.nodes.filter((n) => n !== leader);
+    const newLeader = await c.waitLeader(survivors);
+    expect(newLeader.id).not.toBe(leader.id);
+    failedOver = true;
+    await waitFor('writes acknowledged under the new leader', () => ackedAfterFailover >= 50, {
+      timeoutMs: 10_000,
+    });
+    stop = true;
+    await Promise.all(writers);
+    expect(ackedBeforeKill).toBeGreaterThan(0);
+
+    for (const n of survivors) expectAll(await n.rangePrefix('w'), acked, `node ${n.id}`);
+
+    // The old leader comes back over its own data dir and catches up from the log.
+    leader.start();
+    await c.waitCaughtUp(leader, newLeader);
+    expectAll(await leader.rangePrefix('w', true), acked, `restarted node ${leader.id}`);
+    expectAll(await leader.rangePrefix('w'), acked, `restarted node ${leader.id} (linearizable)`);
+    expect(leader.stderr).not.toMatch(/applied snapshot/);
+    const st = await leader.status();
+    expect(st.snapshotIndex).toBe(0);
+    expect(st.role).toBe('follower');
+    expect(errors).toBeGreaterThan(0); // The kill was felt by some writer.
+  }, 40_000);
+
+  it('a node down while the leader compacts past it catches up by snapshot', async () => {
+    const c = await cluster(3, ['--snapshot-every', '40', '--snapshot-catch-up', '5']);
+    const leader = await c.waitLeader();
+    const before = await putMany(leader, 'a', 30);
+    const downLast = (await leader.status()).lastIndex;
+    await leader.kill('SIGKILL');
+    const survivors = c.nodes.filter((n) => n !== leader);
+    const newLeader = await c.waitLeader(survivors);
+    const after = await putMany(newLeader, 'b', 200);
+    const ls = await newLeader.status();
+    // The log no longer holds what the stopped node needs next: only a snapshot can help.
+    expect(ls.snapshotIndex).toBeGreaterThan(downLast);
+    expect(ls.firstIndex).toBeGreaterThan(downLast + 1);
+
+    leader.start();
+    await leader.waitForLog(/applied snapshot at index \d+/, 10_000);
+    await c.waitCaughtUp(leader, newLeader);
+    expect((await leader.status()).snapshotIndex).toBeGreaterThan(0);
+    expectAll(await leader.rangePrefix('a', true), before, `node ${leader.id}`);
+    expectAll(await leader.rangePrefix('b', true), after, `node ${leader.id}`);
+  }, 30_000);
+
+  it('a removed node stops with exit code 0 and says why; the rest carry on', async () => {
+    const c = await cluster(3);
+    const leader = await c.waitLeader();
+    const victim = c.nodes.find((n) => n !== leader)!;
+    const lc = await leader.client();
+    const res = (await lc.command('member-remove', { id: victim.id })) as { confState: { voters: number[] } };
+    expect(res.confState.voters).not.toContain(victim.id);
+
+    const exit = await victim.waitExit(10_000);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(victim.stderr).toMatch(/removed from the cluster/);
+    expect(victim.stderr).toMatch(/stopped/);
+
+    await lc.command('put', { key: 'after-remove', value: '1' });
+    const other = c.nodes.find((n) => n !== leader && n !== victim)!;
+    expect((await other.rangePrefix('after-remove')).get('after-remove')).toBe('1');
+  }, 20_000);
+
+  it('a node added with member-add and started with --join catches up and serves', async () => {
+    const c = await cluster(3);
+    const leader = await c.waitLeader();
+    const before = await putMany(leader, 'j', 40);
+    const joiner = await c.addNode();
+    const lc = await leader.client();
+    const add = (await lc.command('member-add', { id: joiner.id, address: joiner.address })) as {
+      confState: { voters: number[] };
+    };
+    expect(add.confState.voters).toContain(joiner.id);
+
+    joiner.start();
+    await joiner.waitForLog(/joining an existing cluster/);
+    await c.waitCaughtUp(joiner, leader);
+    expectAll(await joiner.rangePrefix('j', true), before, `node ${joiner.id}`);
+
+    // It takes part: a write through it is acknowledged and seen everywhere.
+    const jc = await joiner.client();
+    await jc.command('put', { key: 'from-joiner', value: 'yes' });
+    for (const n of c.nodes)
+      expect((await n.rangePrefix('from-joiner')).get('from-joiner'), `node ${n.id}`).toBe('yes');
+    const members = await lc.command('members', {});
+    expect(members.map((m) => [m.id, m.learner])).toEqual([
+      [1, false],
+      [2, false],
+      [3, false],
+      [4, false],
+    ]);
+  }, 25_000);
+
+  it('nodes of different --cluster names refuse each other and never form a quorum', async () => {
+    const c = await cluster(3, [], {
+      1: ['--cluster', 'red'],
+      2: ['--cluster', 'green'],
+      3: ['--cluster', 'blue'],
+    });
+    const n1 = c.node(1);
+    const st = await waitFor(
+      'node 1 to report the refusal',
+      async () => {
+        const s = await n1.status();
+        return s.transport.every((t) => /cluster/.test(t.lastError ?? '')) ? s : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    for (const t of st.transport) {
+      expect(t.connected).toBe(false);
+      expect(t.lastError).toMatch(/cluster id mismatch/);
+      expect(t.lastError).toMatch(/403/);
+    }
+    // 1.5 s is several election timeouts (200–400 ms): still nobody leads.
+    await sleep(1500);
+    for (const n of c.nodes) {
+      const res = await fetch(`http://${n.address}/health`);
+      expect(res.status, `node ${n.id}`).toBe(503);
+      expect(((await res.json()) as { leader: number }).leader).toBe(0);
+    }
+    expect(c.node(2).stderr).toMatch(/refused raft connection .*cluster id mismatch/);
+  }, 20_000);
+});
+
+describe('raftctl node: one node, its disk and its operators', () => {
+  it('repairs a torn WAL tail on restart and keeps every acknowledged write', async () => {
+    const c = await cluster(1);
+    const node = c.node(1);
+    await c.waitLeader();
+    const written = await putMany(node, 't', 50);
+    // A crash: every acknowledged put was fsynced, so all of them must survive it.
+    await node.kill('SIGKILL');
+
+    // A record header promising more bytes than follow, then junk: what a crash mid-write leaves.
+    const seg = node.walSegments().at(-1)!;
+    const torn = Buffer.alloc(8 + 37);
+    torn.writeUInt32LE(4096, 0);
+    torn.writeUInt32LE(0xdeadbeef, 4);
+    torn[8] = 2;
+    torn.fill(0xa5, 9);
+    const size = readFileSync(seg).length;
+    writeFileSync(seg, torn, { flag: 'a' });
+
+    node.start();
+    const line = await node.waitForLog(/repaired torn tail of \S+ at offset \d+ \(\d+ bytes dropped\)/);
+    expect(line).toContain(seg);
+    expect(line).toContain(`at offset ${size} (${torn.length} bytes dropped)`);
+    await c.waitLeader();
+    expectAll(await node.rangePrefix('t'), written, 'after repair');
+
+    // The repaired WAL takes new writes and replays cleanly next time.
+    const more = await putMany(node, 'u', 10);
+    await node.kill('SIGKILL');
+    node.start();
+    await c.waitLeader();
+    expect(node.stderr).not.toMatch(/repaired torn tail/);
+    expectAll(await node.rangePrefix('t'), written, 'second restart');
+    expectAll(await node.rangePrefix('u'), more, 'second restart');
+  }, 25_000);
+
+  it('a flipped bit in the middle of the WAL stops the node: exit 1 naming the file and offset', async () => {
+    const c = await cluster(1);
+    const node = c.node(1);
+    await c.waitLeader();
+    await putMany(node, 'f', 40);
+    await node.kill('SIGKILL');
+
+    const seg = node.walSegments().at(-1)!;
+    const buf = readFileSync(seg);
+    const entries = walRecords(buf).filter((r) => r.type === 2);
+    // A record in the middle that lies within one 512-byte sector: no part of it can look
+    // like an unwritten (zeroed) sector, so the damage is unambiguously not a torn write.
+    const mid = entries
+      .slice(entries.length / 3)
+      .find((r) => Math.floor(r.offset / 512) === Math.floor((r.offset + 8 + r.length - 1) / 512))!;
+    expect(mid).toBeDefined();
+    buf[mid.offset + 8 + mid.length - 1]! ^= 0x10;
+    writeFileSync(seg, buf);
+
+    node.start();
+    const exit = await node.waitExit(10_000);
+    expect(exit.code).toBe(1);
+    expect(node.stderr).toContain(seg);
+    expect(node.stderr).toContain(`at offset ${mid.offset}`);
+    expect(node.stderr).toMatch(/crc mismatch/);
+    expect(node.stderr).toMatch(/refusing to start/);
+  }, 20_000);
+
+  it('SIGTERM stops a node gracefully: exit 0 and a last log line', async () => {
+    const c = await cluster(1);
+    const node = c.node(1);
+    await c.waitLeader();
+    await putMany(node, 'g', 5);
+    expect(await node.kill('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(node.stderr).toMatch(/stopping: received SIGTERM/);
+    expect(node.stderr).toMatch(/\[node\] stopped\n$/);
+  }, 15_000);
+
+  it('answers malformed control frames with errors and keeps serving', async () => {
+    const c = await cluster(1);
+    const node = c.node(1);
+    await c.waitLeader();
+    const ws = new WebSocket(`ws://${node.address}/control`);
+    const frames: Record<string, unknown>[] = [];
+    ws.on('message', (d) => frames.push(JSON.parse(d.toString()) as Record<string, unknown>));
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const next = async (pred: (f: Record<string, unknown>) => boolean, what: string) =>
+      waitFor(
+        what,
+        () => {
+          const i = frames.findIndex(pred);
+          return i >= 0 ? frames.splice(i, 1)[0] : undefined;
+        },
+        { timeoutMs: 3000, intervalMs: 10 },
+      );
+    try {
+      ws.send(JSON.stringify({ type: 'hello', version: 1 }));
+      expect(await next((f) => f.type === 'hello', 'hello')).toMatchObject({ nodeId: 1 });
+
+      ws.send('{"type": "command", "id": 1,');
+      expect(await next((f) => f.type === 'error', 'error for bad JSON')).toMatchObject({
+        error: { code: 'bad_frame' },
+      });
+      ws.send(JSON.stringify({ type: 'command', id: 2, command: 'frobnicate', args: {} }));
+      expect(await next((f) => f.id === 2, 'result 2')).toMatchObject({
+        type: 'result',
+        ok: false,
+        error: { code: 'unknown_command' },
+      });
+      ws.send(JSON.stringify({ type: 'command', id: 3, command: 'put', args: { key: 5, value: 'v' } }));
+      expect(await next((f) => f.id === 3, 'result 3')).toMatchObject({
+        ok: false,
+        error: { code: 'bad_args', field: 'args.key' },
+      });
+      ws.send(JSON.stringify({ type: 'command', id: 4, command: 'put', args: { key: 'k', valeu: 'v' } }));
+      expect(await next((f) => f.id === 4, 'result 4')).toMatchObject({
+        ok: false,
+        error: { code: 'bad_args' },
+      });
+      ws.send(JSON.stringify({ type: 'subscribe', state: { everyMs: 1 } }));
+      expect(await next((f) => f.type === 'error', 'error for bad subscribe')).toMatchObject({
+        error: { code: 'bad_frame', field: 'state.everyMs' },
+      });
+      ws.send(JSON.stringify({ type: 'nonsense' }));
+      expect(await next((f) => f.type === 'error', 'error for unknown type')).toMatchObject({
+        error: { code: 'bad_frame' },
+      });
+
+      ws.send(JSON.stringify({ type: 'command', id: 5, command: 'put', args: { key: 'k', value: 'v' } }));
+      expect(await next((f) => f.id === 5, 'result 5')).toMatchObject({ ok: true });
+      ws.send(JSON.stringify({ type: 'command', id: 6, command: 'get', args: { key: 'k' } }));
+      expect(await next((f) => f.id === 6, 'result 6')).toMatchObject({
+        ok: true,
+        value: { found: true, value: 'v' },
+      });
+      expect(ws.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      ws.terminate();
+    }
+    expect(node.running).toBe(true);
+  }, 15_000);
+});
+
+describe('raftctl node: start-up failures', () => {
+  it('exits 1 with a clear message when its port is in use', async () => {
+    const [port] = await freePorts(1);
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', () => r()));
+    const dir = tempDir();
+    try {
+      const r = await runCli([
+        'node',
+        '--id',
+        '1',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--peers',
+        `1=127.0.0.1:${port}`,
+        '--data-dir',
+        path.join(dir, 'n1'),
+      ]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`port ${port} on 127.0.0.1 is already in use`);
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
+  }, 15_000);
+
+  it('exits 2 on a bad peer list', async () => {
+    const dir = tempDir();
+    const base = ['node', '--id', '1', '--listen', '127.0.0.1:1', '--data-dir', path.join(dir, 'n1')];
+    const bad = await runCli([...base, '--peers', '1=127.0.0.1:1,banana']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/bad peer "banana" in --peers: expected ID=HOST:PORT/);
+    const notSelf = await runCli([...base, '--peers', '2=127.0.0.1:2']);
+    expect(notSelf.code).toBe(2);
+    expect(notSelf.stderr).toMatch(/--peers must include this node/);
+    const badPort = await runCli([...base, '--peers', '1=127.0.0.1:99999']);
+    expect(badPort.code).toBe(2);
+    expect(badPort.stderr).toMatch(/port must be 1–65535/);
+  }, 15_000);
+
+  it('exits 1 with a clear message when the data dir cannot be used', async () => {
+    const dir = tempDir();
+    // Let another user reach into it, so only the locked dir below is off limits.
+    chmodSync(dir, 0o755);
+    const [port] = await freePorts(1);
+    const args = (dataDir: string) => [
+      'node',
+      '--id',
+      '1',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--peers',
+      `1=127.0.0.1:${port}`,
+      '--data-dir',
+      dataDir,
+    ];
+    // A path through a regular file can never be a directory.
+    writeFileSync(path.join(dir, 'file'), 'x');
+    const notDir = await runCli(args(path.join(dir, 'file', 'n1')));
+    expect(notDir.code).toBe(1);
+    expect(notDir.stderr).toMatch(
+      /cannot use data dir .*file\/n1: ENOTDIR; choose a directory you can write/,
+    );
+
+    // A directory without permissions. root ignores modes, so run the node as nobody then.
+    const locked = path.join(dir, 'locked');
+    mkdirSync(locked);
+    chmodSync(locked, 0o000);
+    const asRoot = process.getuid?.() === 0;
+    const r = await runCli(args(locked), asRoot ? { uid: 65534, gid: 65534 } : {});
+    chmodSync(locked, 0o700);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/cannot use data dir .*locked: EACCES/);
+  }, 15_000);
+});
