@@ -201,11 +201,21 @@ function seedRecord(prevCrc: number, hardState: HardState): { buf: Buffer; crc: 
   return { buf, crc: sealRecord(buf, 0, end, prevCrc) };
 }
 
-/** True if some sector-aligned piece of [start, end) is all zeros: an unwritten sector. */
+/**
+ * True if [start, end) covers a whole sector that is all zeros: a sector the disk never
+ * wrote. Partial pieces at the record's edges do not count — a value that merely ends in
+ * NUL bytes must not make a corrupt record look torn (and so drop acked records after it) —
+ * except a piece that runs to the end of the file, where the write itself stopped.
+ */
 function hasZeroSector(buf: Buffer, start: number, end: number): boolean {
   let s = start;
   while (s < end) {
     const e = Math.min(end, (Math.floor(s / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    const wholeSector = e - s === SECTOR_BYTES || e === buf.length;
+    if (!wholeSector) {
+      s = e;
+      continue;
+    }
     let zero = true;
     for (let i = s; i < e; i++) {
       if (buf[i] !== 0) {
