@@ -144,6 +144,19 @@ export class ControlServer {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
   }
 
+  /**
+   * Whether any subscriber takes events of this kind. Building an event (describing every
+   * message and entry) costs more than the consensus work it reports, so the node asks
+   * first and skips events nobody would receive.
+   */
+  wants(kind: EventKind): boolean {
+    for (const s of this.sessions) {
+      const ev = s.sub?.events;
+      if (ev !== undefined && !s.closed && (ev.kinds === undefined || ev.kinds.has(kind))) return true;
+    }
+    return false;
+  }
+
   /** Streams an event to every subscriber whose filter and sampling let it through. */
   publish(event: NodeEvent): void {
     // Serialized at most once, and only if somebody wants it.

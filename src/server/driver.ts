@@ -26,6 +26,7 @@ import {
   type ConfState,
   type Entry,
   type Message,
+  message,
   NONE,
   type StateType,
 } from '../raft/types.js';
@@ -104,8 +105,8 @@ export interface DriverOptions {
   /** Called when the driver hits an unrecoverable error (e.g. the disk failed). */
   onFatal: (err: Error) => void;
   events?: Partial<DriverEvents>;
-  /** Whether anyone listens to events; describing every message costs, so skip it when not. */
-  wantsEvents?: () => boolean;
+  /** Whether anyone listens to events of a kind; describing every message costs, so skip it when not. */
+  wantsEvents?: (kind: 'ready' | 'message' | 'apply') => boolean;
 }
 
 interface Waiter {
@@ -136,6 +137,8 @@ export class RaftDriver {
   private stopped = false;
   private removed = false;
 
+  /** Proposals not yet stepped into Raft; flushed as one MsgProp before each Ready. */
+  private proposalBatch: { key: string; data: Uint8Array }[] = [];
   /** Proposals waiting for their entry to be applied, by request key. */
   private readonly waiters = new Map<string, Waiter>();
   /** Conf changes waiting to be applied, by a token carried in the change's context. */
@@ -304,13 +307,6 @@ export class RaftDriver {
         };
         return;
       }
-      try {
-        this.rawNode.propose(encodeKvCommand(full));
-      } catch (err) {
-        this.stats.proposals.dropped++;
-        reject(this.proposalError(err));
-        return;
-      }
       const timer = setTimeout(() => {
         this.waiters.delete(key);
         this.stats.proposals.timeout++;
@@ -322,8 +318,39 @@ export class RaftDriver {
         );
       }, this.opts.requestTimeoutMs);
       this.waiters.set(key, { resolve, reject, timer });
+      this.proposalBatch.push({ key, data: encodeKvCommand(full) });
       this.schedule();
     });
+  }
+
+  /**
+   * Steps every proposal collected since the last Ready as one MsgProp: one append, one
+   * broadcast of MsgApps and, with the Ready, one fsync for the whole batch — instead of a
+   * round of messages per client request.
+   */
+  private flushProposals(): void {
+    if (this.proposalBatch.length === 0) return;
+    const batch = this.proposalBatch;
+    this.proposalBatch = [];
+    try {
+      this.rawNode.step(
+        message({
+          type: 'MsgProp',
+          from: this.id,
+          entries: batch.map((p) => ({ term: 0, index: 0, type: 'EntryNormal' as const, data: p.data })),
+        }),
+      );
+    } catch (err) {
+      const error = this.proposalError(err);
+      for (const p of batch) {
+        const w = this.waiters.get(p.key);
+        if (!w) continue;
+        this.waiters.delete(p.key);
+        clearTimeout(w.timer);
+        this.stats.proposals.dropped++;
+        w.reject(error);
+      }
+    }
   }
 
   /**
@@ -498,7 +525,9 @@ export class RaftDriver {
   }
 
   private async processReadies(): Promise<void> {
-    while (!this.stopped && this.rawNode.hasReady()) {
+    for (;;) {
+      this.flushProposals();
+      if (this.stopped || !this.rawNode.hasReady()) break;
       const rd = this.rawNode.ready();
       this.stats.readies++;
       this.noteStateChanges(rd);
@@ -517,7 +546,7 @@ export class RaftDriver {
 
       if (rd.snapshot) this.applySnapshot(rd);
       for (const e of rd.committedEntries) this.applyEntry(e);
-      if (this.opts.events?.ready && this.wantsEvents()) this.opts.events.ready(rd, () => describeReady(rd));
+      if (this.opts.events?.ready && this.wantsEvents('ready')) this.opts.events.ready(rd, () => describeReady(rd));
 
       this.rawNode.advance(rd);
       for (const rs of rd.readStates) this.onReadState(new TextDecoder().decode(rs.requestCtx), rs.index);
@@ -538,8 +567,8 @@ export class RaftDriver {
     }
   }
 
-  private wantsEvents(): boolean {
-    return this.opts.wantsEvents?.() ?? true;
+  private wantsEvents(kind: 'ready' | 'message' | 'apply'): boolean {
+    return this.opts.wantsEvents?.(kind) ?? true;
   }
 
   private send(msgs: Message[]): void {
@@ -547,7 +576,7 @@ export class RaftDriver {
     for (const m of msgs) this.stats.sent.set(m.type, (this.stats.sent.get(m.type) ?? 0) + 1);
     this.opts.transport.send(msgs);
     const ev = this.opts.events?.message;
-    if (ev && this.wantsEvents()) for (const m of msgs) ev(m, () => describeMessage(m));
+    if (ev && this.wantsEvents('message')) for (const m of msgs) ev(m, () => describeMessage(m));
   }
 
   private noteStateChanges(rd: Ready): void {
@@ -606,7 +635,7 @@ export class RaftDriver {
           w.resolve(applied.result);
         }
       }
-      if (this.opts.events?.apply && this.wantsEvents()) this.opts.events.apply(e, () => describeEntry(e));
+      if (this.opts.events?.apply && this.wantsEvents('apply')) this.opts.events.apply(e, () => describeEntry(e));
       return;
     }
     this.applyConfChangeEntry(e);
