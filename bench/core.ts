@@ -6,6 +6,7 @@
 //   c) RawNode.status() with 3 members;
 //   d) MajorityConfig.committedIndex for 1..11 voters.
 // Usage: npm run bench:core -- [--reps N] [--min-ms MS] [--warmup-ms MS] [--filter TEXT] [--no-json]
+
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,6 +15,7 @@ import { MajorityConfig } from '../src/raft/quorum.js';
 import { RawNode, type Ready } from '../src/raft/rawnode.js';
 import { MemoryStorage } from '../src/raft/storage.js';
 import { type Message, message } from '../src/raft/types.js';
+import { mulberry32 } from '../test/raft/network.js';
 import {
   type Bench,
   fmtNs,
@@ -260,25 +262,13 @@ function statusBench(members: number, goNs: [number, number]): Bench {
 
 // ---- d) quorum committed index -------------------------------------------------------------
 
-/** A small deterministic PRNG (mulberry32), so every run sorts the same indexes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function quorumBench(voters: number): Bench {
   const b: Bench = {
     id: `quorum/committed-index-${voters}`,
     title: `MajorityConfig.committedIndex, ${voters} voter${voters === 1 ? '' : 's'}`,
     op: 'committedIndex()',
     make: () => {
-      const rnd = prng(voters);
+      const rnd = mulberry32(voters);
       const cfg = new MajorityConfig(ids(voters));
       // Like etcd's mapAckIndexer: a map lookup per voter, random indexes.
       const acked = new Map<number, number>();

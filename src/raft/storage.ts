@@ -90,7 +90,21 @@ export class MemoryStorage implements Storage {
     }
     // Only the dummy entry is left: nothing readable exists.
     if (this.ents.length === 1) throw ErrUnavailable;
-    return limitSize(this.ents.slice(lo - offset, hi - offset), maxSize);
+    // Size the batch before copying: a restart may ask for a million committed entries
+    // at once and keep only what fits maxSize.
+    const from = lo - offset;
+    let to = Math.min(hi - offset, this.ents.length);
+    if (maxSize !== Infinity) {
+      let size = entrySize(this.ents[from]!);
+      let n = from + 1;
+      while (n < to) {
+        size += entrySize(this.ents[n]!);
+        if (size > maxSize) break;
+        n++;
+      }
+      to = n;
+    }
+    return this.ents.slice(from, to);
   }
 
   term(i: number): number {

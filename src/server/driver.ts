@@ -110,6 +110,8 @@ export interface DriverOptions {
 }
 
 interface Waiter {
+  /** The encoded command, kept to propose it again after a leader change. */
+  data: Uint8Array;
   resolve(r: KvResult): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
@@ -317,8 +319,9 @@ export class RaftDriver {
           ),
         );
       }, this.opts.requestTimeoutMs);
-      this.waiters.set(key, { resolve, reject, timer });
-      this.proposalBatch.push({ key, data: encodeKvCommand(full) });
+      const data = encodeKvCommand(full);
+      this.waiters.set(key, { data, resolve, reject, timer });
+      this.proposalBatch.push({ key, data });
       this.schedule();
     });
   }
@@ -594,7 +597,14 @@ export class RaftDriver {
         ss.lead === NONE ? `lost leader at term ${term}` : `leader is ${ss.lead} at term ${term}`,
       );
       this.opts.events?.leader?.(ss.lead, term);
-      // Proposals forwarded to a leader that is gone may be lost: retry the read rounds.
+      // Proposals forwarded to a leader that is gone may be lost: propose what is still
+      // unanswered again to the new one. Applying is at most once per request id, so a
+      // proposal that did survive is not applied twice; its first application answers.
+      if (ss.lead !== NONE) {
+        const queued = new Set(this.proposalBatch.map((p) => p.key));
+        for (const [key, w] of this.waiters) if (!queued.has(key)) this.proposalBatch.push({ key, data: w.data });
+      }
+      // Likewise the read rounds.
       for (const [ctx, waiters] of this.readRounds) {
         this.readRounds.delete(ctx);
         this.readsQueued.unshift(...waiters);

@@ -1,28 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Unstable } from '../../src/raft/log-unstable.js';
-import { type Logger, RaftPanic } from '../../src/raft/logger.js';
+import { RaftPanic } from '../../src/raft/logger.js';
 import { type Entry, emptyConfState, entry, type Snapshot } from '../../src/raft/types.js';
-
-interface Captured extends Logger {
-  lines: string[];
-}
-
-function captureLogger(): Captured {
-  const lines: string[] = [];
-  const put = (level: string) => (msg: string) => {
-    lines.push(`${level} ${msg}`);
-  };
-  return {
-    lines,
-    debug: put('DEBUG'),
-    info: put('INFO'),
-    warn: put('WARN'),
-    error: put('ERROR'),
-    panic(msg: string): never {
-      throw new RaftPanic(msg);
-    },
-  };
-}
+import { type CollectingLogger, collectingLogger } from '../support/logger.js';
 
 function ents(...ids: [number, number][]): Entry[] {
   return ids.map(([index, term]) => entry({ index, term }));
@@ -44,7 +24,7 @@ interface Shape {
   snapshotInProgress?: boolean;
 }
 
-function unstable(s: Shape, logger: Logger = captureLogger()): Unstable {
+function unstable(s: Shape, logger: CollectingLogger = collectingLogger()): Unstable {
   const u = new Unstable(s.offset, logger);
   u.entries = ents(...(s.entries ?? []));
   u.offsetInProgress = s.offsetInProgress ?? s.offset;
@@ -188,7 +168,7 @@ describe('Unstable.stableTo', () => {
   });
 
   it('ignores an index it does not hold', () => {
-    const logger = captureLogger();
+    const logger = collectingLogger();
     const u = unstable({ offset: 5, entries: [[5, 1]] }, logger);
     u.stableTo({ index: 6, term: 1 });
     u.stableTo({ index: 4, term: 1 });
@@ -201,7 +181,7 @@ describe('Unstable.stableTo', () => {
   });
 
   it('ignores the index of the unstable snapshot', () => {
-    const logger = captureLogger();
+    const logger = collectingLogger();
     const u = unstable({ offset: 5, entries: [[5, 2]], snapshot: snap(4, 1) }, logger);
     u.stableTo({ index: 4, term: 1 });
     expect(u.offset).toBe(5);
@@ -210,7 +190,7 @@ describe('Unstable.stableTo', () => {
   });
 
   it('ignores a term mismatch: the entry was replaced while its write was in flight (ABA)', () => {
-    const logger = captureLogger();
+    const logger = collectingLogger();
     const u = unstable({ offset: 5, entries: [[5, 1]] }, logger);
     // Entries 5..6 at term 1 go to storage...
     u.truncateAndAppend(ents([6, 1]));
@@ -341,7 +321,7 @@ describe('Unstable.truncateAndAppend', () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const logger = captureLogger();
+      const logger = collectingLogger();
       const u = unstable(base, logger);
       u.truncateAndAppend(ents(...c.append));
       expect(u.offset).toBe(c.offset);

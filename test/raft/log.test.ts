@@ -1,30 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ErrCompacted, ErrUnavailable } from '../../src/raft/errors.js';
 import { RaftLog } from '../../src/raft/log.js';
-import { type Logger, RaftPanic } from '../../src/raft/logger.js';
+import { RaftPanic } from '../../src/raft/logger.js';
 import { MemoryStorage } from '../../src/raft/storage.js';
 import { type Entry, emptyConfState, entry, entrySize, type Snapshot } from '../../src/raft/types.js';
-
-interface Captured extends Logger {
-  lines: string[];
-}
-
-function captureLogger(): Captured {
-  const lines: string[] = [];
-  const put = (level: string) => (msg: string) => {
-    lines.push(`${level} ${msg}`);
-  };
-  return {
-    lines,
-    debug: put('DEBUG'),
-    info: put('INFO'),
-    warn: put('WARN'),
-    error: put('ERROR'),
-    panic(msg: string): never {
-      throw new RaftPanic(msg);
-    },
-  };
-}
+import { type CollectingLogger, collectingLogger } from '../support/logger.js';
 
 function ents(...ids: [number, number][]): Entry[] {
   return ids.map(([index, term]) => entry({ index, term }));
@@ -46,7 +26,10 @@ interface Setup {
   maxApplying?: number;
 }
 
-function newLog(s: Setup, logger: Captured = captureLogger()): { log: RaftLog; storage: MemoryStorage } {
+function newLog(
+  s: Setup,
+  logger: CollectingLogger = collectingLogger(),
+): { log: RaftLog; storage: MemoryStorage } {
   const storage = new MemoryStorage();
   if (s.dummy) storage.applySnapshot(snap(s.dummy[0], s.dummy[1]));
   storage.append(ents(...(s.stable ?? [])));
@@ -164,7 +147,7 @@ describe('RaftLog.findConflict', () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const logger = captureLogger();
+      const logger = collectingLogger();
       const { log } = newLog({ unstable: base }, logger);
       logger.lines.length = 0;
       expect(log.findConflict(ents(...c.ents))).toBe(c.want);
@@ -215,7 +198,7 @@ describe('RaftLog.findConflictByTerm', () => {
   });
 
   it('returns an index past the log unchanged and warns', () => {
-    const logger = captureLogger();
+    const logger = collectingLogger();
     const { log } = newLog(setup, logger);
     logger.lines.length = 0;
     expect(log.findConflictByTerm(10, 5)).toEqual({ index: 10, term: 0 });
@@ -566,7 +549,7 @@ describe('RaftLog applying size limit', () => {
   function sizedLog(maxApplying: number): RaftLog {
     const storage = new MemoryStorage();
     storage.append([1, 2, 3, 4, 5].map(sized));
-    const log = new RaftLog(storage, captureLogger(), maxApplying);
+    const log = new RaftLog(storage, collectingLogger(), maxApplying);
     log.commitTo(5);
     return log;
   }
@@ -642,7 +625,7 @@ describe('RaftLog unstable hand-out and stableTo', () => {
   });
 
   it('ignores an acknowledgement for an entry replaced in flight (ABA)', () => {
-    const logger = captureLogger();
+    const logger = collectingLogger();
     const { log } = newLog(
       {
         unstable: [
@@ -776,7 +759,7 @@ describe('RaftLog.slice', () => {
 
 describe('RaftLog.restore', () => {
   it('logs, commits the snapshot and makes it the start of the log', () => {
-    const logger = captureLogger();
+    const logger = collectingLogger();
     const { log, storage } = newLog({}, logger);
     const s = snap(11, 1);
     log.restore(s);
@@ -806,7 +789,7 @@ describe('RaftLog.restore', () => {
   });
 
   it('drops unstable entries and mentions them in the log line', () => {
-    const logger = captureLogger();
+    const logger = collectingLogger();
     const { log } = newLog(
       {
         stable: [[1, 1]],

@@ -3,30 +3,9 @@
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { type Logger, RaftPanic } from '../../../src/raft/logger.js';
 import type { Entry } from '../../../src/raft/types.js';
 
-export interface CollectingLogger extends Logger {
-  lines: string[];
-}
-
-export function collectingLogger(): CollectingLogger {
-  const lines: string[] = [];
-  const at = (level: string) => (msg: string) => {
-    lines.push(`${level} ${msg}`);
-  };
-  return {
-    lines,
-    debug: at('DEBUG'),
-    info: at('INFO'),
-    warn: at('WARN'),
-    error: at('ERROR'),
-    panic(msg: string): never {
-      lines.push(`PANIC ${msg}`);
-      throw new RaftPanic(msg);
-    },
-  };
-}
+export { type CollectingLogger, collectingLogger } from '../../support/logger.js';
 
 /** Temp dirs created by a test file; call cleanup() in afterEach. */
 export function tempDirs(): { make(): string; cleanup(): void } {
