@@ -1,7 +1,8 @@
 // How scripting commands reach a cluster: which endpoints (flag, environment, or the cluster
 // last started with `up`), which token, and a session that connects to members lazily and
 // runs commands on the leader, following redirects until a deadline.
-import { ControlClient, ControlError } from '../client/client.js';
+import { readFileSync } from 'node:fs';
+import { ControlClient, ControlError, type TlsOptions } from '../client/client.js';
 import type { CommandArgs, CommandName, CommandValue, Member, NodeState } from '../protocol/control.js';
 import { parseEndpoints, UsageError } from './args.js';
 import { type ClusterFile, clusterDirFor, readClusterFile } from './cluster.js';
@@ -13,6 +14,9 @@ export interface TargetOptions {
   token?: string | undefined;
   name?: string | undefined;
   'data-dir'?: string | undefined;
+  'tls-ca'?: string | undefined;
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
 }
 
 export interface Target {
@@ -23,6 +27,33 @@ export interface Target {
   cluster: { dir: string; file: ClusterFile } | undefined;
   /** Where the endpoints came from, for error messages. */
   source: string;
+  /** Set when --tls-* flags were given: every endpoint is dialled over wss://. */
+  tls?: TlsOptions | undefined;
+}
+
+/** The client's TLS material from --tls-ca/--tls-cert/--tls-key (PEM files), if any flag was given. */
+export function tlsFromFlags(opts: TargetOptions): TlsOptions | undefined {
+  const ca = opts['tls-ca'];
+  const cert = opts['tls-cert'];
+  const key = opts['tls-key'];
+  if (ca === undefined && cert === undefined && key === undefined) return undefined;
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
+  }
+  const read = (file: string, flag: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new CliError(
+        `cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+  };
+  return {
+    ...(ca === undefined ? {} : { ca: read(ca, '--tls-ca') }),
+    ...(cert === undefined ? {} : { cert: read(cert, '--tls-cert') }),
+    ...(key === undefined ? {} : { key: read(key, '--tls-key') }),
+  };
 }
 
 /**
@@ -31,12 +62,14 @@ export interface Target {
  */
 export function resolveTarget(opts: TargetOptions, settings: Settings, env = process.env): Target {
   const token = opts.token ?? env.RAFTCTL_TOKEN;
+  const tls = tlsFromFlags(opts);
   if (opts.endpoints !== undefined) {
     return {
       endpoints: parseEndpoints([opts.endpoints], 'endpoint in --endpoints'),
       token,
       cluster: undefined,
       source: '--endpoints',
+      ...(tls === undefined ? {} : { tls }),
     };
   }
   const named = opts.name !== undefined || opts['data-dir'] !== undefined;
@@ -46,6 +79,7 @@ export function resolveTarget(opts: TargetOptions, settings: Settings, env = pro
       token,
       cluster: undefined,
       source: 'RAFTCTL_ENDPOINTS',
+      ...(tls === undefined ? {} : { tls }),
     };
   }
   const dir = named || !settings.lastCluster ? clusterDirFor(opts, env) : settings.lastCluster;
@@ -62,6 +96,7 @@ export function resolveTarget(opts: TargetOptions, settings: Settings, env = pro
     token: token ?? file.token,
     cluster: { dir, file },
     source: `cluster '${file.name}' (${dir})`,
+    ...(tls === undefined ? {} : { tls }),
   };
 }
 
@@ -165,6 +200,7 @@ export class ClusterSession {
         .connect(address, {
           token: this.tokenFor(address),
           timeoutMs: Math.max(200, Math.min(CONNECT_TIMEOUT_MS, this.remainingMs)),
+          ...(this.target.tls === undefined ? {} : { tls: this.target.tls }),
         })
         .then(() => c);
       p.catch(() => this.clients.delete(address));

@@ -56,8 +56,25 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
+/** PEM text or bytes, or several of them. */
+export type Pem = string | Buffer | (string | Buffer)[];
+
+/**
+ * TLS for `wss://` nodes: `ca` to trust the cluster's own CA (default: the system's CAs),
+ * `cert` and `key` for nodes that require a client certificate (started with --tls-ca).
+ */
+export interface TlsOptions {
+  ca?: Pem;
+  cert?: Pem;
+  key?: Pem;
+  /** Server name to verify the certificate against, when it differs from the address's host. */
+  servername?: string;
+}
+
 export interface ConnectOptions {
   token?: string;
+  /** Connect with TLS: an address without a scheme then means `wss://`. */
+  tls?: TlsOptions;
   /** Deadline for connecting and the hello exchange. Default 5 s. */
   timeoutMs?: number;
   /** Default deadline of command(). Default 10 s. */
@@ -116,11 +133,12 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 1000;
 
 /**
- * `host:port`, `[::1]:port`, `ws://host:port` or `http://host:port` (with or without a path)
- * → the node's control URL.
+ * `host:port`, `[::1]:port`, `ws://host:port`, `wss://host:port`, `http://host:port` or
+ * `https://host:port` (with or without a path) → the node's control URL. An address without
+ * a scheme means `wss://` when `secure`.
  */
-export function controlUrl(address: string): string {
-  const withScheme = /^[a-z]+:\/\//i.test(address) ? address : `ws://${address}`;
+export function controlUrl(address: string, secure = false): string {
+  const withScheme = /^[a-z]+:\/\//i.test(address) ? address : `${secure ? 'wss' : 'ws'}://${address}`;
   const url = new URL(withScheme);
   if (url.protocol === 'http:') url.protocol = 'ws:';
   if (url.protocol === 'https:') url.protocol = 'wss:';
@@ -193,7 +211,7 @@ export class ControlClient {
     if (this.ws !== undefined || this.reconnectTimer !== undefined) {
       throw new ControlError('unavailable', 'already connected (or reconnecting)');
     }
-    this.url = controlUrl(address);
+    this.url = controlUrl(address, opts.tls !== undefined);
     this.opts = opts;
     return this.open(false);
   }
@@ -282,7 +300,12 @@ export class ControlClient {
     const url = this.url!;
     const timeoutMs = this.opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     return new Promise<NodeHello>((resolve, reject) => {
-      const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false });
+      const tls = this.opts.tls;
+      const ws = new WebSocket(url, {
+        handshakeTimeout: timeoutMs,
+        perMessageDeflate: false,
+        ...(tls === undefined ? {} : tlsOptions(tls)),
+      });
       this.ws = ws;
       let settled = false;
       const settle = (err: ControlError | undefined, hello?: NodeHello): void => {
@@ -432,6 +455,16 @@ export class ControlClient {
   private send(frame: object): void {
     this.ws?.send(JSON.stringify(frame));
   }
+}
+
+/** Only the fields given, so ws (and https) keep their defaults for the rest. */
+function tlsOptions(t: TlsOptions): TlsOptions {
+  const out: TlsOptions = {};
+  if (t.ca !== undefined) out.ca = t.ca;
+  if (t.cert !== undefined) out.cert = t.cert;
+  if (t.key !== undefined) out.key = t.key;
+  if (t.servername !== undefined) out.servername = t.servername;
+  return out;
 }
 
 /** Checks a result value against its documented schema, where the protocol defines one. */

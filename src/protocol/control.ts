@@ -257,11 +257,38 @@ export type EventOf<K extends EventKind> = Extract<NodeEvent, { kind: K }>;
 // ---------------------------------------------------------------------------------------
 // Commands
 
+/** Largest key, in UTF-8 bytes, a write or read may name (the HTTP gateway applies it too). */
+export const MAX_KEY_BYTES = 4 * 1024;
+/** Largest value, in UTF-8 bytes, a write may carry (the HTTP gateway applies it too). */
+export const MAX_VALUE_BYTES = 1024 * 1024;
+
+/** UTF-8 length of a string without encoding it (lone surrogates count as U+FFFD, 3 bytes). */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
 const Key = z
   .string()
   .min(1)
-  .max(64 * 1024);
-const Value = z.string().max(1024 * 1024);
+  .refine((s) => s.length <= MAX_KEY_BYTES && utf8Length(s) <= MAX_KEY_BYTES, {
+    message: `keys are at most ${MAX_KEY_BYTES} bytes (UTF-8)`,
+  });
+const Value = z.string().refine((s) => s.length <= MAX_VALUE_BYTES && utf8Length(s) <= MAX_VALUE_BYTES, {
+  message: `values are at most ${MAX_VALUE_BYTES} bytes (UTF-8)`,
+});
 const NoArgs = z.strictObject({});
 
 // Faults are one flat object (as the transport takes it) with per-kind requirements, so a

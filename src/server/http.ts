@@ -9,7 +9,9 @@
 // Limitation: keys and values are UTF-8 text in raftctl; bytes that are not valid UTF-8
 // are refused with 400 (so is a prefix range_end whose last byte was incremented past a
 // valid UTF-8 sequence). Only single-key deletes are supported (no range_end).
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../protocol/control.js';
 import type { Logger } from '../raft/logger.js';
 import type { KvEntry } from './kv.js';
 import { type Metrics, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
@@ -53,6 +55,12 @@ export interface HttpApi {
 export interface HttpHandlerOptions {
   maxBodyBytes?: number;
   logger?: Logger;
+  /**
+   * The cluster token. When set, the KV gateway (/v3/kv/*) requires it as
+   * `Authorization: Bearer TOKEN` (or the bare token, as etcd's gateway takes it);
+   * /health and /metrics stay open for load balancers and Prometheus.
+   */
+  token?: string;
 }
 
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -68,6 +76,7 @@ const GRPC = {
   MethodNotAllowed: { code: 12, http: 405 },
   Internal: { code: 13, http: 500 },
   Unavailable: { code: 14, http: 503 },
+  Unauthenticated: { code: 16, http: 401 },
 } as const;
 type Grpc = (typeof GRPC)[keyof typeof GRPC];
 
@@ -91,6 +100,8 @@ const BASE64 = /^(?:[A-Za-z0-9+/]*|[A-Za-z0-9_-]*)={0,2}$/;
 export function createHttpHandler(api: HttpApi, opts: HttpHandlerOptions = {}): HttpHandler {
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const log = opts.logger;
+  // Digests have equal lengths, so comparing them takes the same time whatever was sent.
+  const tokenDigest = opts.token === undefined ? undefined : sha256(opts.token);
 
   const routes: Record<
     string,
@@ -124,6 +135,8 @@ export function createHttpHandler(api: HttpApi, opts: HttpHandlerOptions = {}): 
   async function put(body: Record<string, unknown>): Promise<unknown> {
     const key = requireKey(body);
     const value = body.value === undefined ? '' : bytesField(body, 'value');
+    if (Buffer.byteLength(value) > MAX_VALUE_BYTES)
+      throw invalid(`value: values are at most ${MAX_VALUE_BYTES} bytes`);
     const prevKv = boolField(body, 'prev_kv');
     for (const f of ['ignore_value', 'ignore_lease'] as const) {
       if (boolField(body, f)) throw new GatewayError(GRPC.Unimplemented, `${f} is not supported`);
@@ -180,6 +193,20 @@ export function createHttpHandler(api: HttpApi, opts: HttpHandlerOptions = {}): 
     res: ServerResponse,
     op: (body: Record<string, unknown>) => Promise<unknown>,
   ): void {
+    if (tokenDigest !== undefined && !authorized(req, tokenDigest)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="raftctl"');
+      fail(
+        res,
+        req,
+        new GatewayError(
+          GRPC.Unauthenticated,
+          'this node requires the cluster token: send it as `Authorization: Bearer TOKEN`',
+        ),
+      );
+      // The body is not wanted; drop it (bounded) so the client can read the answer.
+      discard(req, 0);
+      return;
+    }
     readBody(req, res, maxBody, (text) => {
       let body: unknown;
       try {
@@ -248,7 +275,20 @@ function requireKey(body: Record<string, unknown>): string {
   if (body.key === undefined) throw invalid('etcdserver: key is not provided');
   const key = bytesField(body, 'key');
   if (key === '') throw invalid('etcdserver: key is not provided');
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw invalid(`key: keys are at most ${MAX_KEY_BYTES} bytes`);
   return key;
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** Whether the request carries the token, as `Bearer TOKEN` or bare (etcd's gateway style). */
+function authorized(req: IncomingMessage, digest: Buffer): boolean {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return false;
+  const m = /^Bearer\s+(.*)$/i.exec(h);
+  return timingSafeEqual(sha256(m ? m[1]! : h), digest);
 }
 
 /** A proto3 `bytes` field: base64 (standard or URL-safe, padding optional), here required to be UTF-8. */

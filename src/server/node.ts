@@ -4,8 +4,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { createSecureContext } from 'node:tls';
 import {
   type CommandCall,
   CommandError,
@@ -31,7 +33,16 @@ export interface NodeOptions {
   dataDir: string;
   join: boolean;
   cluster: string;
+  /** The cluster token: peers and operators must present it. Required beyond loopback. */
   token?: string;
+  /** Start without a token although listening beyond loopback (dangerous; see README). */
+  insecure?: boolean;
+  /**
+   * Serve HTTPS/WSS with this certificate and key, and dial peers over WSS. With `ca`, every
+   * connection (peers, operators, HTTP) must present a certificate signed by it (mutual TLS),
+   * and peers' certificates are verified against it.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   allowFaults: boolean;
   tickMs: number;
   electionTicks: number;
@@ -62,6 +73,8 @@ export interface RunningNode {
 const EVENT_LOG_LIMIT = 2000;
 
 export async function startNode(opts: NodeOptions): Promise<RunningNode> {
+  // Checked before anything touches the disk: a refused start leaves no trace.
+  checkSecurity(opts);
   await prepareDataDir(opts.dataDir);
   checkClusterIdentity(opts);
 
@@ -81,6 +94,11 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   logger.info(
     `starting node ${opts.id} of cluster ${opts.cluster} on ${opts.listen.host}:${opts.listen.port}`,
   );
+  if (opts.token === undefined && !isLoopbackHost(opts.listen.host)) {
+    logger.warn(
+      `--insecure: no cluster token although listening on ${opts.listen.host}; anyone who can reach this port can read and change the data and the membership`,
+    );
+  }
 
   let storage: DiskStorage;
   try {
@@ -98,6 +116,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     id: opts.id,
     clusterId: opts.cluster,
     token: opts.token,
+    ...(opts.tls === undefined ? {} : { tls: opts.tls }),
     logger: logger.child('transport'),
     onMessage: (m) => driver?.step(m),
     onUnreachable: (id) => driver?.reportUnreachable(id),
@@ -170,7 +189,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     onRemoved: () => void stop('this node was removed from the cluster', 0),
     onFatal: (err) => void stop(`fatal: ${err.message}`, 1),
     events,
-    wantsEvents: () => (control?.connections ?? 0) > 0,
+    wantsEvents: (kind) => control?.wants(kind) ?? false,
   });
   const d = driver;
 
@@ -234,8 +253,25 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       return { revision: res.revision, term: d.rawNode.raft.term, deleted: res.deleted, prev: res.prev };
     },
   };
-  const handler = createHttpHandler(httpApi, { logger: logger.child('http') });
-  server = createServer(handler);
+  const handler = createHttpHandler(httpApi, {
+    logger: logger.child('http'),
+    ...(opts.token === undefined ? {} : { token: opts.token }),
+  });
+  if (opts.tls === undefined) server = createServer(handler);
+  else {
+    const mutual = opts.tls.ca !== undefined;
+    server = createHttpsServer(
+      {
+        cert: opts.tls.cert,
+        key: opts.tls.key,
+        ...(mutual ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
+      },
+      handler,
+    );
+    server.on('tlsClientError', (err: Error, socket: { remoteAddress?: string }) =>
+      logger.warn(`tls: refused a connection from ${socket.remoteAddress ?? '?'}: ${err.message}`),
+    );
+  }
   server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/raft') transport.handleUpgrade(req, socket, head);
@@ -252,9 +288,63 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     throw err;
   });
   const address = `${opts.listen.host}:${opts.listen.port}`;
-  logger.info(`listening on ${address} (/raft, /control, /health, /metrics, /v3/kv)`);
+  const scheme =
+    opts.tls === undefined
+      ? 'plain'
+      : opts.tls.ca === undefined
+        ? 'TLS'
+        : 'TLS, client certificates required';
+  logger.info(`listening on ${address} (${scheme}; /raft, /control, /health, /metrics, /v3/kv)`);
   driver.start();
   return { address, driver, stopped, stop: (reason) => stop(reason) };
+}
+
+/** Whether `host` only accepts connections from this machine: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v4);
+  return m !== null && m[1] === '127' && m.slice(2).every((x) => Number(x) <= 255);
+}
+
+/**
+ * Refuses a start that would expose the node without protection: beyond loopback, a token
+ * is required unless the operator explicitly chose --insecure. Also checks the TLS material.
+ */
+function checkSecurity(opts: NodeOptions): void {
+  const where = `${opts.listen.host}:${opts.listen.port}`;
+  if (opts.token === '') {
+    throw new StartupError(
+      'the cluster token is empty: set a real secret with --token SECRET or RAFTCTL_TOKEN',
+    );
+  }
+  if (opts.token === undefined && !opts.insecure && !isLoopbackHost(opts.listen.host)) {
+    throw new StartupError(
+      `refusing to listen on ${where} without a cluster token: anyone who can reach it could read and change ` +
+        'the data and the membership. Set a token (the same on every node, and for operators) with ' +
+        '--token SECRET or the RAFTCTL_TOKEN environment variable (which keeps it out of `ps`), listen on ' +
+        'a loopback address such as 127.0.0.1, or pass --insecure to run without one (dangerous: only on a ' +
+        'network where every host is trusted)',
+    );
+  }
+  if (opts.tls !== undefined) {
+    try {
+      createSecureContext({
+        cert: opts.tls.cert,
+        key: opts.tls.key,
+        ...(opts.tls.ca === undefined ? {} : { ca: opts.tls.ca }),
+      });
+    } catch (err) {
+      throw new StartupError(
+        `invalid TLS material (--tls-cert/--tls-key/--tls-ca): ${(err as Error).message}; ` +
+          'give PEM files of a certificate, its private key and the CA that signed the peers',
+      );
+    }
+  }
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -417,7 +507,12 @@ async function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
       const viaTransfer = !call[1].hup && leader !== 0 && leader !== ctx.opts.id;
       if (viaTransfer) d.transferLeadership(ctx.opts.id);
       else d.campaign();
-      return { term: term(), role: roleOf(d.rawNode.raft.state), via: viaTransfer ? 'transfer' : 'hup', leader };
+      return {
+        term: term(),
+        role: roleOf(d.rawNode.raft.state),
+        via: viaTransfer ? 'transfer' : 'hup',
+        leader,
+      };
     }
     case 'transfer': {
       const to = call[1].to;

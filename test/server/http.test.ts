@@ -429,8 +429,13 @@ describe('routing and limits', () => {
     });
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ code: 8, message: expect.stringMatching(/4194304 bytes/) });
-    // Just under the limit is fine.
-    const ok = JSON.stringify({ key: b64('k'), value: 'A'.repeat(4 * 1024 * 1024 - 100) });
+    // Just under the limit passes the body check; its ~3 MiB value is then over the value limit.
+    const under = JSON.stringify({ key: b64('k'), value: 'A'.repeat(4 * 1024 * 1024 - 100) });
+    const big3 = await fetch(`${base}/v3/kv/put`, { method: 'POST', body: under });
+    expect(big3.status).toBe(400);
+    expect(await big3.json()).toMatchObject({ code: 3, message: expect.stringMatching(/values are at most/) });
+    // A value of exactly 1 MiB is fine.
+    const ok = JSON.stringify({ key: b64('k'), value: Buffer.alloc(1024 * 1024, 'v').toString('base64') });
     expect((await fetch(`${base}/v3/kv/put`, { method: 'POST', body: ok })).status).toBe(200);
   });
 

@@ -65,7 +65,19 @@ export function targetOptions<T>(y: Argv<T>) {
       default: '10s',
       describe: 'Give up after this long (e.g. 500ms, 10s)',
     })
-    .group(['endpoints', 'token', 'name', 'data-dir', 'timeout'], 'Cluster:');
+    .option('tls-ca', {
+      type: 'string',
+      describe: 'Connect over TLS (wss://), trusting this PEM CA (nodes started with --tls-cert)',
+    })
+    .option('tls-cert', {
+      type: 'string',
+      describe: 'PEM client certificate, for nodes that require one (--tls-ca on the node)',
+    })
+    .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert' })
+    .group(
+      ['endpoints', 'token', 'name', 'data-dir', 'timeout', 'tls-ca', 'tls-cert', 'tls-key'],
+      'Cluster:',
+    );
 }
 
 export function jsonOption<T>(y: Argv<T>) {
@@ -82,6 +94,9 @@ export interface TargetArgs {
   name?: string | undefined;
   'data-dir'?: string | undefined;
   timeout?: string | undefined;
+  'tls-ca'?: string | undefined;
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
 }
 
 export function targetOf(argv: TargetArgs): Target {

@@ -1,8 +1,20 @@
 // `raftctl node`: run one Raft node in this process until it is stopped or removed.
+import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { LOG_LEVELS, type LogLevel } from '../../server/log.js';
 import { parseHostPort, parseNodeId, parsePeers, parsePositiveInt, UsageError } from '../args.js';
-import { EXIT } from '../exit.js';
+import { CliError, EXIT } from '../exit.js';
+
+/** Reads a PEM file named by a flag; a missing or unreadable file is an error naming both. */
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new CliError(
+      `cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+}
 
 export function nodeCommand(y: Argv): Argv {
   return y.command(
@@ -36,7 +48,26 @@ export function nodeCommand(y: Argv): Argv {
           default: 'default',
           describe: 'Cluster name; nodes of other clusters are refused',
         })
-        .option('token', { type: 'string', describe: 'Shared secret peers and operators must present' })
+        .option('token', {
+          type: 'string',
+          describe:
+            'Shared secret peers and operators must present (default: RAFTCTL_TOKEN, which keeps it out of `ps`); required unless --listen is a loopback address',
+        })
+        .option('insecure', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'DANGEROUS: listen beyond loopback without a token; anyone who can reach the port can read and change the data',
+        })
+        .option('tls-cert', {
+          type: 'string',
+          describe: 'PEM certificate: serve HTTPS/WSS and dial peers over WSS (with --tls-key)',
+        })
+        .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert' })
+        .option('tls-ca', {
+          type: 'string',
+          describe: 'PEM CA: require client certificates it signed (mutual TLS) and verify peers with it',
+        })
         .option('allow-faults', {
           type: 'boolean',
           default: false,
@@ -93,6 +124,10 @@ export function nodeCommand(y: Argv): Argv {
           'Start node 1 of a new three-node cluster',
         )
         .example(
+          'RAFTCTL_TOKEN=s3cret $0 node --id 1 --listen 10.0.0.1:7001 --peers 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 --data-dir ./n1 --tls-cert n1.pem --tls-key n1-key.pem --tls-ca ca.pem',
+          'A node on a real network: a token, and mutual TLS between peers and operators',
+        )
+        .example(
           '$0 node --id 4 --listen 127.0.0.1:7004 --peers 1=127.0.0.1:7001,4=127.0.0.1:7004 --data-dir ./n4 --join',
           'Join node 4 to a running cluster (after `raftctl member add 4 127.0.0.1:7004`)',
         ),
@@ -105,6 +140,25 @@ export function nodeCommand(y: Argv): Argv {
           `--peers must include this node (${id}=${argv.listen}) when starting a new cluster`,
         );
       }
+      const token = argv.token ?? (process.env.RAFTCTL_TOKEN || undefined);
+      if (token === '') throw new UsageError('--token is empty: give a secret, or leave the flag out');
+      const certFile = argv['tls-cert'];
+      const keyFile = argv['tls-key'];
+      const caFile = argv['tls-ca'];
+      if ((certFile === undefined) !== (keyFile === undefined)) {
+        throw new UsageError('--tls-cert and --tls-key go together: give both, or neither');
+      }
+      if (caFile !== undefined && certFile === undefined) {
+        throw new UsageError('--tls-ca needs --tls-cert and --tls-key (this node serves TLS with them)');
+      }
+      const tls =
+        certFile === undefined || keyFile === undefined
+          ? undefined
+          : {
+              cert: readPem(certFile, '--tls-cert'),
+              key: readPem(keyFile, '--tls-key'),
+              ...(caFile === undefined ? {} : { ca: readPem(caFile, '--tls-ca') }),
+            };
       const electionTicks = parsePositiveInt(argv['election-ticks'], '--election-ticks', 2, 1000);
       const heartbeatTicks = parsePositiveInt(
         argv['heartbeat-ticks'],
@@ -123,7 +177,9 @@ export function nodeCommand(y: Argv): Argv {
           dataDir: argv['data-dir'],
           join: argv.join,
           cluster: argv.cluster,
-          token: argv.token ?? process.env.RAFTCTL_TOKEN,
+          ...(token === undefined ? {} : { token }),
+          insecure: argv.insecure,
+          ...(tls === undefined ? {} : { tls }),
           allowFaults: argv['allow-faults'],
           tickMs: parsePositiveInt(argv['tick-ms'], '--tick-ms', 1, 60_000),
           electionTicks,
@@ -144,10 +200,16 @@ export function nodeCommand(y: Argv): Argv {
         throw err;
       }
       let signals = 0;
+      let lastSignalAt = 0;
       const onSignal = (sig: NodeJS.Signals) => {
+        // A library exit hook (conf's) re-raises the signal it saw, so the same delivery
+        // can reach us twice in a row; only a second signal a moment later means "now".
+        const now = Date.now();
+        const repeat = signals > 0 && now - lastSignalAt > 250;
         signals++;
-        if (signals > 1) process.exit(EXIT.interrupted);
-        void node.stop(`received ${sig}`);
+        lastSignalAt = now;
+        if (repeat) process.exit(EXIT.interrupted);
+        if (signals === 1) void node.stop(`received ${sig}`);
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);

@@ -51,6 +51,12 @@ export interface TransportOptions {
   clusterId: string;
   /** Shared secret: peers must present it; sent to peers when dialling. */
   token?: string;
+  /**
+   * Dial peers over TLS (`wss://`), presenting `cert`/`key` (peers started with a CA require
+   * a client certificate) and trusting `ca` (default: the system's CAs). The node's server
+   * must then be HTTPS too: every member of a cluster uses TLS or none does.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   /** A raft Logger; a ServerLogger gets a `transport` child. */
   logger: Logger;
   /** Largest frame accepted from a peer (and sent to one). Default 16 MiB. */
@@ -133,6 +139,7 @@ export class Transport {
   private readonly clusterId: string;
   private readonly tokenDigest: Buffer | undefined;
   private readonly token: string | undefined;
+  private readonly tls: TransportOptions['tls'];
   private readonly log: Logger;
   private readonly maxFrameBytes: number;
   private readonly maxQueue: number;
@@ -163,6 +170,7 @@ export class Transport {
     this.id = opts.id;
     this.clusterId = opts.clusterId;
     this.token = opts.token;
+    this.tls = opts.tls;
     this.tokenDigest = opts.token === undefined ? undefined : digest(opts.token);
     const l = opts.logger as Logger & { child?: (c: string) => Logger };
     this.log = typeof l.child === 'function' ? l.child('transport') : l;
@@ -208,7 +216,7 @@ export class Transport {
         } else if (existing.address !== address) {
           this.log.info(`peer ${id} moved from ${existing.address} to ${address}`);
           this.dropConnection(existing, 1000, 'peer address changed');
-          const url = peerUrl(address);
+          const url = peerUrl(address, this.tls !== undefined);
           existing.address = address;
           existing.url = url ?? '';
           existing.attempt = 0;
@@ -234,7 +242,7 @@ export class Transport {
     return {
       id,
       address,
-      url: peerUrl(address) ?? '',
+      url: peerUrl(address, this.tls !== undefined) ?? '',
       state: 'backoff',
       ws: undefined,
       queue: [],
@@ -481,6 +489,13 @@ export class Transport {
         // A zero mask lets ws skip XOR-copying every frame. Masking only protects browser-era
         // intermediaries from script-chosen bytes; these links carry our own frames.
         generateMask: zeroMask,
+        ...(this.tls === undefined
+          ? {}
+          : {
+              cert: this.tls.cert,
+              key: this.tls.key,
+              ...(this.tls.ca === undefined ? {} : { ca: this.tls.ca }),
+            }),
       });
     } catch (err) {
       this.onDisconnect(peer, undefined, `cannot dial ${peer.url}: ${errText(err)}`);
@@ -943,12 +958,12 @@ export class Transport {
 /** `host:port` or `[v6]:port`; anything else (a scheme, a path, no port) is a config mistake. */
 const ADDRESS = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s:/?#[\]@]+):(\d{1,5})$/;
 
-function peerUrl(address: string): string | undefined {
+function peerUrl(address: string, secure: boolean): string | undefined {
   const m = ADDRESS.exec(address);
   const port = m === null ? 0 : Number(m[1]);
   if (port < 1 || port > 65535) return undefined;
   try {
-    return new URL(`ws://${address}/raft`).href;
+    return new URL(`${secure ? 'wss' : 'ws'}://${address}/raft`).href;
   } catch {
     return undefined;
   }
