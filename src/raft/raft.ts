@@ -1266,7 +1266,7 @@ export class Raft {
     this.logger.info(`${this.id} switched to configuration ${configToString(this.trk.config)}`);
     const cs = this.trk.confState();
     const pr = this.trk.progress.get(this.id);
-    this.isLearner = pr !== undefined && pr.isLearner;
+    this.isLearner = pr?.isLearner ?? false;
 
     if ((pr === undefined || this.isLearner) && this.state === 'StateLeader') {
       // We lead a configuration we are no longer a voter of.

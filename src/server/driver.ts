@@ -549,7 +549,8 @@ export class RaftDriver {
 
       if (rd.snapshot) this.applySnapshot(rd);
       for (const e of rd.committedEntries) this.applyEntry(e);
-      if (this.opts.events?.ready && this.wantsEvents('ready')) this.opts.events.ready(rd, () => describeReady(rd));
+      if (this.opts.events?.ready && this.wantsEvents('ready'))
+        this.opts.events.ready(rd, () => describeReady(rd));
 
       this.rawNode.advance(rd);
       for (const rs of rd.readStates) this.onReadState(new TextDecoder().decode(rs.requestCtx), rs.index);
@@ -602,7 +603,8 @@ export class RaftDriver {
       // proposal that did survive is not applied twice; its first application answers.
       if (ss.lead !== NONE) {
         const queued = new Set(this.proposalBatch.map((p) => p.key));
-        for (const [key, w] of this.waiters) if (!queued.has(key)) this.proposalBatch.push({ key, data: w.data });
+        for (const [key, w] of this.waiters)
+          if (!queued.has(key)) this.proposalBatch.push({ key, data: w.data });
       }
       // Likewise the read rounds.
       for (const [ctx, waiters] of this.readRounds) {
@@ -645,7 +647,8 @@ export class RaftDriver {
           w.resolve(applied.result);
         }
       }
-      if (this.opts.events?.apply && this.wantsEvents('apply')) this.opts.events.apply(e, () => describeEntry(e));
+      if (this.opts.events?.apply && this.wantsEvents('apply'))
+        this.opts.events.apply(e, () => describeEntry(e));
       return;
     }
     this.applyConfChangeEntry(e);
@@ -701,7 +704,9 @@ export class RaftDriver {
   }
 
   private isMember(cs: ConfState): boolean {
-    return cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
+    return (
+      cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id)
+    );
   }
 
   private refreshPeers(): void {
