@@ -10,6 +10,10 @@ if (suite === 'core') {
   await (await import('./recovery.js')).main(rest);
 } else if (suite === 'peers') {
   await (await import('./peers.js')).main(rest);
+} else if (suite === 'console') {
+  // console.ts reads its flags from process.argv, like `npm run bench:console`.
+  process.argv = [process.argv[0]!, process.argv[1]!, ...rest];
+  await import('./console.js');
 } else {
   console.error(
     'usage: npm run bench -- core [--reps N] [--min-ms MS] [--warmup-ms MS] [--filter TEXT] [--no-json]\n' +
@@ -18,7 +22,8 @@ if (suite === 'core') {
       '       npm run bench -- failover [--runs 5] [--clients 16] [--warmup-ms MS] [--tick-ms 100] [--election-ticks 10]\n' +
       '       npm run bench -- recovery [--entries 1000000] [--value-bytes 256] [--runs 3] [--catchup-puts 10000]\n' +
       '                                 [--dir DIR] [--profile] [--only log|snapshot] [--no-json]\n' +
-      '       npm run bench -- peers [--only gateway|core] [--secs 5] [--warmup-secs 1] [--clients 1,16,64,256] [--no-etcd] [--no-json]',
+      '       npm run bench -- peers [--only gateway|core] [--secs 5] [--warmup-secs 1] [--clients 1,16,64,256] [--no-etcd] [--no-json]\n' +
+      '       npm run bench -- console [--seconds S] [--json]',
   );
   process.exit(2);
 }
