@@ -433,7 +433,10 @@ describe('routing and limits', () => {
     const under = JSON.stringify({ key: b64('k'), value: 'A'.repeat(4 * 1024 * 1024 - 100) });
     const big3 = await fetch(`${base}/v3/kv/put`, { method: 'POST', body: under });
     expect(big3.status).toBe(400);
-    expect(await big3.json()).toMatchObject({ code: 3, message: expect.stringMatching(/values are at most/) });
+    expect(await big3.json()).toMatchObject({
+      code: 3,
+      message: expect.stringMatching(/values are at most/),
+    });
     // A value of exactly 1 MiB is fine.
     const ok = JSON.stringify({ key: b64('k'), value: Buffer.alloc(1024 * 1024, 'v').toString('base64') });
     expect((await fetch(`${base}/v3/kv/put`, { method: 'POST', body: ok })).status).toBe(200);
