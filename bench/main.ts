@@ -23,7 +23,8 @@ if (suite === 'core') {
       '       npm run bench -- recovery [--entries 1000000] [--value-bytes 256] [--runs 3] [--catchup-puts 10000]\n' +
       '                                 [--dir DIR] [--profile] [--only log|snapshot] [--no-json]\n' +
       '       npm run bench -- peers [--only gateway|core] [--secs 5] [--warmup-secs 1] [--clients 1,16,64,256] [--no-etcd] [--no-json]\n' +
-      '       npm run bench -- console [--seconds S] [--json]',
+      '       npm run bench -- console [--seconds S] [--rates 1000,20000] [--filter TEXT] [--max-fps N] [--incremental]\n' +
+      '                                [--store-only] [--json] [--no-save]',
   );
   process.exit(2);
 }

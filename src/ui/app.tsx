@@ -42,7 +42,7 @@ export interface ReplayOptions {
 const ENTER_ALT_SCREEN = '\x1b[?1049h\x1b[H\x1b[2J';
 const LEAVE_ALT_SCREEN = '\x1b[?25h\x1b[?1049l';
 
-/** Decides colour and CI handling; must run before Ink is imported. Exported for tests. */
+/** Decides colour, CI handling and React's build; must run before Ink is imported. Exported for tests. */
 export function prepareEnvironment(
   opts: { noColor?: boolean; settings?: ConsoleSettings },
   env: NodeJS.ProcessEnv = process.env,
@@ -51,6 +51,9 @@ export function prepareEnvironment(
   const noColor = opts.noColor === true || (env.NO_COLOR !== undefined && env.NO_COLOR !== '');
   // Ink ignores NO_COLOR; chalk (inside Ink) honours FORCE_COLOR=0.
   if (noColor) env.FORCE_COLOR = '0';
+  // React picks its build when first loaded: without NODE_ENV it is the development build,
+  // whose per-render checks and profiling hooks cost the console about 3× the CPU (bench:console).
+  if (env.NODE_ENV === undefined || env.NODE_ENV === '') env.NODE_ENV = 'production';
   // Ink renders only the last frame when any CI variable is set. A console opened on a
   // terminal is interactive whatever the environment says.
   if (isTTY) {
