@@ -31,7 +31,7 @@ import {
   type ResultFrame,
   type SubscribeOptions,
 } from '../protocol/control.js';
-import { describeEntry, describeMessage, describeReady } from '../raft/describe.js';
+import { describeEntry, describeMessage, describeReady, type EntryFormatter } from '../raft/describe.js';
 import type { Logger } from '../raft/logger.js';
 import type { Ready } from '../raft/ready.js';
 import type { Entry, Message } from '../raft/types.js';
@@ -505,8 +505,8 @@ export class ControlServer {
 // Helpers for building events from the Raft core's values
 
 /** An entry as events show it: the payload in describe form. */
-export function entryView(e: Entry): EntryView {
-  const full = describeEntry(e);
+export function entryView(e: Entry, fmt?: EntryFormatter): EntryView {
+  const full = describeEntry(e, fmt);
   const head = `${e.term}/${e.index} ${e.type}`;
   return { term: e.term, index: e.index, type: e.type, data: full.slice(head.length).trimStart() };
 }
@@ -514,22 +514,27 @@ export function entryView(e: Entry): EntryView {
 type EventStamp = Pick<NodeEvent, 'seq' | 'at' | 'node'>;
 
 /** The `ready` event for a Ready the node is about to handle. */
-export function readyEvent(stamp: EventStamp, rd: Ready): EventOf<'ready'> {
+export function readyEvent(stamp: EventStamp, rd: Ready, fmt?: EntryFormatter): EventOf<'ready'> {
   return {
     ...stamp,
     kind: 'ready',
     hardState: rd.hardState === undefined ? undefined : { ...rd.hardState },
     softState: rd.softState === undefined ? undefined : { ...rd.softState },
-    entries: rd.entries.map(entryView),
-    committed: rd.committedEntries.map(entryView),
+    entries: rd.entries.map((e) => entryView(e, fmt)),
+    committed: rd.committedEntries.map((e) => entryView(e, fmt)),
     messages: rd.messages.length,
     mustSync: rd.mustSync,
-    describe: describeReady(rd),
+    describe: describeReady(rd, fmt),
   };
 }
 
 /** The `message` event for a message sent (`out`) or received (`in`). */
-export function messageEvent(stamp: EventStamp, m: Message, direction: 'out' | 'in'): EventOf<'message'> {
+export function messageEvent(
+  stamp: EventStamp,
+  m: Message,
+  direction: 'out' | 'in',
+  fmt?: EntryFormatter,
+): EventOf<'message'> {
   return {
     ...stamp,
     kind: 'message',
@@ -542,7 +547,7 @@ export function messageEvent(stamp: EventStamp, m: Message, direction: 'out' | '
     commit: m.commit,
     reject: m.reject,
     entries: m.entries.length,
-    describe: describeMessage(m),
+    describe: describeMessage(m, fmt),
     direction,
   };
 }

@@ -11,6 +11,7 @@
 //
 // Keys and values are Unicode strings. The etcd gateway accepts bytes (base64) but refuses
 // those that are not valid UTF-8; that keeps the console, CLI and gateway on one model.
+import { goQuote } from '../raft/describe.js';
 
 export type KvCommand =
   | { op: 'put'; clientId: string; seq: number; key: string; value: string }
@@ -314,6 +315,10 @@ interface Session {
   results: Map<number, KvResult>;
   /** The highest seq whose result was forgotten (0: none; seqs start at 1): a request at or below it has an unknown outcome. */
   floor: number;
+  /** The highest seq remembered so far. */
+  maxSeq: number;
+  /** Whether results were inserted in ascending seq order (so the first key is the smallest). */
+  ascending: boolean;
 }
 
 export class KvStore {
@@ -324,6 +329,8 @@ export class KvStore {
   private memberMap = new Map<number, KvMember>();
   /** Insertion order is recency order: a client is moved to the end when it writes. */
   private sessions = new Map<string, Session>();
+  /** The session last moved to the end of `sessions` (undefined when unknown). */
+  private newestSession: Session | undefined;
   private readonly maxSessions: number;
   private readonly resultsPerSession: number;
 
@@ -463,19 +470,34 @@ export class KvStore {
     existing: Session | undefined,
     result: KvResult,
   ): void {
-    const session = existing ?? { lastIndex: index, results: new Map(), floor: 0 };
+    const session = existing ?? {
+      lastIndex: index,
+      results: new Map(),
+      floor: 0,
+      maxSeq: 0,
+      ascending: true,
+    };
     Object.freeze(result);
     session.results.set(seq, result);
+    if (seq > session.maxSeq) session.maxSeq = seq;
+    else session.ascending = false;
     if (session.results.size > this.resultsPerSession) {
-      let oldest = Number.POSITIVE_INFINITY;
-      for (const s of session.results.keys()) if (s < oldest) oldest = s;
+      // Seqs usually arrive in order, and then the first key (insertion order) is the oldest.
+      let oldest = session.results.keys().next().value as number;
+      if (!session.ascending) {
+        for (const s of session.results.keys()) if (s < oldest) oldest = s;
+      }
       session.results.delete(oldest);
       session.floor = Math.max(session.floor, oldest);
     }
     session.lastIndex = index;
-    // Move to the end: the sessions map stays in order of last write, oldest first.
-    this.sessions.delete(clientId);
-    this.sessions.set(clientId, session);
+    // Move to the end: the sessions map stays in order of last write, oldest first. A
+    // session that is already the newest (the same client again) stays where it is.
+    if (this.newestSession !== session) {
+      this.sessions.delete(clientId);
+      this.sessions.set(clientId, session);
+      this.newestSession = session;
+    }
     while (this.sessions.size > this.maxSessions) {
       const victim = this.sessions.keys().next().value as string;
       this.sessions.delete(victim);
@@ -527,6 +549,7 @@ export class KvStore {
       this.rev = 0;
       this.memberMap = new Map();
       this.sessions = new Map();
+      this.newestSession = undefined;
       return;
     }
     const r = new Reader(bytes, 'kv snapshot');
@@ -579,7 +602,7 @@ export class KvStore {
         lastSeq = seq;
         results.set(seq, Object.freeze(readResult(r, rev)));
       }
-      sessions.set(clientId, { lastIndex, floor, results });
+      sessions.set(clientId, { lastIndex, floor, results, maxSeq: lastSeq, ascending: true });
     }
     r.end();
 
@@ -588,6 +611,7 @@ export class KvStore {
     this.rev = rev;
     this.memberMap = members;
     this.sessions = sessions;
+    this.newestSession = undefined;
   }
 }
 
@@ -668,5 +692,28 @@ function readResult(r: Reader, rev: number): KvResult {
     }
     default:
       throw new KvCodecError(`kv snapshot: unknown result op ${op}`);
+  }
+}
+
+/**
+ * A normal entry's payload as people read it in logs and the console: the KV command it
+ * carries (`put "k" = "v"`), or the Go-quoted bytes when it is not one of ours.
+ */
+export function describeKvData(data: Uint8Array): string {
+  if (data.length === 0) return '""';
+  let c: KvCommand;
+  try {
+    c = decodeKvCommand(data);
+  } catch {
+    return goQuote(data);
+  }
+  const q = (x: string) => JSON.stringify(x);
+  switch (c.op) {
+    case 'put':
+      return `put ${q(c.key)} = ${q(c.value)}`;
+    case 'delete':
+      return `del ${q(c.key)}`;
+    case 'cas':
+      return `cas ${q(c.key)} ${c.expected === null ? 'absent' : q(c.expected)} → ${q(c.value)}`;
   }
 }

@@ -16,10 +16,10 @@ import {
   type NodeState,
 } from '../protocol/control.js';
 import { describeEntry } from '../raft/describe.js';
-import { ControlServer, entryView, messageEvent } from './control.js';
+import { ControlServer, messageEvent, readyEvent } from './control.js';
 import { type DriverEvents, RaftDriver, roleOf } from './driver.js';
 import { createHttpHandler, type HealthReport, type HttpApi } from './http.js';
-import { KvStore } from './kv.js';
+import { describeKvData, KvStore } from './kv.js';
 import { createLogger, type LogLevel } from './log.js';
 import { createRaftMetrics } from './metrics.js';
 import { DiskStorage } from './storage/disk-storage.js';
@@ -125,29 +125,19 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
 
   let seq = 0;
   let control: ControlServer | undefined;
+  const stamp = () => ({ seq: ++seq, at: Date.now(), node: opts.id });
   publish = (ev) => {
-    control?.publish({ ...ev, seq: ++seq, at: Date.now(), node: opts.id } as NodeEvent);
+    control?.publish({ ...ev, ...stamp() } as NodeEvent);
   };
   const events: Partial<DriverEvents> = {
-    ready: (rd, describe) =>
-      publish?.({
-        kind: 'ready',
-        hardState: rd.hardState && { ...rd.hardState },
-        softState: rd.softState && { ...rd.softState },
-        entries: rd.entries.map(entryView),
-        committed: rd.committedEntries.map(entryView),
-        messages: rd.messages.length,
-        mustSync: rd.mustSync,
-        describe: describe(),
-      }),
-    message: (m) => {
-      if (control) control.publish(messageEvent({ seq: ++seq, at: Date.now(), node: opts.id }, m, 'out'));
-    },
+    ready: (rd) => control?.publish(readyEvent(stamp(), rd, describeKvData)),
+    message: (m) => control?.publish(messageEvent(stamp(), m, 'out', describeKvData)),
     leader: (leader, term) => publish?.({ kind: 'leader', leader, term }),
     election: (term, role) => publish?.({ kind: 'election', term, role }),
     confchange: (change, cs) => publish?.({ kind: 'confchange', change, confState: cs }),
     snapshot: (op, index, term) => publish?.({ kind: 'snapshot', op, index, term }),
-    apply: (e) => publish?.({ kind: 'apply', index: e.index, term: e.term, op: describeEntry(e) }),
+    apply: (e) =>
+      publish?.({ kind: 'apply', index: e.index, term: e.term, op: describeEntry(e, describeKvData) }),
   };
 
   let resolveStopped!: (v: { reason: string; code: number }) => void;

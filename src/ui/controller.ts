@@ -82,6 +82,10 @@ export function describeResult(value: unknown): string {
   if (typeof v.key === 'string' && 'found' in v) {
     parts.push(v.found === true ? `${v.key} = ${JSON.stringify(v.value)}` : `${v.key} not found`);
   }
+  if (v.via === 'transfer' && typeof v.leader === 'number') {
+    // campaign on a follower of a live leader: the node asked that leader to hand over.
+    return `ok (asked n${v.leader} to hand over: MsgTransferLeader → MsgTimeoutNow → forced election)`;
+  }
   for (const k of ['index', 'revision', 'term', 'role', 'leader', 'applied', 'to'] as const) {
     const x = v[k];
     if (typeof x === 'number' || typeof x === 'string') parts.push(`${k} ${x}`);

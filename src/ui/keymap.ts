@@ -146,7 +146,7 @@ export const KEYMAP: readonly KeyBinding[] = [
   {
     command: 'quit',
     keys: ['q', 'ctrl+c'],
-    description: 'Quit the console (the cluster keeps running)',
+    description: 'Quit (stops a cluster started by `up`; an attached one keeps running)',
     category: 'console',
     dangerous: false,
     hint: 'quit',

@@ -49,7 +49,7 @@ export function Header(p: HeaderProps) {
   type Seg = { key: string; text: string; color?: string | undefined; bold?: boolean; optional?: number };
   const segs: Seg[] = [
     { key: 'title', text: p.title, color: t.accent, bold: true, optional: 3 },
-    ...(p.clusterId !== undefined
+    ...(p.clusterId !== undefined && !p.title.endsWith(` ${p.clusterId}`)
       ? [{ key: 'cluster', text: ` ${clip(p.clusterId, 16)}`, optional: 1 }]
       : []),
     { key: 'sep1', text: ' │ ', optional: 3 },
