@@ -15,7 +15,7 @@ import { MajorityConfig } from '../src/raft/quorum.js';
 import { RawNode, type Ready } from '../src/raft/rawnode.js';
 import { MemoryStorage } from '../src/raft/storage.js';
 import { type Message, message } from '../src/raft/types.js';
-import { mulberry32 } from '../test/raft/network.js';
+import { mulberry32 } from '../test/support/random.js';
 import {
   type Bench,
   fmtNs,

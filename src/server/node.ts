@@ -17,7 +17,7 @@ import {
 } from '../protocol/control.js';
 import { describeEntry } from '../raft/describe.js';
 import { ControlServer, messageEvent, readyEvent } from './control.js';
-import { type DriverEvents, RaftDriver, roleOf } from './driver.js';
+import { type DriverEvents, type DriverOptions, RaftDriver, roleOf } from './driver.js';
 import { createHttpHandler, type HealthReport, type HttpApi } from './http.js';
 import { describeKvData, KvStore } from './kv.js';
 import { createLogger, type LogLevel } from './log.js';
@@ -25,13 +25,26 @@ import { createRaftMetrics } from './metrics.js';
 import { DiskStorage } from './storage/disk-storage.js';
 import { type Fault, Transport } from './transport/transport.js';
 
-export interface NodeOptions {
-  id: number;
+/** The Raft and timing settings pass straight through to the driver. */
+type DriverSettings = Pick<
+  DriverOptions,
+  | 'id'
+  | 'join'
+  | 'tickMs'
+  | 'electionTicks'
+  | 'heartbeatTicks'
+  | 'preVote'
+  | 'checkQuorum'
+  | 'snapshotEvery'
+  | 'snapshotCatchUpEntries'
+  | 'requestTimeoutMs'
+>;
+
+export interface NodeOptions extends DriverSettings {
   listen: { host: string; port: number };
   /** Members of a new cluster (id → host:port), this node included. */
   peers: Map<number, string>;
   dataDir: string;
-  join: boolean;
   cluster: string;
   /** The cluster token: peers and operators must present it. Required beyond loopback. */
   token?: string;
@@ -44,14 +57,6 @@ export interface NodeOptions {
    */
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   allowFaults: boolean;
-  tickMs: number;
-  electionTicks: number;
-  heartbeatTicks: number;
-  preVote: boolean;
-  checkQuorum: boolean;
-  snapshotEvery: number;
-  snapshotCatchUpEntries: number;
-  requestTimeoutMs: number;
   logLevel: LogLevel;
   /** Also log to stderr (the file in the data dir always gets every line). */
   logToStderr: boolean;

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ControlClient, ControlError } from '../../src/client/client.js';
 import type { NodeState } from '../../src/protocol/control.js';
+import { mulberry32 } from '../support/random.js';
 import { ChaosCluster, type ChaosNode, type NodeUnexpectedExit, sleep } from './cluster.js';
 import {
   checkHistory,
@@ -108,18 +109,6 @@ export interface ChaosReport {
   reportFile?: string;
 }
 
-/** mulberry32: a small seeded PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const DEFINITE_FAILURES = new Set([
   'no_leader',
   'proposal_dropped',
@@ -137,7 +126,7 @@ interface UniqueWrite {
 export async function runChaos(input: Partial<ChaosOptions> & { seed: number }): Promise<ChaosReport> {
   const o: ChaosOptions = { ...DEFAULT_OPTIONS, ...input };
   const log = o.log ?? (() => {});
-  const rand = rng(o.seed);
+  const rand = mulberry32(o.seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const between = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
   const shuffle = <T>(xs: T[]): T[] => {
@@ -435,7 +424,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { seed: number }):
 
   const worker = async (w: number): Promise<void> => {
     const clientId = `c${w}`;
-    const wr = rng(o.seed * 31 + w + 1);
+    const wr = mulberry32(o.seed * 31 + w + 1);
     let client: ControlClient | undefined;
     let n = 0;
     const lastSeen = new Map<string, Value>();

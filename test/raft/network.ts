@@ -2,6 +2,7 @@
 // driven in sync mode (persist the Ready, send its messages, apply, advance), with a
 // single message queue the test controls. Nothing here reads a clock or Math.random:
 // every run is a function of its seed and the actions taken.
+
 import { decodeConfChangeEntry } from '../../src/raft/confchange-codec.js';
 import { RaftError } from '../../src/raft/errors.js';
 import type { Config } from '../../src/raft/raft.js';
@@ -16,18 +17,7 @@ import {
   type ReadState,
   type Snapshot,
 } from '../../src/raft/types.js';
-
-/** mulberry32: a tiny 32-bit PRNG; good enough to spread election timeouts and choices. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../support/random.js';
 
 /** The `random` Config hook ([0, n)) backed by a seeded mulberry32. */
 export function seededIntn(seed: number): (n: number) => number {
