@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { CommandError } from '../protocol/control.js';
 import { decodeConfChangeEntry } from '../raft/confchange-codec.js';
-import { describeEntry, describeMessage, describeReady } from '../raft/describe.js';
+import { describeEntry } from '../raft/describe.js';
 import { RaftError } from '../raft/errors.js';
 import type { Config } from '../raft/raft.js';
 import { RawNode, type Ready } from '../raft/rawnode.js';
@@ -66,17 +66,19 @@ export function roleOf(state: StateType): Role {
 
 export interface PeerSender {
   send(msgs: Message[]): void;
+  /** Writes queued messages now rather than on the next event-loop turn. */
+  flushNow?(): void;
   setPeers(peers: Map<number, string>): void;
 }
 
 export interface DriverEvents {
-  ready(rd: Ready, describe: () => string): void;
-  message(m: Message, describe: () => string): void;
+  ready(rd: Ready): void;
+  message(m: Message): void;
   leader(leader: number, term: number): void;
   election(term: number, role: Role): void;
   confchange(change: string, cs: ConfState): void;
   snapshot(op: 'created' | 'restored', index: number, term: number): void;
-  apply(entry: Entry, describe: () => string): void;
+  apply(entry: Entry): void;
 }
 
 export interface DriverOptions {
@@ -159,7 +161,8 @@ export class RaftDriver {
   private snapshotting = false;
   private lastLeader = NONE;
   private lastState: StateType = 'StateFollower';
-  private lastReadyAt = 0;
+  private lastYieldAt = 0;
+  private failed = false;
   /** Peers of the current membership (what refreshPeers last computed), id → address. */
   private peerAddresses = new Map<number, string>();
   /** Peers that left the membership, still connected for a grace period. */
@@ -508,23 +511,32 @@ export class RaftDriver {
 
   // ---- The Ready loop -----------------------------------------------------------------
 
-  /** Runs the Ready loop soon, once, however many times it is asked to. */
+  /**
+   * Runs the Ready loop soon, once, however many times it is asked to. Soon is a microtask:
+   * right after the current callback (every message of a peer frame, every command of a
+   * client frame is stepped first), without waiting for the next event-loop turn. Work that
+   * arrives while a Ready is being written is batched into the next one anyway.
+   */
   schedule(): void {
     if (this.processing || this.stopped) return;
     this.processing = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.processReadies()
-        .catch((err: unknown) => {
-          const e = err instanceof Error ? err : new Error(String(err));
-          this.log.error(`fatal error in the Ready loop: ${e.stack ?? e.message}`);
-          this.stopped = true;
-          if (this.ticker) clearInterval(this.ticker);
-          this.opts.onFatal(e);
-        })
+        .catch((err: unknown) => this.fatal(err))
         .finally(() => {
           this.processing = false;
         });
     });
+  }
+
+  private fatal(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.log.error(`fatal error in the Ready loop: ${e.stack ?? e.message}`);
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.opts.onFatal(e);
   }
 
   private async processReadies(): Promise<void> {
@@ -535,22 +547,31 @@ export class RaftDriver {
       this.stats.readies++;
       this.noteStateChanges(rd);
       const leaderSendsFirst = this.rawNode.raft.state === 'StateLeader';
-      if (leaderSendsFirst) this.send(rd.messages);
+      // Only a Ready that must sync (entries, term, vote) or carries a snapshot promises
+      // durability; one that only moves the commit index is written without a sync (as
+      // etcd does) and not waited for: nothing sent or applied below depends on it, and
+      // DiskStorage runs writes in order, so the next Ready's write lands after it.
+      const durable = rd.mustSync || rd.snapshot !== undefined;
+      // A leader's MsgApps leave before its own fsync starts, so the followers' fsyncs
+      // overlap it; other messages of a leader (commit indexes, heartbeats) go on the next
+      // turn, after the clients this Ready answers.
+      if (leaderSendsFirst) this.send(rd.messages, durable);
 
-      if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
+      if (durable) {
         const started = process.hrtime.bigint();
         await this.opts.storage.save(rd);
-        if (rd.mustSync || rd.snapshot) {
-          this.stats.fsyncs++;
-          this.stats.fsyncSeconds.push(Number(process.hrtime.bigint() - started) / 1e9);
-        }
+        this.stats.fsyncs++;
+        this.stats.fsyncSeconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+        this.lastYieldAt = Date.now();
+      } else if (rd.hardState) {
+        this.opts.storage.save(rd).catch((err: unknown) => this.fatal(err));
       }
-      if (!leaderSendsFirst) this.send(rd.messages);
+      // Acks and votes promise durability: only now, and at once.
+      if (!leaderSendsFirst) this.send(rd.messages, durable);
 
       if (rd.snapshot) this.applySnapshot(rd);
       for (const e of rd.committedEntries) this.applyEntry(e);
-      if (this.opts.events?.ready && this.wantsEvents('ready'))
-        this.opts.events.ready(rd, () => describeReady(rd));
+      if (this.opts.events?.ready && this.wantsEvents('ready')) this.opts.events.ready(rd);
 
       this.rawNode.advance(rd);
       for (const rs of rd.readStates) this.onReadState(new TextDecoder().decode(rs.requestCtx), rs.index);
@@ -563,9 +584,10 @@ export class RaftDriver {
         this.opts.onRemoved();
         return;
       }
-      // Yield between Readys so timers (ticks) and sockets get their turn under load.
-      if (Date.now() - this.lastReadyAt > 20) {
-        this.lastReadyAt = Date.now();
+      // Awaiting a write lets timers (ticks) and sockets run; Readys that write nothing do
+      // not, so yield after 20 ms of those.
+      if (Date.now() - this.lastYieldAt > 20) {
+        this.lastYieldAt = Date.now();
         await new Promise((r) => setImmediate(r));
       }
     }
@@ -575,12 +597,13 @@ export class RaftDriver {
     return this.opts.wantsEvents?.(kind) ?? true;
   }
 
-  private send(msgs: Message[]): void {
+  private send(msgs: Message[], now = false): void {
     if (msgs.length === 0) return;
     for (const m of msgs) this.stats.sent.set(m.type, (this.stats.sent.get(m.type) ?? 0) + 1);
     this.opts.transport.send(msgs);
+    if (now) this.opts.transport.flushNow?.();
     const ev = this.opts.events?.message;
-    if (ev && this.wantsEvents('message')) for (const m of msgs) ev(m, () => describeMessage(m));
+    if (ev && this.wantsEvents('message')) for (const m of msgs) ev(m);
   }
 
   private noteStateChanges(rd: Ready): void {
@@ -647,8 +670,7 @@ export class RaftDriver {
           w.resolve(applied.result);
         }
       }
-      if (this.opts.events?.apply && this.wantsEvents('apply'))
-        this.opts.events.apply(e, () => describeEntry(e));
+      if (this.opts.events?.apply && this.wantsEvents('apply')) this.opts.events.apply(e);
       return;
     }
     this.applyConfChangeEntry(e);

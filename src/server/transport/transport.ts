@@ -303,6 +303,23 @@ export class Transport {
     this.scheduleFlush();
   }
 
+  /**
+   * Writes what is queued now instead of on the next turn: for messages on a latency path
+   * (a leader's MsgApp before its own fsync, a follower's ack right after its fsync). Drops
+   * are still reported on the next turn, so no callback runs inside this call either.
+   */
+  flushNow(): void {
+    if (this.flushHandle === undefined || this.closed) return;
+    for (const peer of this.dirty) {
+      this.dirty.delete(peer);
+      try {
+        this.flushPeer(peer);
+      } catch (err) {
+        this.log.error(`flushing messages to peer ${peer.id} failed: ${errText(err)}`);
+      }
+    }
+  }
+
   private scheduleFlush(): void {
     if (this.flushHandle === undefined && !this.closed) this.flushHandle = setImmediate(this.flush);
   }
