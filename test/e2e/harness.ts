@@ -467,3 +467,38 @@ export function walRecords(buf: Buffer): WalRecord[] {
   }
   return out;
 }
+
+/**
+ * The clusters and temp dirs one test creates. `cleanup` (from afterEach) kills the nodes
+ * and removes the dirs; when the test failed it first prints each node's last log lines,
+ * the quickest way to the cause.
+ */
+export class TestResources {
+  private clusters: TestCluster[] = [];
+  private dirs: string[] = [];
+
+  tempDir(prefix?: string): string {
+    const d = tempDir(prefix);
+    this.dirs.push(d);
+    return d;
+  }
+
+  track(c: TestCluster): TestCluster {
+    this.clusters.push(c);
+    return c;
+  }
+
+  async cleanup(failed: boolean): Promise<void> {
+    const cs = this.clusters.splice(0);
+    if (failed) {
+      for (const c of cs)
+        for (const n of c.nodes)
+          process.stderr.write(
+            `--- node ${n.id} (${JSON.stringify(n.exited ?? 'running')}) ---\n${n.tail(25)}\n`,
+          );
+    }
+    await killAll();
+    await Promise.all(cs.map((c) => c.destroy()));
+    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  }
+}

@@ -1,7 +1,7 @@
 // End-to-end tests of `raftctl node` (issue 4): real processes on loopback, killed with
 // SIGKILL, restarted over their data dirs, WAL files damaged on disk. The CLI is run from
 // dist/ (npm run build first). Ticks are 20 ms, so an election takes a few hundred ms.
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,28 +11,20 @@ import {
   BIN,
   freePorts,
   killAll,
-  tempDir as makeTempDir,
   type NodeProc,
   runCli,
   sleep,
   TestCluster,
+  TestResources,
   waitFor,
   walRecords,
 } from './harness.js';
 
-let clusters: TestCluster[] = [];
-const dirs: string[] = [];
-
-function tempDir(): string {
-  const d = makeTempDir();
-  dirs.push(d);
-  return d;
-}
+const res = new TestResources();
+const tempDir = (): string => res.tempDir();
 
 async function cluster(n: number, args: string[] = [], nodeArgs?: Record<number, string[]>) {
-  const c = await TestCluster.start(n, { args, ...(nodeArgs ? { nodeArgs } : {}) });
-  clusters.push(c);
-  return c;
+  return res.track(await TestCluster.start(n, { args, ...(nodeArgs ? { nodeArgs } : {}) }));
 }
 
 beforeAll(() => {
@@ -40,19 +32,7 @@ beforeAll(() => {
 });
 
 afterEach(async (ctx) => {
-  const cs = clusters;
-  clusters = [];
-  // On failure, the nodes' own account is the quickest way to the cause.
-  if (ctx.task.result?.state === 'fail') {
-    for (const c of cs)
-      for (const n of c.nodes)
-        process.stderr.write(
-          `--- node ${n.id} (${JSON.stringify(n.exited ?? 'running')}) ---\n${n.tail(25)}\n`,
-        );
-  }
-  await killAll();
-  await Promise.all(cs.map((c) => c.destroy()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  await res.cleanup(ctx.task.result?.state === 'fail');
 });
 
 afterAll(async () => {

@@ -2,7 +2,7 @@
 // token (unless --insecure), the token on every door (control, peers, KV gateway), fault
 // injection only with --allow-faults, key/value size limits, mutual TLS between peers and
 // operators, and a corrupt snapshot refusing the start by name. Runs from dist/.
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -10,27 +10,12 @@ import { WebSocket } from 'ws';
 import { ControlClient, ControlError } from '../../src/client/client.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/protocol/control.js';
 import { opensslMissing, TestPki } from './certs.js';
-import {
-  b64,
-  freePorts,
-  killAll,
-  tempDir as makeTempDir,
-  NodeProc,
-  runCli,
-  TestCluster,
-  waitFor,
-} from './harness.js';
+import { b64, freePorts, killAll, NodeProc, runCli, TestCluster, TestResources, waitFor } from './harness.js';
 
 const TOKEN = 'sekret-token-4c1d';
-const dirs: string[] = [];
-let clusters: TestCluster[] = [];
+const res = new TestResources();
 const clients: ControlClient[] = [];
-
-function tempDir(): string {
-  const d = makeTempDir('raftctl-sec-');
-  dirs.push(d);
-  return d;
-}
+const tempDir = (): string => res.tempDir('raftctl-sec-');
 
 /** The environment of a node or CLI run, without a token inherited from the caller. */
 function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -68,18 +53,7 @@ async function rawCommand(address: string, token: string, frame: object): Promis
 
 afterEach(async (ctx) => {
   for (const c of clients.splice(0)) await c.close().catch(() => {});
-  const cs = clusters;
-  clusters = [];
-  if (ctx.task.result?.state === 'fail') {
-    for (const c of cs)
-      for (const n of c.nodes)
-        process.stderr.write(
-          `--- node ${n.id} (${JSON.stringify(n.exited ?? 'running')}) ---\n${n.tail(25)}\n`,
-        );
-  }
-  await killAll();
-  await Promise.all(cs.map((c) => c.destroy()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  await res.cleanup(ctx.task.result?.state === 'fail');
 });
 
 afterAll(async () => {
@@ -148,7 +122,7 @@ describe('no token beyond loopback', () => {
 describe('a node with a token', () => {
   async function tokenNode(extra: string[] = []) {
     const c = await TestCluster.create(1, { args: extra });
-    clusters.push(c);
+    res.track(c);
     const n = c.node(1);
     n.start([], { env: cleanEnv({ RAFTCTL_TOKEN: TOKEN }) });
     await n.waitForLog(/became leader/i, 10_000).catch(() => n.waitForLog(/listening on/));
@@ -282,7 +256,7 @@ describe('a node with a token', () => {
 describe('corruption', () => {
   it('refuses to start when a bit of its only snapshot file is flipped, naming the file', async () => {
     const c = await TestCluster.create(1, { args: ['--snapshot-every', '100000'] });
-    clusters.push(c);
+    res.track(c);
     const n = c.node(1);
     n.start([], { env: cleanEnv() });
     await waitFor('a leader', async () => (await n.health()).leader === 1);
@@ -328,7 +302,7 @@ describe.skipIf(noOpenssl !== undefined)('mutual TLS', () => {
     const c = await TestCluster.create(3, {
       args: ['--tls-cert', nodeCert.cert, '--tls-key', nodeCert.key, '--tls-ca', pki.ca],
     });
-    clusters.push(c);
+    res.track(c);
     for (const n of c.nodes) n.start([], { env: cleanEnv({ RAFTCTL_TOKEN: TOKEN }) });
     const tls = {
       ca: readFileSync(pki.ca),
