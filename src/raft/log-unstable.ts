@@ -64,6 +64,11 @@ export class Unstable {
     return this.entries.slice(inProgress);
   }
 
+  /** Whether nextEntries() would return any, without building the array. */
+  hasNextEntries(): boolean {
+    return this.offsetInProgress - this.offset < this.entries.length;
+  }
+
   /** The snapshot, unless absent or already handed to storage. */
   nextSnapshot(): Snapshot | undefined {
     if (this.snapshot === undefined || this.snapshotInProgress) return undefined;

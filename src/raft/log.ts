@@ -142,7 +142,8 @@ export class RaftLog {
   }
 
   hasNextUnstableEnts(): boolean {
-    return this.nextUnstableEnts().length > 0;
+    // Asked on every hasReady(): answered without copying the entries.
+    return this.unstable.hasNextEntries();
   }
 
   /** Whether any entry is unstable, whether or not it has been handed to storage yet. */

@@ -17,6 +17,7 @@ import type { Ready } from './ready.js';
 import { cloneTrackerConfig, type TrackerConfig } from './tracker.js';
 import {
   type AnyConfChange,
+  blankMessage,
   type ConfState,
   EMPTY_BYTES,
   type HardState,
@@ -125,13 +126,11 @@ export class RawNode {
   }
 
   propose(data: Uint8Array): void {
-    this.raft.step(
-      message({
-        type: 'MsgProp',
-        from: this.raft.id,
-        entries: [{ term: 0, index: 0, type: 'EntryNormal', data }],
-      }),
-    );
+    // Built field by field, once per proposal: see blankMessage.
+    const m = blankMessage('MsgProp');
+    m.from = this.raft.id;
+    m.entries = [{ term: 0, index: 0, type: 'EntryNormal', data }];
+    this.raft.step(m);
   }
 
   proposeConfChange(cc: AnyConfChange): void {
@@ -300,8 +299,9 @@ export class RawNode {
     if (this.asyncStorageWrites)
       this.raft.logger.panic('Advance must not be called when using AsyncStorageWrites');
     const steps = this.stepsOnAdvance;
+    if (steps.length === 0) return;
     this.stepsOnAdvance = [];
-    for (const m of steps) this.raft.step(m);
+    for (let i = 0; i < steps.length; i++) this.raft.step(steps[i]!);
   }
 
   private needStorageAppendMsg(rd: Ready): boolean {
@@ -343,12 +343,17 @@ export class RawNode {
     const r = this.raft;
     // The response carries our term: after a term change it is dropped (see Raft.step),
     // because the entries it names may have been replaced meanwhile.
-    const m = message({ type: 'MsgStorageAppendResp', to: r.id, from: LOCAL_APPEND_THREAD, term: r.term });
+    const m = blankMessage('MsgStorageAppendResp');
+    m.to = r.id;
+    m.from = LOCAL_APPEND_THREAD;
+    m.term = r.term;
     if (r.raftLog.hasNextOrInProgressUnstableEnts()) {
       // Name the last entry written: stableTo() checks that the unstable log still has it.
-      const last = r.raftLog.lastEntryID();
-      m.index = last.index;
-      m.logTerm = last.term;
+      // Index and term read directly, without an EntryID object; both come from the
+      // unstable log, which is not empty here.
+      const last = r.raftLog.lastIndex();
+      m.index = last;
+      m.logTerm = r.raftLog.term(last);
     }
     if (rd.snapshot) m.snapshot = rd.snapshot;
     return m;
@@ -366,12 +371,11 @@ export class RawNode {
 
   private newStorageApplyRespMsg(rd: Ready): Message {
     // Applying does not happen under a term: term 0.
-    return message({
-      type: 'MsgStorageApplyResp',
-      to: this.raft.id,
-      from: LOCAL_APPLY_THREAD,
-      entries: rd.committedEntries,
-    });
+    const m = blankMessage('MsgStorageApplyResp');
+    m.to = this.raft.id;
+    m.from = LOCAL_APPLY_THREAD;
+    m.entries = rd.committedEntries;
+    return m;
   }
 
   basicStatus(): BasicStatus {

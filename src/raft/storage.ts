@@ -47,7 +47,8 @@ export interface Storage {
  * but never fewer than one entry: a single oversized entry must still make progress.
  */
 export function limitSize(ents: Entry[], maxSize: number): Entry[] {
-  if (ents.length === 0) return ents;
+  // Without a limit (the default) or with one entry, nothing can be cut: skip the sizing.
+  if (ents.length <= 1 || maxSize === Infinity) return ents;
   let size = entrySize(ents[0]!);
   for (let n = 1; n < ents.length; n++) {
     size += entrySize(ents[n]!);
