@@ -5,13 +5,7 @@ import { ErrCompacted, ErrUnavailable, RaftError } from './errors.js';
 import { type EntryID, Unstable } from './log-unstable.js';
 import type { Logger } from './logger.js';
 import { limitSize, type Storage } from './storage.js';
-import { type Entry, entrySize, type Snapshot } from './types.js';
-
-function entsSize(ents: Entry[]): number {
-  let size = 0;
-  for (const e of ents) size += entrySize(e);
-  return size;
-}
+import { type Entry, entriesSize, type Snapshot } from './types.js';
 
 /**
  * Cursors, in order: applied ≤ applying ≤ committed ≤ lastIndex. `applying` runs ahead
@@ -416,13 +410,13 @@ export class RaftLog {
     if (hi <= offset) return stable;
     // Storage stopped short because of the size limit: the unstable part can't fit either.
     if (stable.length < cut - lo) return stable;
-    const size = entsSize(stable);
+    const size = entriesSize(stable);
     if (size >= maxSize) return stable;
 
     const rest = limitSize(this.unstable.slice(offset, hi), maxSize - size);
     // limitSize keeps one entry even when it alone exceeds the remaining budget; here
     // the result is already non-empty, so such an entry is left for the next call.
-    if (rest.length === 1 && size + entsSize(rest) > maxSize) return stable;
+    if (rest.length === 1 && size + entriesSize(rest) > maxSize) return stable;
     return stable.concat(rest);
   }
 

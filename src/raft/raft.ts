@@ -20,7 +20,7 @@ import {
   type ConfState,
   EMPTY_BYTES,
   type Entry,
-  entrySize,
+  entriesSize,
   type HardState,
   isEmptyHardState,
   isLocalThread,
@@ -28,7 +28,7 @@ import {
   type MessageType,
   message,
   NONE,
-  payloadSize,
+  payloadsSize,
   type ReadState,
   type Snapshot,
   type SoftState,
@@ -275,8 +275,7 @@ export class Raft {
     m.entries = ents;
     m.commit = commit;
     this.send(m);
-    let bytes = 0;
-    for (const e of ents) bytes += payloadSize(e);
+    const bytes = payloadsSize(ents);
     pr.updateOnEntriesSend(ents.length, bytes);
     pr.setSentCommit(commit);
     return true;
@@ -376,8 +375,7 @@ export class Raft {
   }
 
   private increaseUncommittedSize(ents: Entry[]): boolean {
-    let s = 0;
-    for (const e of ents) s += payloadSize(e);
+    const s = payloadsSize(ents);
     // An empty tail always accepts one proposal, and empty entries (a new leader's
     // first entry, an auto-leave) are always accepted.
     if (this.uncommittedSize > 0 && s > 0 && this.uncommittedSize + s > this.maxUncommittedSize) return false;
@@ -718,8 +716,7 @@ export class Raft {
         const ents = m.entries;
         if (ents.length > 0) {
           const last = ents[ents.length - 1]!;
-          let size = 0;
-          for (let i = 0; i < ents.length; i++) size += payloadSize(ents[i]!);
+          const size = payloadsSize(ents);
           let encoded: number;
           if (ents === this.sizedEntries && ents.length === this.sizedEntriesLength) {
             encoded = this.sizedEntriesSize;
@@ -1317,13 +1314,6 @@ export class Raft {
     this.term = hs.term;
     this.vote = hs.vote;
   }
-}
-
-/** Total encoded size of entries, as the applying-size budget counts them. */
-export function entriesSize(ents: Entry[]): number {
-  let n = 0;
-  for (const e of ents) n += entrySize(e);
-  return n;
 }
 
 function describeCc(cc: AnyConfChange): string {

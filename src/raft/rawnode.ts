@@ -12,7 +12,7 @@
 import { confChangeToEntryData } from './confchange-codec.js';
 import { ErrStepLocalMsg, ErrStepPeerNotFound, RaftError } from './errors.js';
 import type { Progress } from './progress.js';
-import { type Config, entriesSize, Raft } from './raft.js';
+import { type Config, Raft } from './raft.js';
 import type { Ready } from './ready.js';
 import { cloneTrackerConfig, type TrackerConfig } from './tracker.js';
 import {
@@ -20,6 +20,7 @@ import {
   blankMessage,
   type ConfState,
   EMPTY_BYTES,
+  entriesSize,
   type HardState,
   isEmptyHardState,
   isLocalMessage,

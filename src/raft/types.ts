@@ -350,3 +350,17 @@ export function entrySize(e: Entry): number {
   if (e.data.length > 0) n += 1 + varintSize(e.data.length) + e.data.length;
   return n;
 }
+
+/** Total encoded size of entries, as the applying-size budget and MaxSizePerMsg count them. */
+export function entriesSize(ents: readonly Entry[]): number {
+  let n = 0;
+  for (let i = 0; i < ents.length; i++) n += entrySize(ents[i]!);
+  return n;
+}
+
+/** Total payload bytes of entries, as inflight bytes and the uncommitted quota count them. */
+export function payloadsSize(ents: readonly Entry[]): number {
+  let n = 0;
+  for (let i = 0; i < ents.length; i++) n += payloadSize(ents[i]!);
+  return n;
+}

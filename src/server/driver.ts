@@ -14,7 +14,7 @@
 // Ready handling is sequential; everything proposed while one Ready is being written
 // lands in the next one, so concurrent proposals share one fsync (group commit).
 import { randomBytes } from 'node:crypto';
-import { CommandError } from '../protocol/control.js';
+import { CommandError, type Role } from '../protocol/control.js';
 import { decodeConfChangeEntry } from '../raft/confchange-codec.js';
 import { describeEntry } from '../raft/describe.js';
 import { RaftError } from '../raft/errors.js';
@@ -49,7 +49,8 @@ export type KvRequest = KvCommand extends infer C
     : never
   : never;
 
-export type Role = 'leader' | 'follower' | 'candidate' | 'precandidate';
+const UTF8_ENCODER = new TextEncoder();
+const UTF8_DECODER = new TextDecoder();
 
 export function roleOf(state: StateType): Role {
   switch (state) {
@@ -208,7 +209,9 @@ export class RaftDriver {
     const fresh = recovered.lastIndex === 0 && recovered.hardState.term === 0 && !recovered.snapshot;
     if (fresh && !opts.join) {
       const peers = [...opts.initialPeers.entries()].sort((a, b) => a[0] - b[0]);
-      this.rawNode.bootstrap(peers.map(([id, address]) => ({ id, context: encodeMemberContext(address) })));
+      this.rawNode.bootstrap(
+        peers.map(([id, address]) => ({ id, context: encodeMemberContext({ address }) })),
+      );
       this.log.info(
         `bootstrapped a new cluster with members ${peers.map(([id, a]) => `${id}=${a}`).join(',')}`,
       );
@@ -393,7 +396,7 @@ export class RaftDriver {
     const waiters = this.readsQueued;
     this.readsQueued = [];
     try {
-      this.rawNode.readIndex(new TextEncoder().encode(ctx));
+      this.rawNode.readIndex(UTF8_ENCODER.encode(ctx));
     } catch (err) {
       for (const w of waiters) {
         clearTimeout(w.timer);
@@ -439,7 +442,7 @@ export class RaftDriver {
   changeMembership(changes: ConfChangeSingle[], address?: string): Promise<ConfState> {
     this.assertRunning();
     const token = `${this.clientId}/${++this.seq}`;
-    const context = new TextEncoder().encode(JSON.stringify({ address, token }));
+    const context = encodeMemberContext({ address, token });
     const cc: AnyConfChange =
       changes.length === 1
         ? { kind: 'v1', type: changes[0]!.type, nodeId: changes[0]!.nodeId, context, id: 0 }
@@ -574,7 +577,7 @@ export class RaftDriver {
       if (this.opts.events?.ready && this.wantsEvents('ready')) this.opts.events.ready(rd);
 
       this.rawNode.advance(rd);
-      for (const rs of rd.readStates) this.onReadState(new TextDecoder().decode(rs.requestCtx), rs.index);
+      for (const rs of rd.readStates) this.onReadState(UTF8_DECODER.decode(rs.requestCtx), rs.index);
       this.serveConfirmedReads();
       this.startReadRound();
       if (this.appliedSinceSnapshot >= this.opts.snapshotEvery && !this.snapshotting) {
@@ -683,14 +686,7 @@ export class RaftDriver {
     // one by one. Only leaving a configuration it belonged to is a removal.
     const wasMember = this.isMember(this.rawNode.raft.trk.confState());
     const cs = this.rawNode.applyConfChange(cc);
-    let context: { address?: string; token?: string } = {};
-    if (cc.context.length > 0) {
-      try {
-        context = JSON.parse(new TextDecoder().decode(cc.context)) as typeof context;
-      } catch {
-        context = { address: decodeMemberContext(cc.context) };
-      }
-    }
+    const context = decodeMemberContext(cc.context);
     const changes = cc.kind === 'v1' ? [{ type: cc.type, nodeId: cc.nodeId }] : cc.changes;
     for (const ch of changes) {
       if (ch.type === 'ConfChangeRemoveNode') this.opts.kv.removeMember(ch.nodeId);

@@ -268,22 +268,34 @@ export function decodeKvCommand(b: Uint8Array): KvCommand {
 // ---- Member context -------------------------------------------------------------------
 
 /** The ConfChange context naming a member's address (UTF-8 JSON, as the contract fixes it). */
-export function encodeMemberContext(address: string): Uint8Array {
-  return utf8Encoder.encode(JSON.stringify({ address }));
+export function encodeMemberContext(ctx: MemberContext): Uint8Array {
+  return utf8Encoder.encode(JSON.stringify(ctx));
 }
 
-/** The address in a ConfChange context, or undefined when there is none or it does not parse. */
-export function decodeMemberContext(bytes: Uint8Array): string | undefined {
-  if (bytes.length === 0) return undefined;
+/**
+ * What a conf change carries in its context: the member's address, and the token by which
+ * the proposing node recognises its own change when it is applied.
+ */
+export interface MemberContext {
+  address?: string;
+  token?: string;
+}
+
+/** The context of a conf change; fields that are absent, malformed or not ours are left out. */
+export function decodeMemberContext(bytes: Uint8Array): MemberContext {
+  if (bytes.length === 0) return {};
+  let v: unknown;
   try {
-    const v: unknown = JSON.parse(utf8Decoder.decode(bytes));
-    if (typeof v === 'object' && v !== null && typeof (v as { address?: unknown }).address === 'string') {
-      return (v as { address: string }).address;
-    }
+    v = JSON.parse(utf8Decoder.decode(bytes));
   } catch {
-    // Not ours (or not JSON): treated as carrying no address.
+    return {}; // Not ours (or not JSON): carries nothing we use.
   }
-  return undefined;
+  if (typeof v !== 'object' || v === null) return {};
+  const { address, token } = v as { address?: unknown; token?: unknown };
+  return {
+    ...(typeof address === 'string' ? { address } : {}),
+    ...(typeof token === 'string' ? { token } : {}),
+  };
 }
 
 // ---- Key order ------------------------------------------------------------------------

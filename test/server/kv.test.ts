@@ -290,12 +290,19 @@ describe('KV command codec', () => {
   });
 
   it('member context carries the address as JSON and tolerates foreign contexts', () => {
-    expect(decodeMemberContext(encodeMemberContext('10.0.0.1:2380'))).toBe('10.0.0.1:2380');
-    expect(decodeMemberContext(new TextEncoder().encode('{"address":"h:1","token":"t"}'))).toBe('h:1');
-    expect(decodeMemberContext(new Uint8Array())).toBeUndefined();
-    expect(decodeMemberContext(new Uint8Array([0xff, 0x00]))).toBeUndefined();
-    expect(decodeMemberContext(new TextEncoder().encode('{"address":5}'))).toBeUndefined();
-    expect(decodeMemberContext(new TextEncoder().encode('null'))).toBeUndefined();
+    expect(decodeMemberContext(encodeMemberContext({ address: '10.0.0.1:2380' }))).toEqual({
+      address: '10.0.0.1:2380',
+    });
+    expect(decodeMemberContext(new TextEncoder().encode('{"address":"h:1","token":"t"}'))).toEqual({
+      address: 'h:1',
+      token: 't',
+    });
+    expect(decodeMemberContext(new Uint8Array())).toEqual({});
+    expect(decodeMemberContext(new Uint8Array([0xff, 0x00]))).toEqual({});
+    expect(decodeMemberContext(new TextEncoder().encode('{"address":5,"token":"t"}'))).toEqual({
+      token: 't',
+    });
+    expect(decodeMemberContext(new TextEncoder().encode('null'))).toEqual({});
   });
 });
 

@@ -310,6 +310,10 @@ export class Transport {
    */
   flushNow(): void {
     if (this.flushHandle === undefined || this.closed) return;
+    this.flushDirty();
+  }
+
+  private flushDirty(): void {
     for (const peer of this.dirty) {
       this.dirty.delete(peer);
       try {
@@ -327,14 +331,7 @@ export class Transport {
   private readonly flush = (): void => {
     this.flushHandle = undefined;
     if (this.closed) return;
-    for (const peer of this.dirty) {
-      this.dirty.delete(peer);
-      try {
-        this.flushPeer(peer);
-      } catch (err) {
-        this.log.error(`flushing messages to peer ${peer.id} failed: ${errText(err)}`);
-      }
-    }
+    this.flushDirty();
     this.notifyPending();
   };
 
