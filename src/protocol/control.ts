@@ -312,6 +312,15 @@ export const FaultArgsSchema = z.strictObject(faultShape).superRefine((f, ctx) =
 });
 
 /** The argument schema of every command; the keys are the command names. */
+/**
+ * Optional request identity of a write. A client that retries with the same clientId and
+ * seq has the write applied at most once, and gets the first application's result.
+ */
+const RequestId = {
+  clientId: z.string().min(1).max(1024).optional(),
+  seq: z.int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+};
+
 export const COMMAND_ARGS = {
   /**
    * Makes this node leader. With a leader known, it asks that leader to hand over (a
@@ -323,12 +332,12 @@ export const COMMAND_ARGS = {
   transfer: z.strictObject({ to: NodeId }),
   'forget-leader': NoArgs,
   propose: z.strictObject({ data: Value }),
-  put: z.strictObject({ key: Key, value: Value }),
+  put: z.strictObject({ key: Key, value: Value, ...RequestId }),
   /** serializable: answer from local state without a ReadIndex round (may be stale). */
   get: z.strictObject({ key: Key, serializable: z.boolean().optional() }),
-  delete: z.strictObject({ key: Key }),
+  delete: z.strictObject({ key: Key, ...RequestId }),
   /** expected null means "the key must be absent". */
-  cas: z.strictObject({ key: Key, expected: Value.nullable(), value: Value }),
+  cas: z.strictObject({ key: Key, expected: Value.nullable(), value: Value, ...RequestId }),
   'read-index': NoArgs,
   'member-add': z.strictObject({ id: NodeId, address: z.string().min(1), learner: z.boolean().optional() }),
   'member-remove': z.strictObject({ id: NodeId }),

@@ -307,18 +307,24 @@ export class RaftDriver {
     return new Promise<KvResult>((resolve, reject) => {
       const existing = this.waiters.get(key);
       if (existing) {
-        // A retry of a request still in flight: answer both when it applies.
-        const prev = existing;
+        // A retry of a request still in flight: answer both callers when it applies, or
+        // fail both when it times out or the node stops.
+        const { resolve: firstResolve, reject: firstReject } = existing;
         existing.resolve = (r) => {
-          prev.resolve(r);
+          firstResolve(r);
           resolve(r);
+        };
+        existing.reject = (e) => {
+          firstReject(e);
+          reject(e);
         };
         return;
       }
       const timer = setTimeout(() => {
+        const w = this.waiters.get(key);
         this.waiters.delete(key);
         this.stats.proposals.timeout++;
-        reject(
+        w?.reject(
           new CommandError(
             'timeout',
             `no result within ${this.opts.requestTimeoutMs} ms: the write may or may not be applied; retry with the same request id to find out`,

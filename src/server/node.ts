@@ -522,9 +522,9 @@ async function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
       return { leader: d.leader };
     case 'propose':
     case 'put': {
-      const { key, value } =
+      const args =
         call[0] === 'put' ? call[1] : { key: `proposal/${Date.now().toString(36)}`, value: call[1].data };
-      const res = await d.propose({ op: 'put', key, value });
+      const res = await d.propose({ op: 'put', ...args });
       return { ...res, term: term() };
     }
     case 'get': {
@@ -538,16 +538,11 @@ async function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
       };
     }
     case 'delete': {
-      const res = await d.propose({ op: 'delete', key: call[1].key });
+      const res = await d.propose({ op: 'delete', ...call[1] });
       return { ...res, term: term() };
     }
     case 'cas': {
-      const res = await d.propose({
-        op: 'cas',
-        key: call[1].key,
-        expected: call[1].expected,
-        value: call[1].value,
-      });
+      const res = await d.propose({ op: 'cas', ...call[1] });
       return { ...res, term: term() };
     }
     case 'read-index': {

@@ -84,6 +84,18 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     await leader.gateway('put', { key: Buffer.from('k').toString('base64'), value: 'dg==' });
     for (const n of c.nodes) expect((await n.rangePrefix('k')).get('k'), `node ${n.id}`).toBe('v');
 
+    // A write retried with the same request id (clientId, seq) is applied once: the retry —
+    // even through another node and with another value — gets the first result.
+    const first = (await fc.command('put', { key: 'once', value: 'a', clientId: 'e2e', seq: 1 })) as {
+      revision: number;
+    };
+    const lc = await leader.client();
+    const retry = (await lc.command('put', { key: 'once', value: 'b', clientId: 'e2e', seq: 1 })) as {
+      revision: number;
+    };
+    expect(retry.revision).toBe(first.revision);
+    expect(await lc.command('get', { key: 'once' })).toMatchObject({ found: true, value: 'a' });
+
     const states = await Promise.all(c.nodes.map((n) => n.status()));
     for (const s of states) expect(s.config.voters).toEqual([1, 2, 3]);
     expect(states.find((s) => s.role === 'leader')?.progress).toHaveLength(3);
