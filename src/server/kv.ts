@@ -11,7 +11,9 @@
 //
 // Keys and values are Unicode strings. The etcd gateway accepts bytes (base64) but refuses
 // those that are not valid UTF-8; that keeps the console, CLI and gateway on one model.
+
 import { goQuote } from '../raft/describe.js';
+import { compareKeys, KeyOrder } from './key-order.js';
 
 export type KvCommand =
   | { op: 'put'; clientId: string; seq: number; key: string; value: string }
@@ -298,25 +300,7 @@ export function decodeMemberContext(bytes: Uint8Array): MemberContext {
   };
 }
 
-// ---- Key order ------------------------------------------------------------------------
-
-/**
- * Orders keys as etcd does, by their UTF-8 bytes — which is code point order. JS compares
- * UTF-16 units, which puts U+10000.. (surrogate pairs) before U+E000..U+FFFF; fix that at
- * the first differing unit.
- */
-export function compareKeys(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    let x = a.charCodeAt(i);
-    let y = b.charCodeAt(i);
-    if (x === y) continue;
-    if (x >= 0xd800) x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
-    if (y >= 0xd800) y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
-    return x - y;
-  }
-  return a.length - b.length;
-}
+export { compareKeys } from './key-order.js';
 
 // ---- The store ------------------------------------------------------------------------
 
@@ -336,7 +320,7 @@ interface Session {
 export class KvStore {
   private data = new Map<string, KvEntry>();
   /** The keys in compareKeys order, for ranges and deterministic snapshots. */
-  private sorted: string[] = [];
+  private order = new KeyOrder();
   private rev = 0;
   private memberMap = new Map<number, KvMember>();
   /** Insertion order is recency order: a client is moved to the end when it writes. */
@@ -396,8 +380,9 @@ export class KvStore {
     }
     const out: KvEntry[] = [];
     const toEnd = rangeEnd === '\0';
-    for (let i = this.lowerBound(key); i < this.sorted.length && out.length < max; i++) {
-      const k = this.sorted[i]!;
+    const keys = this.order.keys();
+    for (let i = this.order.lowerBound(key); i < keys.length && out.length < max; i++) {
+      const k = keys[i]!;
       if (!toEnd && compareKeys(k, rangeEnd) >= 0) break;
       out.push(this.data.get(k)!);
     }
@@ -454,25 +439,14 @@ export class KvStore {
       modRevision: index,
       version: prev ? prev.version + 1 : 1,
     });
-    if (!prev) this.sorted.splice(this.lowerBound(key), 0, key);
+    if (!prev) this.order.add(key);
     this.data.set(key, entry);
     return entry;
   }
 
   private remove(key: string): void {
     this.data.delete(key);
-    this.sorted.splice(this.lowerBound(key), 1);
-  }
-
-  private lowerBound(key: string): number {
-    let lo = 0;
-    let hi = this.sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.sorted[mid]!, key) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    this.order.delete(key);
   }
 
   private remember(
@@ -532,8 +506,9 @@ export class KvStore {
       w.u8(m.learner ? 1 : 0);
       w.str(m.address);
     }
-    w.varint(this.sorted.length);
-    for (const k of this.sorted) writeEntry(w, this.data.get(k)!);
+    const keys = this.order.keys();
+    w.varint(keys.length);
+    for (const k of keys) writeEntry(w, this.data.get(k)!);
     w.varint(this.sessions.size);
     for (const [clientId, s] of this.sessions) {
       w.str(clientId);
@@ -557,7 +532,7 @@ export class KvStore {
   restore(bytes: Uint8Array): void {
     if (bytes.length === 0) {
       this.data = new Map();
-      this.sorted = [];
+      this.order = new KeyOrder();
       this.rev = 0;
       this.memberMap = new Map();
       this.sessions = new Map();
@@ -619,7 +594,7 @@ export class KvStore {
     r.end();
 
     this.data = data;
-    this.sorted = sorted;
+    this.order = new KeyOrder(sorted);
     this.rev = rev;
     this.memberMap = members;
     this.sessions = sessions;
