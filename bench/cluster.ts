@@ -468,11 +468,14 @@ function summarizeProfile(p: CpuProfile): {
 
 async function profileLeader(a: Args): Promise<{
   leader: number;
+  clients: number;
   file: string;
   run: RunResult;
   summary: ReturnType<typeof summarizeProfile>;
+  follower: { id: number; file: string; summary: ReturnType<typeof summarizeProfile> };
 }> {
-  process.stderr.write('\nprofile: 3-node cluster with --cpu-prof, 256-client put run…\n');
+  const clients = Math.max(...a.clients);
+  process.stderr.write(`\nprofile: 3-node cluster with --cpu-prof, ${clients}-client put run…\n`);
   const profDir = join(a.dir, `raftctl-prof-${process.pid}`);
   mkdirSync(profDir, { recursive: true });
   // Every node is profiled (the leader is only known after the election); Node 20 refuses
@@ -480,21 +483,29 @@ async function profileLeader(a: Args): Promise<{
   const { c, leader } = await startCluster(3, a, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
   let run: RunResult;
   try {
-    const pool = await openPool(c, leader, connectionsFor(256, 3));
+    const pool = await openPool(c, leader, connectionsFor(clients, 3));
     await load(pool, 64, 'put', 1);
-    run = await measureRun(c, leader, pool, 'put', 256, a.secs);
+    run = await measureRun(c, leader, pool, 'put', clients, a.secs);
     await Promise.all(pool.map((p) => p.close()));
   } finally {
     // A graceful stop, so each process writes its profile on exit.
     await Promise.all(c.nodes.map((n) => n.kill('SIGTERM')));
   }
-  const pid = leader.proc!.pid!;
-  const name = readdirSync(profDir).find((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'));
-  if (name === undefined) throw new Error(`no profile of the leader (pid ${pid}) in ${profDir}`);
-  const file = join(profDir, name);
-  const summary = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile);
+  const profileOf = (n: (typeof c.nodes)[number]) => {
+    const pid = n.proc!.pid!;
+    const name = readdirSync(profDir).find((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'));
+    if (name === undefined) throw new Error(`no profile of node ${n.id} (pid ${pid}) in ${profDir}`);
+    const file = join(profDir, name);
+    return {
+      id: n.id,
+      file,
+      summary: summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile),
+    };
+  };
+  const ofLeader = profileOf(leader);
+  const follower = profileOf(c.nodes.find((n) => n !== leader)!);
   await c.destroy();
-  return { leader: leader.id, file, run, summary };
+  return { leader: leader.id, clients, file: ofLeader.file, run, summary: ofLeader.summary, follower };
 }
 
 // ---- main ------------------------------------------------------------------------------
@@ -612,27 +623,33 @@ export async function main(argv: string[]): Promise<void> {
   if (profile) {
     const r = profile.run;
     console.log(
-      `\nprofile of the leader (node ${profile.leader}) during a 256-client put run: ${fmtRate(r.opsPerSec)}, ` +
+      `\nprofile during a ${profile.clients}-client put run: ${fmtRate(r.opsPerSec)}, ` +
         `p50 ${fmtMs(r.latency.p50)}, p99 ${fmtMs(r.latency.p99)} (profiling slows it down)`,
     );
-    console.log(`profile file: ${profile.file}`);
-    console.log(
-      table(
-        ['self %', 'self ms', 'function', 'location'],
-        profile.summary.byFunction
-          .slice(0, 20)
-          .map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.function, e.location]),
-      ),
-    );
-    console.log('');
-    console.log(
-      table(
-        ['self %', 'self ms', 'file'],
-        profile.summary.byFile
-          .slice(0, 12)
-          .map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.location]),
-      ),
-    );
+    const sides = [
+      { what: `leader (node ${profile.leader})`, file: profile.file, summary: profile.summary },
+      { what: `a follower (node ${profile.follower.id})`, ...profile.follower },
+    ];
+    for (const side of sides) {
+      console.log(`\n${side.what}: ${side.file}`);
+      console.log(
+        table(
+          ['self %', 'self ms', 'function', 'location'],
+          side.summary.byFunction
+            .slice(0, 20)
+            .map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.function, e.location]),
+        ),
+      );
+      console.log('');
+      console.log(
+        table(
+          ['self %', 'self ms', 'file'],
+          side.summary.byFile
+            .slice(0, 12)
+            .map((e) => [e.selfPct.toFixed(1), e.selfMs.toFixed(0), e.location]),
+        ),
+      );
+    }
   }
 
   if (a.json) {

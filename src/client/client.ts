@@ -11,13 +11,14 @@ import {
   type CommandName,
   type CommandValue,
   type FrameErrorCode,
+  MAX_BATCH_FRAMES,
   type NodeEvent,
   type NodeFrame,
   type NodeHello,
   type NodeState,
   PROTOCOL_VERSION,
   parseCommandArgs,
-  parseNodeFrame,
+  parseNodeFrames,
   type SubscribeOptions,
   SubscribeOptionsSchema,
 } from '../protocol/control.js';
@@ -131,6 +132,8 @@ interface Pending {
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 1000;
+/** Largest batch of commands in one frame, in UTF-16 units (the node takes frames up to 1 MiB). */
+const OUTBOX_BYTES = 256 * 1024;
 
 /**
  * `host:port`, `[::1]:port`, `ws://host:port`, `wss://host:port`, `http://host:port` or
@@ -158,6 +161,10 @@ export class ControlClient {
   private readonly pending = new Map<number, Pending>();
   private subscription: SubscribeOptions | undefined;
   private helloFrame: NodeHello | undefined;
+  /** Commands written in this turn, sent together as one batched frame (nodes that accept it). */
+  private outbox: string[] = [];
+  private outboxBytes = 0;
+  private outboxQueued = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private attempts = 0;
   /** Set by close(): no more reconnects, and connect() may not be reused. */
@@ -247,8 +254,43 @@ export class ControlClient {
         reject,
         timer,
       });
-      ws.send(JSON.stringify({ type: 'command', id, command: name, args: parsed.args }));
+      this.sendCommand(ws, JSON.stringify({ type: 'command', id, command: name, args: parsed.args }));
     });
+  }
+
+  /**
+   * Commands issued in the same turn (many callers awaiting answers that came in one frame,
+   * say) leave as one frame when the node accepts batches: one write and one frame to parse
+   * on each side instead of one per command.
+   */
+  private sendCommand(ws: WebSocket, text: string): void {
+    if (this.helloFrame?.batch !== true) {
+      ws.send(text);
+      return;
+    }
+    // A batch never grows past OUTBOX_BYTES (the node refuses frames over 1 MiB); a command
+    // that big on its own goes alone, as it would unbatched.
+    if (this.outboxBytes + text.length > OUTBOX_BYTES || this.outbox.length >= MAX_BATCH_FRAMES) {
+      this.flushOutbox(ws);
+    }
+    this.outbox.push(text);
+    this.outboxBytes += text.length;
+    if (this.outboxQueued) return;
+    this.outboxQueued = true;
+    process.nextTick(() => {
+      this.outboxQueued = false;
+      // A reconnect in between has already failed these commands; a new socket gets none of them.
+      if (this.ws === ws) this.flushOutbox(ws);
+      else this.outbox = [];
+    });
+  }
+
+  private flushOutbox(ws: WebSocket): void {
+    const batch = this.outbox;
+    if (batch.length === 0) return;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    ws.send(batch.length === 1 ? batch[0]! : `[${batch.join(',')}]`);
   }
 
   /**
@@ -329,7 +371,9 @@ export class ControlClient {
       );
       ws.on('error', (err) => settle(new ControlError('unavailable', `${url}: ${err.message}`)));
       ws.on('open', () => {
-        ws.send(JSON.stringify({ type: 'hello', version: PROTOCOL_VERSION, token: this.opts.token }));
+        ws.send(
+          JSON.stringify({ type: 'hello', version: PROTOCOL_VERSION, token: this.opts.token, batch: true }),
+        );
       });
       ws.on('close', (code, reason) => {
         if (!settled) {
@@ -345,15 +389,19 @@ export class ControlClient {
       });
       ws.on('message', (data, isBinary) => {
         if (isBinary) return;
-        const parsed = parseNodeFrame(data.toString());
-        if (!parsed.ok) {
-          const e = parsed.error;
-          this.emit('protocolError', new ControlError(e.code, `unreadable frame from node: ${e.message}`, e));
-          return;
-        }
-        const f = parsed.msg;
-        if (!settled) {
-          if (f.type === 'hello') {
+        for (const parsed of parseNodeFrames(data.toString())) {
+          if (!parsed.ok) {
+            const e = parsed.error;
+            this.emit(
+              'protocolError',
+              new ControlError(e.code, `unreadable frame from node: ${e.message}`, e),
+            );
+            continue;
+          }
+          const f = parsed.msg;
+          if (settled) {
+            this.onFrame(f);
+          } else if (f.type === 'hello') {
             this.helloFrame = f;
             this.attempts = 0;
             settle(undefined, f);
@@ -363,9 +411,7 @@ export class ControlClient {
           } else if (f.type === 'error') {
             settle(new ControlError(f.error.code, f.error.message, { field: f.error.field }));
           }
-          return;
         }
-        this.onFrame(f);
       });
     });
   }

@@ -1,5 +1,6 @@
 // The operator protocol spoken over the node's `/control` WebSocket: JSON text frames, one
-// message per frame. This module is the single source of truth for the wire shapes; the
+// message per frame — or, once both sides have said so in their hellos, a JSON array of
+// messages in one frame (batching; see parseClientFrames). This module is the single source of truth for the wire shapes; the
 // server, the client, the CLI and docs/protocol.md all follow it.
 //
 // Validation policy: frames a client sends are parsed strictly (unknown keys are errors) so
@@ -413,6 +414,11 @@ export const ClientHelloSchema = z.strictObject({
   type: z.literal('hello'),
   version: z.int(),
   token: z.string().max(4096).optional(),
+  /**
+   * The client reads batched frames: the node may then send several messages as one JSON
+   * array in a single text frame. Absent means one message per frame.
+   */
+  batch: z.boolean().optional(),
 });
 export type ClientHello = z.infer<typeof ClientHelloSchema>;
 
@@ -464,6 +470,8 @@ export const NodeHelloSchema = z.object({
   members: z.array(MemberSchema),
   /** Whether the `fault` command is enabled on this node. */
   allowFaults: z.boolean(),
+  /** The node accepts batched client frames (a JSON array of messages in one text frame). */
+  batch: z.boolean().optional(),
 });
 export type NodeHello = z.infer<typeof NodeHelloSchema>;
 /** What the node supplies for its hello; the server adds version and allowFaults. */
@@ -633,19 +641,72 @@ export function parseCommandArgs<N extends CommandName>(
 export function parseClientFrame(text: string): ParseResult<ClientFrame> {
   const json = decodeJson(text);
   if (!json.ok) return json;
-  const t = frameType(json.value, CLIENT_FRAME_TYPES);
+  return parseClientValue(json.value);
+}
+
+/** Most messages one batched frame may carry, either way. */
+export const MAX_BATCH_FRAMES = 10_000;
+
+/**
+ * Parses a client→node text frame that may be a batch: a JSON array of messages, each
+ * handled as if it had come in its own frame (so one bad message fails alone). A frame that
+ * is not JSON, or an empty or oversized batch, yields a single failure.
+ */
+export function parseClientFrames(text: string): ParseResult<ClientFrame>[] {
+  const json = decodeJson(text);
+  if (!json.ok) return [json];
+  if (!Array.isArray(json.value)) return [parseClientValue(json.value)];
+  const bad = batchProblem(json.value);
+  if (bad !== undefined) return [{ ok: false, error: bad }];
+  return json.value.map(parseClientValue);
+}
+
+function batchProblem(batch: unknown[]): FrameError | undefined {
+  if (batch.length === 0) return { code: 'bad_frame', message: 'a batch must hold at least one message' };
+  if (batch.length > MAX_BATCH_FRAMES) {
+    return {
+      code: 'bad_frame',
+      message: `a batch holds at most ${MAX_BATCH_FRAMES} messages, not ${batch.length}`,
+    };
+  }
+  return undefined;
+}
+
+const COMMAND_ENVELOPE_KEYS = new Set(['type', 'id', 'command', 'args']);
+
+/**
+ * The command envelope checked by hand: it is on every request's path, and the schema's
+ * generic walk costs more than the checks themselves. Anything unusual goes to the schema,
+ * whose error messages name the field.
+ */
+function isPlainEnvelope(
+  v: Record<string, unknown>,
+): v is { type: 'command'; id: number; command: string; args?: unknown } {
+  if (!Number.isSafeInteger(v.id) || (v.id as number) < 0 || typeof v.command !== 'string') return false;
+  for (const k in v) if (!COMMAND_ENVELOPE_KEYS.has(k)) return false;
+  return true;
+}
+
+function parseClientValue(value: unknown): ParseResult<ClientFrame> {
+  const t = frameType(value, CLIENT_FRAME_TYPES);
   if (!t.ok) return t;
   switch (t.type) {
     case 'hello':
-      return parseWith(ClientHelloSchema, json.value);
+      return parseWith(ClientHelloSchema, value);
     case 'subscribe':
-      return parseWith(SubscribeSchema, json.value);
+      return parseWith(SubscribeSchema, value);
     case 'unsubscribe':
-      return parseWith(UnsubscribeSchema, json.value);
+      return parseWith(UnsubscribeSchema, value);
     case 'command': {
-      const env = parseWith(CommandEnvelopeSchema, json.value);
-      if (!env.ok) return env;
-      const { id, command, args } = env.msg;
+      const record = value as Record<string, unknown>;
+      let envelope: { id: number; command: string; args?: unknown };
+      if (isPlainEnvelope(record)) envelope = record;
+      else {
+        const env = parseWith(CommandEnvelopeSchema, value);
+        if (!env.ok) return env;
+        envelope = env.msg;
+      }
+      const { id, command, args } = envelope;
       if (!isCommandName(command)) {
         return {
           ok: false,
@@ -678,22 +739,49 @@ const NODE_FRAME_TYPES = ['hello', 'state', 'event', 'lost', 'result', 'error'] 
 export function parseNodeFrame(text: string): ParseResult<NodeFrame> {
   const json = decodeJson(text);
   if (!json.ok) return json;
-  const t = frameType(json.value, NODE_FRAME_TYPES);
+  return parseNodeValue(json.value);
+}
+
+/** Like parseNodeFrame, for a frame that may be a batch (a JSON array of messages). */
+export function parseNodeFrames(text: string): ParseResult<NodeFrame>[] {
+  const json = decodeJson(text);
+  if (!json.ok) return [json];
+  if (!Array.isArray(json.value)) return [parseNodeValue(json.value)];
+  const bad = batchProblem(json.value);
+  if (bad !== undefined) return [{ ok: false, error: bad }];
+  return json.value.map(parseNodeValue);
+}
+
+function parseNodeValue(value: unknown): ParseResult<NodeFrame> {
+  const t = frameType(value, NODE_FRAME_TYPES);
   if (!t.ok) return t;
   switch (t.type) {
     case 'hello':
-      return parseWith(NodeHelloSchema, json.value);
+      return parseWith(NodeHelloSchema, value);
     case 'state':
-      return parseWith(StateFrameSchema, json.value);
+      return parseWith(StateFrameSchema, value);
     case 'event':
-      return parseWith(EventFrameSchema, json.value);
+      return parseWith(EventFrameSchema, value);
     case 'lost':
-      return parseWith(LostFrameSchema, json.value);
+      return parseWith(LostFrameSchema, value);
     case 'result':
-      return parseWith(ResultFrameSchema, json.value);
+      return parseResult(value as Record<string, unknown>);
     case 'error':
-      return parseWith(ErrorFrameSchema, json.value);
+      return parseWith(ErrorFrameSchema, value);
   }
+}
+
+/**
+ * A successful result is checked by hand: it is the answer to every request, and its value
+ * came out of JSON.parse, so it is JSON by construction and needs no walk. Failed results
+ * and anything malformed go through the schema for its field-naming errors.
+ */
+function parseResult(v: Record<string, unknown>): ParseResult<ResultFrame> {
+  const id = v.id;
+  if (v.ok === true && Number.isSafeInteger(id) && (id as number) >= 0 && 'value' in v) {
+    return { ok: true, msg: { type: 'result', id: id as number, ok: true, value: v.value as JsonValue } };
+  }
+  return parseWith(ResultFrameSchema, v);
 }
 
 /** Builds the `args`-narrowed call for a parsed command frame (see CommandCall). */

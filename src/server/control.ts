@@ -22,11 +22,13 @@ import {
   type EventOf,
   type FrameError,
   type HelloInfo,
+  MAX_BATCH_FRAMES,
   type NodeEvent,
   type NodeHello,
   type NodeState,
+  type ParseResult,
   PROTOCOL_VERSION,
-  parseClientFrame,
+  parseClientFrames,
   type ResultError,
   type ResultFrame,
   type SubscribeOptions,
@@ -93,9 +95,16 @@ interface Session {
   /** Events dropped since the last `lost` frame was queued. */
   lost: number;
   commandsInFlight: number;
+  /** The client reads batched frames (said so in its hello): output goes out once a turn, as one array. */
+  batch: boolean;
+  /** A batched flush is already scheduled for this turn. */
+  flushQueued: boolean;
   alive: boolean;
   closed: boolean;
 }
+
+/** Bytes of queued frames joined into one batched frame before the rest waits for the next. */
+const BATCH_BYTES = 256 * 1024;
 
 export class ControlServer {
   private readonly api: NodeApi;
@@ -223,6 +232,8 @@ export class ControlServer {
       events: [],
       lost: 0,
       commandsInFlight: 0,
+      batch: false,
+      flushQueued: false,
       alive: true,
       closed: false,
     };
@@ -261,7 +272,12 @@ export class ControlServer {
       this.sendError(s, { code: 'bad_frame', message: 'binary frames are not accepted; send JSON text' });
       return;
     }
-    const parsed = parseClientFrame(rawText(data));
+    for (const parsed of parseClientFrames(rawText(data))) this.onFrame(s, parsed);
+  }
+
+  /** One message of a frame (a batch is handled as if each message had its own frame). */
+  private onFrame(s: Session, parsed: ParseResult<ClientFrame>): void {
+    if (s.closed) return;
     if (!parsed.ok) {
       // A command with a usable id is answered as a failed result so the caller's request
       // settles; anything else gets a connection-level error. Either way the connection stays.
@@ -279,7 +295,7 @@ export class ControlServer {
     }
     const msg: ClientFrame = parsed.msg;
     if (msg.type === 'hello') {
-      this.onHello(s, msg.version, msg.token);
+      this.onHello(s, msg.version, msg.token, msg.batch === true);
       return;
     }
     if (!s.greeted) {
@@ -305,7 +321,7 @@ export class ControlServer {
     }
   }
 
-  private onHello(s: Session, version: number, token: string | undefined): void {
+  private onHello(s: Session, version: number, token: string | undefined, batch: boolean): void {
     if (s.greeted) {
       this.sendError(s, { code: 'bad_frame', field: 'type', message: 'hello already received' });
       return;
@@ -340,6 +356,7 @@ export class ControlServer {
       return;
     }
     s.greeted = true;
+    s.batch = batch;
     const hello: NodeHello = {
       type: 'hello',
       version: PROTOCOL_VERSION,
@@ -347,6 +364,7 @@ export class ControlServer {
       clusterId: info.clusterId,
       members: info.members,
       allowFaults: this.api.allowFaults,
+      batch: true,
     };
     s.control.push(frame(hello));
     this.flush(s);
@@ -471,33 +489,68 @@ export class ControlServer {
   }
 
   /**
+   * Sends what is queued. A batching client gets everything produced in this turn (every
+   * result of an applied batch of entries, say) as one frame, written once the turn's
+   * promise callbacks have run; otherwise each frame goes out at once.
+   */
+  private flush(s: Session): void {
+    if (!s.batch) {
+      this.drain(s);
+      return;
+    }
+    if (s.flushQueued) return;
+    s.flushQueued = true;
+    process.nextTick(() => {
+      s.flushQueued = false;
+      this.drain(s);
+    });
+  }
+
+  /**
    * Hands queued frames to the socket while it is not backed up. Each send's callback fires
    * once ws has written the frame out, which is when there may be room for more.
    */
-  private flush(s: Session): void {
+  private drain(s: Session): void {
     const ws = s.ws;
     while (!s.closed && ws.readyState === WebSocket.OPEN && ws.bufferedAmount < this.maxBufferedBytes) {
-      let next = s.control.shift();
-      if (next === undefined && s.pendingState !== undefined) {
-        next = s.pendingState;
-        s.pendingState = undefined;
-      }
-      if (next === undefined) {
-        next = s.events.shift();
-        if (next === undefined) {
-          // Drained: report any loss that happened while nothing else was flowing.
-          if (s.lost > 0) {
-            this.queueLost(s);
-            continue;
-          }
-          return;
+      const first = this.nextFrame(s);
+      if (first === undefined) return;
+      let text = first;
+      if (s.batch) {
+        const parts = [first];
+        let bytes = first.length;
+        while (bytes < BATCH_BYTES && parts.length < MAX_BATCH_FRAMES) {
+          const more = this.nextFrame(s);
+          if (more === undefined) break;
+          parts.push(more);
+          bytes += more.length;
         }
+        if (parts.length > 1) text = `[${parts.join(',')}]`;
       }
-      ws.send(next, (err) => {
+      ws.send(text, (err) => {
         // A failed write means the connection is going away; its close handler cleans up.
-        if (err === undefined || err === null) this.flush(s);
+        if (err === undefined || err === null) this.drain(s);
       });
     }
+  }
+
+  /** The next frame to send: control frames first, then the newest state, then events. */
+  private nextFrame(s: Session): string | undefined {
+    const control = s.control.shift();
+    if (control !== undefined) return control;
+    const state = s.pendingState;
+    if (state !== undefined) {
+      s.pendingState = undefined;
+      return state;
+    }
+    const event = s.events.shift();
+    if (event !== undefined) return event;
+    // Drained: report any loss that happened while nothing else was flowing.
+    if (s.lost > 0) {
+      this.queueLost(s);
+      return s.events.shift();
+    }
+    return undefined;
   }
 }
 

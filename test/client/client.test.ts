@@ -205,6 +205,52 @@ describe('ControlClient', () => {
     expect(problems[1]!.field).toBe('x');
   });
 
+  it('sends the commands of one turn as one frame to a node that takes batches', async () => {
+    const frames: unknown[] = [];
+    const answer = (ws: WebSocket, cmds: { id: number; args: { key: string } }[]) =>
+      ws.send(JSON.stringify(cmds.map((c) => ({ type: 'result', id: c.id, ok: true, value: c.args.key }))));
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(wss, 'listening');
+    cleanups.push(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+    wss.on('connection', (ws) => {
+      cleanups.push(() => ws.terminate());
+      ws.on('message', (d) => {
+        const f = JSON.parse(d.toString()) as { type?: string; batch?: boolean };
+        frames.push(f);
+        if (!Array.isArray(f) && f.type === 'hello') {
+          expect(f.batch).toBe(true);
+          ws.send(JSON.stringify({ ...HELLO, batch: true }));
+        } else if (Array.isArray(f)) answer(ws, f);
+        else answer(ws, [f as { id: number; args: { key: string } }]);
+      });
+    });
+    const c = client();
+    await c.connect(`127.0.0.1:${(wss.address() as AddressInfo).port}`);
+    const values = await Promise.all(['a', 'b', 'c'].map((key) => c.command('get', { key })));
+    expect(values).toEqual(['a', 'b', 'c']);
+    // The hello, then one array of three commands (answered by one array of three results).
+    expect(frames).toHaveLength(2);
+    expect((frames[1] as { command: string }[]).map((f) => f.command)).toEqual(['get', 'get', 'get']);
+    // A lone command still goes as a plain frame.
+    expect(await c.command('get', { key: 'd' })).toBe('d');
+    expect(Array.isArray(frames[2])).toBe(false);
+  });
+
+  it('sends one frame per command to a node that does not take batches', async () => {
+    const frames: { type: string; id?: number }[] = [];
+    const url = await scriptedNode((ws, f) => {
+      frames.push(f);
+      if (f.type === 'hello') ws.send(JSON.stringify(HELLO));
+      else ws.send(JSON.stringify({ type: 'result', id: f.id, ok: true, value: f.id }));
+    });
+    const c = client();
+    await c.connect(url);
+    await Promise.all(
+      [c.command('status'), c.command('members'), c.command('read-index')].map((p) => p.catch(() => 0)),
+    );
+    expect(frames.map((f) => f.type)).toEqual(['hello', 'command', 'command', 'command']);
+  });
+
   it('rejects a result that does not match the documented status shape', async () => {
     const url = await scriptedNode((ws, f) => {
       if (f.type === 'hello') ws.send(JSON.stringify(HELLO));

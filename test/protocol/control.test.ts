@@ -7,12 +7,15 @@ import {
   type ENTRY_TYPES,
   EVENT_KINDS,
   type EventKind,
+  MAX_BATCH_FRAMES,
   type NodeEvent,
   type NodeState,
   PROTOCOL_VERSION,
   parseClientFrame,
+  parseClientFrames,
   parseCommandArgs,
   parseNodeFrame,
+  parseNodeFrames,
 } from '../../src/protocol/control.js';
 import type { EntryType } from '../../src/raft/types.js';
 
@@ -247,6 +250,51 @@ describe('parseNodeFrame', () => {
     const r2 = parseNodeFrame(j({ type: 'result', id: 1, ok: false, error: { code: 'oops', message: '' } }));
     expect(r2.ok).toBe(false);
     if (!r2.ok) expect(r2.error.field).toBe('error.code');
+  });
+});
+
+describe('batched frames', () => {
+  const put = (id: number) => ({ type: 'command', id, command: 'put', args: { key: `k${id}`, value: 'v' } });
+
+  it('parses each message of a client batch on its own, and a lone object as one', () => {
+    const rs = parseClientFrames(j([put(1), { type: 'command', id: 2, command: 'reboot' }, put(3)]));
+    expect(rs.map((r) => r.ok)).toEqual([true, false, true]);
+    expect(rs[1]).toMatchObject({ ok: false, command: { id: 2, code: 'unknown_command' } });
+    expect(rs[2]).toEqual({ ok: true, msg: put(3) });
+    expect(parseClientFrames(j(put(4)))).toEqual([{ ok: true, msg: put(4) }]);
+  });
+
+  it('refuses bad JSON, an empty batch and an oversized one as a whole', () => {
+    for (const text of ['[1,', '[]', j(Array.from({ length: MAX_BATCH_FRAMES + 1 }, () => put(1)))]) {
+      const rs = parseClientFrames(text);
+      expect(rs).toHaveLength(1);
+      expect(rs[0]).toMatchObject({ ok: false, error: { code: 'bad_frame' } });
+    }
+  });
+
+  it('checks command envelopes by hand exactly as strictly as the schema', () => {
+    // An extra key, a negative or fractional id, a non-string command: the schema's errors.
+    expect(failure(j({ ...put(1), extra: 1 })).error.field).toBe('extra');
+    expect(failure(j({ ...put(1), id: -1 })).error.field).toBe('id');
+    expect(failure(j({ ...put(1), id: 1.5 })).error.field).toBe('id');
+    expect(failure(j({ ...put(1), command: 7 })).error.field).toBe('command');
+  });
+
+  it('parses node batches, checking successful results by hand', () => {
+    const rs = parseNodeFrames(
+      j([
+        { type: 'result', id: 1, ok: true, value: null, extra: 'dropped' },
+        { type: 'result', id: 2, ok: true },
+        { type: 'result', id: -3, ok: true, value: 1 },
+        { type: 'lost', count: 1 },
+      ]),
+    );
+    expect(rs[0]).toEqual({ ok: true, msg: { type: 'result', id: 1, ok: true, value: null } });
+    // Without a value, or with a bad id, the schema decides and names the field.
+    expect(rs[1]).toMatchObject({ ok: false });
+    expect(rs[2]).toMatchObject({ ok: false, error: { field: 'id' } });
+    expect(rs[3]).toEqual({ ok: true, msg: { type: 'lost', count: 1 } });
+    expect(parseNodeFrames('[]')).toMatchObject([{ ok: false, error: { code: 'bad_frame' } }]);
   });
 });
 

@@ -13,7 +13,7 @@ import {
   type NodeEvent,
   type NodeFrame,
   type NodeState,
-  parseNodeFrame,
+  parseNodeFrames,
 } from '../../src/protocol/control.js';
 import { ControlServer, type ControlServerOptions, type NodeApi } from '../../src/server/control.js';
 import { testLogger } from '../../src/server/log.js';
@@ -144,6 +144,8 @@ export async function startHarness(
 /** A raw WebSocket peer that records every node frame, for testing the wire directly. */
 export class RawPeer {
   readonly frames: NodeFrame[] = [];
+  /** How many messages came in each WebSocket frame (more than 1 only for a batching peer). */
+  readonly batchSizes: number[] = [];
   readonly ws: WebSocket;
   private waiters: (() => void)[] = [];
   closed: { code: number; reason: string } | undefined;
@@ -151,9 +153,12 @@ export class RawPeer {
   private constructor(ws: WebSocket) {
     this.ws = ws;
     ws.on('message', (data) => {
-      const parsed = parseNodeFrame(data.toString());
-      if (!parsed.ok) throw new Error(`unparseable node frame: ${parsed.error.message}`);
-      this.frames.push(parsed.msg);
+      const all = parseNodeFrames(data.toString());
+      for (const parsed of all) {
+        if (!parsed.ok) throw new Error(`unparseable node frame: ${parsed.error.message}`);
+        this.frames.push(parsed.msg);
+      }
+      this.batchSizes.push(all.length);
       this.wake();
     });
     ws.on('close', (code, reason) => {
@@ -173,9 +178,14 @@ export class RawPeer {
     this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
-  /** Says hello and returns the node's answer. */
-  async hello(token?: string): Promise<NodeFrame> {
-    this.send({ type: 'hello', version: 1, ...(token === undefined ? {} : { token }) });
+  /** Says hello (as a batching client with `batch`) and returns the node's answer. */
+  async hello(token?: string, batch?: boolean): Promise<NodeFrame> {
+    this.send({
+      type: 'hello',
+      version: 1,
+      ...(token === undefined ? {} : { token }),
+      ...(batch === undefined ? {} : { batch }),
+    });
     return this.next();
   }
 

@@ -1,6 +1,6 @@
 import { createConnection } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { NodeFrame } from '../../src/protocol/control.js';
+import { MAX_BATCH_FRAMES, type NodeFrame } from '../../src/protocol/control.js';
 import { entry, message } from '../../src/raft/types.js';
 import { entryView, messageEvent, readyEvent } from '../../src/server/control.js';
 import { type Harness, leaderEvent, logEvent, RawPeer, startHarness } from './control-fixture.js';
@@ -43,6 +43,7 @@ describe('ControlServer', () => {
         { id: 2, address: '127.0.0.1:7002', learner: false },
       ],
       allowFaults: false,
+      batch: true,
     });
     expect(h.control.connections).toBe(1);
   }, 10_000);
@@ -150,6 +151,64 @@ describe('ControlServer', () => {
     p.send({ type: 'command', id: 6, command: 'fault', args: { kind: 'heal' } });
     expect(await p.next()).toMatchObject({ id: 6, ok: false, error: { code: 'faults_disabled' } });
     expect(h.node.calls.map((c) => c[0])).toEqual(['put', 'get', 'campaign', 'snapshot', 'forget-leader']);
+  });
+
+  it('takes a batch of messages in one frame, each handled as if it came alone', async () => {
+    const h = await start();
+    const p = await peer(h);
+    p.send([
+      { type: 'command', id: 1, command: 'put', args: { key: 'a', value: '1' } },
+      { type: 'command', id: 2, command: 'reboot' },
+      { type: 'command', id: 3, command: 'put', args: { key: 'b' } },
+      { type: 'command', id: 4, command: 'get', args: { key: 'a' } },
+    ]);
+    const got = new Map<number, NodeFrame>();
+    for (let i = 0; i < 4; i++) {
+      const f = await p.next();
+      if (f.type === 'result') got.set(f.id, f);
+    }
+    expect(got.get(1)).toEqual({ type: 'result', id: 1, ok: true, value: { revision: 1 } });
+    expect(got.get(2)).toMatchObject({ ok: false, error: { code: 'unknown_command', field: 'command' } });
+    expect(got.get(3)).toMatchObject({ ok: false, error: { code: 'bad_args', field: 'args.value' } });
+    expect(got.get(4)).toMatchObject({ ok: true, value: { value: '1' } });
+    expect(h.node.calls.map((c) => c[0])).toEqual(['put', 'get']);
+    // This peer did not say it reads batches: every answer came in a frame of its own.
+    expect(p.batchSizes.every((n) => n === 1)).toBe(true);
+  });
+
+  it('refuses an empty batch and one over the limit, and keeps the connection', async () => {
+    const h = await start();
+    const p = await peer(h);
+    p.send([]);
+    expect(await p.next()).toMatchObject({
+      type: 'error',
+      error: { code: 'bad_frame', message: /at least one/ },
+    });
+    p.send(Array.from({ length: MAX_BATCH_FRAMES + 1 }, () => ({ type: 'unsubscribe' })));
+    expect(await p.next()).toMatchObject({ type: 'error', error: { code: 'bad_frame', message: /at most/ } });
+    p.send({ type: 'command', id: 7, command: 'status' });
+    expect(await p.next()).toMatchObject({ type: 'result', id: 7, ok: true });
+    expect(h.node.calls.map((c) => c[0])).toEqual(['status']);
+  });
+
+  it("sends a batching client a turn's answers in one frame", async () => {
+    const h = await start();
+    const p = await peer(h, false);
+    expect(await p.hello(undefined, true)).toMatchObject({ type: 'hello', batch: true });
+    p.send(
+      Array.from({ length: 5 }, (_, i) => ({
+        type: 'command',
+        id: i + 1,
+        command: 'put',
+        args: { key: `k${i}`, value: 'v' },
+      })),
+    );
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await p.next());
+    expect(results.map((r) => (r.type === 'result' ? r.id : 0)).sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(results.every((r) => r.type === 'result' && r.ok)).toBe(true);
+    // The hello went out alone; the five answers, produced in one turn, share one frame.
+    expect(p.batchSizes).toEqual([1, 5]);
   });
 
   it('limits commands in flight per connection', async () => {
