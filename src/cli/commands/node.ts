@@ -96,7 +96,9 @@ export function nodeCommand(y: Argv): Argv {
         })
         .option('snapshot-every', {
           type: 'number',
-          default: 10_000,
+          // etcd's default --snapshot-count since 3.2: a snapshot encodes the whole KV, so
+          // taking one every 10,000 entries cost a busy node a quarter of its CPU.
+          default: 100_000,
           describe: 'Snapshot the KV state every N applied entries',
         })
         .option('snapshot-catch-up', {
