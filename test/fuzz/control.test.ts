@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../../src/client/client.js';
-import { COMMAND_NAMES, parseClientFrame } from '../../src/protocol/control.js';
+import { COMMAND_NAMES, parseClientFrames } from '../../src/protocol/control.js';
 import { killAll, TestCluster, waitFor } from '../e2e/harness.js';
 
 /**
@@ -139,6 +139,8 @@ const payloads: fc.Arbitrary<Payload> = fc.oneof(
   ),
   // Structure-aware mutants, most weight.
   { weight: 4, arbitrary: asText(mutant) },
+  // Batches mixing valid frames and mutants.
+  asText(fc.array(fc.oneof(fc.constantFrom(...validFrames), mutant), { minLength: 1, maxLength: 6 })),
 );
 
 // ---- The run -----------------------------------------------------------------------------
@@ -166,9 +168,12 @@ describe('control API fuzzing', () => {
       fc.asyncProperty(payloads, async (p) => {
         if (Date.now() > deadline) return;
         const text = typeof p.data === 'string' ? p.data : p.binary ? undefined : utf8OrUndefined(p.data);
-        const parsed = text === undefined ? undefined : parseClientFrame(text);
-        if (parsed?.ok && parsed.msg.type === 'command' && UNSAFE.has(parsed.msg.command)) return;
-        if (parsed?.ok && parsed.msg.type === 'command' && parsed.msg.id >= SENTINEL_BASE) return;
+        // A frame may be a batch: each of its messages is judged as if it came alone.
+        const messages = text === undefined ? [] : parseClientFrames(text);
+        for (const m of messages) {
+          if (m.ok && m.msg.type === 'command' && (UNSAFE.has(m.msg.command) || m.msg.id >= SENTINEL_BASE))
+            return;
+        }
         frames++;
         const start = conn.frames.length;
         conn.ws.send(p.data, { binary: p.binary });
@@ -194,18 +199,22 @@ describe('control API fuzzing', () => {
         }
         if (p.binary) {
           expect(seen.some((f) => f.type === 'error')).toBe(true);
-        } else if (parsed !== undefined && !parsed.ok) {
-          const want = parsed.command?.id;
-          expect(
-            seen.some((f) =>
-              want === undefined ? f.type === 'error' : f.type === 'result' && f.id === want,
-            ),
-            `no answer to ${text?.slice(0, 200)}`,
-          ).toBe(true);
-        } else if (parsed?.ok && parsed.msg.type === 'hello') {
-          expect(seen.some((f) => f.type === 'error')).toBe(true);
-        } else if (parsed?.ok && parsed.msg.type === 'command') {
-          pending.add(parsed.msg.id);
+          return;
+        }
+        for (const parsed of messages) {
+          if (!parsed.ok) {
+            const want = parsed.command?.id;
+            expect(
+              seen.some((f) =>
+                want === undefined ? f.type === 'error' : f.type === 'result' && f.id === want,
+              ),
+              `no answer to ${text?.slice(0, 200)}`,
+            ).toBe(true);
+          } else if (parsed.msg.type === 'hello') {
+            expect(seen.some((f) => f.type === 'error')).toBe(true);
+          } else if (parsed.msg.type === 'command') {
+            pending.add(parsed.msg.id);
+          }
         }
       }),
       { numRuns: 600, seed: Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31), endOnFailure: true },
