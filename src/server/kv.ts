@@ -92,9 +92,21 @@ function checkCount(n: unknown, what: string): number {
   return n;
 }
 
+/** Bytes of the LEB128 encoding of v. */
+function varintSize(v: number): number {
+  let n = 1;
+  for (let rest = v; rest >= 0x80; rest = Math.floor(rest / 0x80)) n++;
+  return n;
+}
+
 class Writer {
-  private buf = new Uint8Array(64);
+  private buf: Uint8Array;
   private len = 0;
+
+  /** `size`: the expected length, so that a command is written without growing the buffer. */
+  constructor(size = 64) {
+    this.buf = new Uint8Array(size);
+  }
 
   private reserve(n: number): void {
     if (this.len + n <= this.buf.length) return;
@@ -128,8 +140,30 @@ class Writer {
     this.len += b.length;
   }
 
-  str(s: string): void {
-    this.bytes(utf8Encoder.encode(s));
+  /**
+   * A length-prefixed UTF-8 string, encoded in place: the UTF-8 length lies between
+   * s.length and 3 × s.length, and when both bounds need the same number of prefix bytes
+   * (almost always) the text goes straight after the prefix with no temporary copy.
+   */
+  str(s: string): number {
+    const prefix = varintSize(s.length);
+    if (prefix !== varintSize(s.length * 3)) {
+      const bytes = utf8Encoder.encode(s);
+      this.bytes(bytes);
+      return bytes.length;
+    }
+    this.reserve(8 + s.length * 3);
+    const start = this.len;
+    const { written } = utf8Encoder.encodeInto(s, this.buf.subarray(start + prefix));
+    this.varint(written);
+    this.len = start + prefix + written;
+    return written;
+  }
+
+  /** Empties the writer for reuse, keeping its buffer. */
+  reset(): this {
+    this.len = 0;
+    return this;
   }
 
   finish(): Uint8Array {
@@ -199,6 +233,8 @@ class Reader {
 // ---- Commands -------------------------------------------------------------------------
 
 /** Encodes a command for an entry's data; throws KvCodecError on a command it could not decode back. */
+const commandWriter = new Writer(1024);
+
 export function encodeKvCommand(c: KvCommand): Uint8Array {
   const code = OP_CODES[c.op as keyof typeof OP_CODES];
   if (code === undefined) throw new KvCodecError(`unknown op ${String(c.op)}`);
@@ -207,14 +243,13 @@ export function encodeKvCommand(c: KvCommand): Uint8Array {
   if (checkCount(c.seq, 'seq') === 0) throw new KvCodecError('seq must be at least 1');
   checkText(c.key, 'key');
   if (c.key.length === 0) throw new KvCodecError('key must not be empty');
-  const w = new Writer();
+  // Every proposal is encoded here: one scratch writer serves them all (finish() copies out).
+  const w = commandWriter.reset();
   w.u8(COMMAND_VERSION);
   w.u8(code);
-  const clientId = utf8Encoder.encode(c.clientId);
-  if (clientId.length > MAX_CLIENT_ID_BYTES) {
+  if (w.str(c.clientId) > MAX_CLIENT_ID_BYTES) {
     throw new KvCodecError(`clientId exceeds ${MAX_CLIENT_ID_BYTES} bytes`);
   }
-  w.bytes(clientId);
   w.varint(c.seq);
   w.str(c.key);
   switch (c.op) {
