@@ -333,10 +333,11 @@ export const COMMAND_ARGS = {
   transfer: z.strictObject({ to: NodeId }),
   'forget-leader': NoArgs,
   propose: z.strictObject({ data: Value }),
-  put: z.strictObject({ key: Key, value: Value, ...RequestId }),
+  /** prevKv: also answer with the entry the write replaced (as etcd's prev_kv); off by default. */
+  put: z.strictObject({ key: Key, value: Value, prevKv: z.boolean().optional(), ...RequestId }),
   /** serializable: answer from local state without a ReadIndex round (may be stale). */
   get: z.strictObject({ key: Key, serializable: z.boolean().optional() }),
-  delete: z.strictObject({ key: Key, ...RequestId }),
+  delete: z.strictObject({ key: Key, prevKv: z.boolean().optional(), ...RequestId }),
   /** expected null means "the key must be absent". */
   cas: z.strictObject({ key: Key, expected: Value.nullable(), value: Value, ...RequestId }),
   'read-index': NoArgs,

@@ -19,7 +19,7 @@ import { describeEntry } from '../raft/describe.js';
 import { ControlServer, messageEvent, readyEvent } from './control.js';
 import { type DriverEvents, type DriverOptions, RaftDriver, roleOf } from './driver.js';
 import { createHttpHandler, type HealthReport, type HttpApi } from './http.js';
-import { describeKvData, KvStore } from './kv.js';
+import { describeKvData, type KvResult, KvStore } from './kv.js';
 import { createLogger, type LogLevel } from './log.js';
 import { createRaftMetrics } from './metrics.js';
 import { DiskStorage } from './storage/disk-storage.js';
@@ -409,6 +409,16 @@ function listen(server: Server, host: string, port: number): Promise<void> {
   });
 }
 
+/**
+ * A write's answer: the replaced entry only when asked for (as etcd's prev_kv), since it
+ * carries a whole value back to the client that rarely wants it.
+ */
+function withoutPrev(res: KvResult, prevKv: boolean | undefined, term: number): KvResult & { term: number } {
+  if (prevKv === true || !('prev' in res)) return { ...res, term };
+  const { prev: _replaced, ...rest } = res;
+  return { ...rest, term };
+}
+
 function members(kv: KvStore, d: RaftDriver): HelloInfo['members'] {
   const cs = d.rawNode.raft.trk.confState();
   const ids = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing]);
@@ -522,10 +532,9 @@ async function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
       return { leader: d.leader };
     case 'propose':
     case 'put': {
-      const args =
+      const { prevKv, ...args } =
         call[0] === 'put' ? call[1] : { key: `proposal/${Date.now().toString(36)}`, value: call[1].data };
-      const res = await d.propose({ op: 'put', ...args });
-      return { ...res, term: term() };
+      return withoutPrev(await d.propose({ op: 'put', ...args }), prevKv, term());
     }
     case 'get': {
       if (!call[1].serializable) await d.linearizableBarrier();
@@ -538,8 +547,8 @@ async function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
       };
     }
     case 'delete': {
-      const res = await d.propose({ op: 'delete', ...call[1] });
-      return { ...res, term: term() };
+      const { prevKv, ...args } = call[1];
+      return withoutPrev(await d.propose({ op: 'delete', ...args }), prevKv, term());
     }
     case 'cas': {
       const res = await d.propose({ op: 'cas', ...call[1] });

@@ -96,6 +96,16 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     expect(retry.revision).toBe(first.revision);
     expect(await lc.command('get', { key: 'once' })).toMatchObject({ found: true, value: 'a' });
 
+    // A write answers with the entry it replaced only when asked (etcd's prev_kv).
+    expect(await lc.command('put', { key: 'once', value: 'c' })).not.toHaveProperty('prev');
+    expect(await lc.command('put', { key: 'once', value: 'd', prevKv: true })).toMatchObject({
+      prev: { key: 'once', value: 'c' },
+    });
+    expect(await fc.command('delete', { key: 'once', prevKv: true })).toMatchObject({
+      deleted: 1,
+      prev: { value: 'd' },
+    });
+
     const states = await Promise.all(c.nodes.map((n) => n.status()));
     for (const s of states) expect(s.config.voters).toEqual([1, 2, 3]);
     expect(states.find((s) => s.role === 'leader')?.progress).toHaveLength(3);
