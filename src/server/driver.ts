@@ -670,10 +670,12 @@ export class RaftDriver {
         this.log.error(`skipping undecodable entry ${e.term}/${e.index}: ${(err as Error).message}`);
         return;
       }
-      if (applied) {
-        const w = this.waiters.get(applied.key);
+      // Building the request key costs a string per entry: skip it when nobody waits.
+      if (applied && this.waiters.size > 0) {
+        const key = requestKey(applied);
+        const w = this.waiters.get(key);
         if (w) {
-          this.waiters.delete(applied.key);
+          this.waiters.delete(key);
           clearTimeout(w.timer);
           this.stats.proposals.ok++;
           w.resolve(applied.result);

@@ -171,13 +171,72 @@ class Writer {
   }
 }
 
+/**
+ * Strings by their UTF-8 bytes, for fields whose values repeat: a client's id is on every
+ * command it sends, and a key on every write to it. A hit costs a hash of the bytes and a
+ * compare with the string instead of a view, a TextDecoder call and a new string, which a
+ * replay of a long log pays a million times; and a key that is the very string the store
+ * holds is found in its map without comparing characters. Only ASCII text is kept (its
+ * bytes are its char codes) and only up to `maxBytes`. Direct-mapped: a colliding value
+ * replaces the slot.
+ */
+class TextCache {
+  private readonly texts: (string | undefined)[];
+  private readonly mask: number;
+
+  /** `slots`: a power of two. */
+  constructor(
+    slots: number,
+    private readonly maxBytes: number,
+  ) {
+    this.texts = new Array<string | undefined>(slots).fill(undefined);
+    this.mask = slots - 1;
+  }
+
+  get(buf: Uint8Array, start: number, end: number): string | undefined {
+    if (end - start > this.maxBytes) return undefined;
+    const text = this.texts[TextCache.hash(buf, start, end) & this.mask];
+    if (text === undefined || text.length !== end - start) return undefined;
+    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) !== buf[start + i]) return undefined;
+    return text;
+  }
+
+  /** `text` is what buf[start, end) decodes to. */
+  set(buf: Uint8Array, start: number, end: number, text: string): void {
+    // Equal lengths: every byte was one ASCII character.
+    if (end - start > this.maxBytes || text.length !== end - start) return;
+    this.texts[TextCache.hash(buf, start, end) & this.mask] = text;
+  }
+
+  /** FNV-1a. */
+  private static hash(buf: Uint8Array, start: number, end: number): number {
+    let h = 0x811c9dc5;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    return h;
+  }
+}
+
+/** Client ids seen in commands; a few hundred active clients fit without many collisions. */
+const clientIds = new TextCache(1024, MAX_CLIENT_ID_BYTES);
+/** Keys seen in commands, so hot keys stay; keeps at most 65,536 deleted keys (of ≤ 64 bytes) alive. */
+const keys = new TextCache(65536, 64);
+
+const NO_BYTES = new Uint8Array(0);
+
 class Reader {
   private pos = 0;
 
   constructor(
-    private readonly buf: Uint8Array,
+    private buf: Uint8Array,
     private readonly what: string,
   ) {}
+
+  /** Starts over on `buf`; NO_BYTES lets go of the last one. */
+  reset(buf: Uint8Array): this {
+    this.buf = buf;
+    this.pos = 0;
+    return this;
+  }
 
   private fail(msg: string, at = this.pos): never {
     throw new KvCodecError(`${this.what}: ${msg} at byte ${at}`);
@@ -195,34 +254,41 @@ class Reader {
     return b === 1;
   }
 
-  varint(field: string): number {
+  /** `suffix` goes after the field's name in errors only: a read that succeeds builds no string. */
+  varint(field: string, suffix = ''): number {
     const start = this.pos;
     let value = 0;
     let scale = 1;
     for (let i = 0; ; i++) {
-      if (i >= 8) this.fail(`${field}: varint too long`, start);
+      if (i >= 8) this.fail(`${field}${suffix}: varint too long`, start);
       const b = this.u8();
       // A zero final byte after the first is a padded (non-canonical) encoding: one value, one encoding.
-      if (b === 0 && i > 0) this.fail(`${field}: non-canonical varint`, start);
+      if (b === 0 && i > 0) this.fail(`${field}${suffix}: non-canonical varint`, start);
       value += (b & 0x7f) * scale;
-      if (value > Number.MAX_SAFE_INTEGER) this.fail(`${field}: varint exceeds 2^53-1`, start);
+      if (value > Number.MAX_SAFE_INTEGER) this.fail(`${field}${suffix}: varint exceeds 2^53-1`, start);
       if ((b & 0x80) === 0) return value;
       scale *= 0x80;
     }
   }
 
-  str(field: string, maxBytes = Number.MAX_SAFE_INTEGER): string {
+  /** A length-prefixed UTF-8 string; with a cache, bytes decoded before are answered from it. */
+  str(field: string, maxBytes = Number.MAX_SAFE_INTEGER, cache?: TextCache): string {
     const at = this.pos;
-    const n = this.varint(`${field} length`);
+    const n = this.varint(field, ' length');
     if (n > maxBytes) this.fail(`${field}: ${n} bytes exceeds the limit of ${maxBytes}`, at);
     if (n > this.buf.length - this.pos) this.fail(`${field}: truncated (needs ${n} bytes)`, at);
-    const bytes = this.buf.subarray(this.pos, this.pos + n);
+    const start = this.pos;
     this.pos += n;
+    const cached = cache?.get(this.buf, start, this.pos);
+    if (cached !== undefined) return cached;
+    let text: string;
     try {
-      return utf8Decoder.decode(bytes);
+      text = utf8Decoder.decode(this.buf.subarray(start, this.pos));
     } catch {
       return this.fail(`${field}: invalid UTF-8`, at);
     }
+    cache?.set(this.buf, start, this.pos, text);
+    return text;
   }
 
   end(): void {
@@ -270,17 +336,28 @@ export function encodeKvCommand(c: KvCommand): Uint8Array {
   return w.finish();
 }
 
+/** Decoding is synchronous and never re-entered: one reader serves every command, not one allocation each. */
+const commandReader = new Reader(NO_BYTES, 'kv command');
+
 /** Decodes and validates an entry's data; throws KvCodecError naming the problem and byte offset. */
 export function decodeKvCommand(b: Uint8Array): KvCommand {
-  const r = new Reader(b, 'kv command');
+  try {
+    return readKvCommand(commandReader.reset(b));
+  } finally {
+    // Holding on to the data would keep its whole buffer (a WAL segment on replay) alive.
+    commandReader.reset(NO_BYTES);
+  }
+}
+
+function readKvCommand(r: Reader): KvCommand {
   const version = r.u8();
   if (version !== COMMAND_VERSION) throw new KvCodecError(`kv command: unsupported version ${version}`);
   const op = r.u8();
-  const clientId = r.str('clientId', MAX_CLIENT_ID_BYTES);
+  const clientId = r.str('clientId', MAX_CLIENT_ID_BYTES, clientIds);
   if (clientId.length === 0) throw new KvCodecError('kv command: empty clientId');
   const seq = r.varint('seq');
   if (seq === 0) throw new KvCodecError('kv command: seq must be at least 1');
-  const key = r.str('key');
+  const key = r.str('key', Number.MAX_SAFE_INTEGER, keys);
   if (key.length === 0) throw new KvCodecError('kv command: empty key');
   let cmd: KvCommand;
   switch (op) {
@@ -430,20 +507,22 @@ export class KvStore {
    * executed again: at most once). Throws KvCodecError for data that does not decode;
    * the caller logs and skips it, as every replica does.
    */
-  apply(index: number, data: Uint8Array): { key: string; result: KvResult } | undefined {
+  apply(index: number, data: Uint8Array): { clientId: string; seq: number; result: KvResult } | undefined {
     if (data.length === 0) return undefined;
     const cmd = decodeKvCommand(data);
-    const key = requestKey(cmd);
-    const session = this.sessions.get(cmd.clientId);
+    // The request's id, not its requestKey string: the caller builds that only when some
+    // request waits for it, which none does while a restart replays the log.
+    const { clientId, seq } = cmd;
+    const session = this.sessions.get(clientId);
     if (session) {
-      const cached = session.results.get(cmd.seq);
-      if (cached) return { key, result: cached };
-      if (cmd.seq <= session.floor) return undefined;
+      const cached = session.results.get(seq);
+      if (cached) return { clientId, seq, result: cached };
+      if (seq <= session.floor) return undefined;
     }
     const result = this.execute(index, cmd);
     this.rev = index;
-    this.remember(cmd.clientId, cmd.seq, index, session, result);
-    return { key, result };
+    this.remember(clientId, seq, index, session, result);
+    return { clientId, seq, result };
   }
 
   private execute(index: number, cmd: KvCommand): KvResult {
@@ -504,7 +583,13 @@ export class KvStore {
     else session.ascending = false;
     if (session.results.size > this.resultsPerSession) {
       // Seqs usually arrive in order, and then the first key (insertion order) is the oldest.
-      let oldest = session.results.keys().next().value as number;
+      // A for-of that stops at once, not keys().next(): V8 then allocates neither the
+      // iterator nor its result, once per applied command.
+      let oldest = 0;
+      for (const s of session.results.keys()) {
+        oldest = s;
+        break;
+      }
       if (!session.ascending) {
         for (const s of session.results.keys()) if (s < oldest) oldest = s;
       }

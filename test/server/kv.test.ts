@@ -56,7 +56,7 @@ describe('KvStore semantics', () => {
   it('put creates, updates (version, mod revision) and returns the previous entry', () => {
     const kv = new KvStore();
     const r1 = kv.apply(5, encodeKvCommand(put('c', 1, 'a', 'x')));
-    expect(r1).toEqual({ key: 'c#1', result: { op: 'put', revision: 5 } });
+    expect(r1).toEqual({ clientId: 'c', seq: 1, result: { op: 'put', revision: 5 } });
     expect(kv.get('a')).toEqual({ key: 'a', value: 'x', createRevision: 5, modRevision: 5, version: 1 });
     const r2 = kv.apply(7, encodeKvCommand(put('c', 2, 'a', 'y')));
     expect(r2?.result).toEqual({
@@ -287,6 +287,25 @@ describe('KV command codec', () => {
 
   it('requestKey is clientId#seq', () => {
     expect(requestKey({ clientId: 'n1-ab', seq: 42 })).toBe('n1-ab#42');
+  });
+
+  it('decodes repeated client ids and keys the same as new ones, whatever their text', () => {
+    // Client ids and keys are answered from a cache when their bytes were seen before:
+    // it must never hand back another string, nor let bytes skip UTF-8 validation.
+    const texts = ['a', 'ab', 'abd', 'abc', 'ключ', '🙂', '\uFEFFa', 'x'.repeat(64), 'y'.repeat(65), 'k\0'];
+    for (let round = 0; round < 3; round++) {
+      for (const [i, t] of texts.entries()) {
+        const c = put(t, round * texts.length + i + 1, t, 'v');
+        expect(decodeKvCommand(encodeKvCommand(c))).toEqual(c);
+      }
+    }
+    const bytes = encodeKvCommand(put('ab', 1, 'ab', 'v'));
+    // The same command with key bytes that are not UTF-8 (0xC3 0x28), as long as 'ab'.
+    const bad = Uint8Array.from(bytes);
+    const at = bytes.indexOf(0x61, 3 + 2 + 1);
+    bad.set([0xc3, 0x28], at);
+    expectCodecError(() => decodeKvCommand(bad), /key: invalid UTF-8/);
+    expect(decodeKvCommand(bytes)).toEqual(put('ab', 1, 'ab', 'v'));
   });
 
   it('member context carries the address as JSON and tolerates foreign contexts', () => {

@@ -72,10 +72,18 @@ export function writeVarint(buf: Uint8Array, pos: number, v: number): number {
 /** A bounded read cursor; every read checks the bound so bad input throws, never misreads. */
 export class Reader {
   constructor(
-    readonly buf: Uint8Array,
+    public buf: Uint8Array,
     public pos: number,
-    readonly end: number,
+    public end: number,
   ) {}
+
+  /** Points the reader at buf[pos, end), for readers reused to save an allocation per record. */
+  reset(buf: Uint8Array, pos: number, end: number): this {
+    this.buf = buf;
+    this.pos = pos;
+    this.end = end;
+    return this;
+  }
 
   varint(what: string): number {
     let v = 0;
@@ -107,8 +115,13 @@ export class Reader {
     return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
   }
 
+  /**
+   * The bytes left, as a plain Uint8Array view: subarray() on a Buffer goes through
+   * Buffer's species constructor, which costs a replay of a million entries dearly.
+   */
   rest(): Uint8Array {
-    const out = this.buf.subarray(this.pos, this.end);
+    const b = this.buf;
+    const out = new Uint8Array(b.buffer, b.byteOffset + this.pos, this.end - this.pos);
     this.pos = this.end;
     return out;
   }
@@ -141,15 +154,24 @@ export function writeEntryPayload(buf: Uint8Array, pos: number, e: Entry): numbe
   return pos + e.data.length;
 }
 
-/** Decodes an entry; its data is a view into buf (callers copy what they keep long). */
+const NO_BYTES = new Uint8Array(0);
+/** Decoding is synchronous: one reader serves every entry of a replay, not a million allocations. */
+const entryReader = new Reader(NO_BYTES, 0, 0);
+
+/** Decodes an entry; its data is a view into buf (it keeps the whole of buf alive). */
 export function readEntryPayload(buf: Uint8Array, start: number, end: number): Entry {
-  const r = new Reader(buf, start, end);
-  const code = r.u8('entry type');
-  const type = ENTRY_TYPES[code];
-  if (type === undefined) throw new RecordDecodeError(`unknown entry type ${code}`);
-  const term = r.varint('entry term');
-  const index = r.varint('entry index');
-  return { term, index, type, data: r.rest() };
+  const r = entryReader.reset(buf, start, end);
+  try {
+    const code = r.u8('entry type');
+    const type = ENTRY_TYPES[code];
+    if (type === undefined) throw new RecordDecodeError(`unknown entry type ${code}`);
+    const term = r.varint('entry term');
+    const index = r.varint('entry index');
+    return { term, index, type, data: r.rest() };
+  } finally {
+    // The reader must not keep the last buffer it read alive.
+    r.reset(NO_BYTES, 0, 0);
+  }
 }
 
 // --- HardState -----------------------------------------------------------------------

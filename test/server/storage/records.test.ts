@@ -90,6 +90,20 @@ describe('payloads', () => {
     );
   });
 
+  it("an entry's data is a plain Uint8Array view of the record, also in a Buffer", () => {
+    const e: Entry = { term: 3, index: 700, type: 'EntryNormal', data: Uint8Array.of(1, 2, 3) };
+    const buf = Buffer.alloc(entryPayloadSize(e) + 5);
+    writeEntryPayload(buf, 5, e);
+    const back = readEntryPayload(buf, 5, buf.length);
+    expect(Object.getPrototypeOf(back.data)).toBe(Uint8Array.prototype);
+    expect(back.data.buffer).toBe(buf.buffer);
+    expect(back.data.byteOffset).toBe(buf.byteOffset + buf.length - 3);
+    expect([...back.data]).toEqual([1, 2, 3]);
+    // The decoder is reused across calls: a failed decode must not disturb the next one.
+    expect(() => readEntryPayload(Uint8Array.of(0, 0x80), 0, 2)).toThrow(/truncated varint/);
+    expect(readEntryPayload(buf, 5, buf.length)).toMatchObject({ term: 3, index: 700 });
+  });
+
   it('hardstates, markers and seeds round-trip', () => {
     fc.assert(
       fc.property(
