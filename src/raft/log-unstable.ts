@@ -108,7 +108,9 @@ export class Unstable {
       );
       return;
     }
-    this.entries = this.entries.slice(id.index + 1 - this.offset);
+    const stable = id.index + 1 - this.offset;
+    // Usually everything written is now stable: start afresh without calling slice().
+    this.entries = stable === this.entries.length ? [] : this.entries.slice(stable);
     this.offset = id.index + 1;
     this.offsetInProgress = Math.max(this.offsetInProgress, this.offset);
   }
@@ -139,7 +141,10 @@ export class Unstable {
     if (ents.length === 0) return;
     const from = ents[0]!.index;
     if (from === this.offset + this.entries.length) {
-      for (const e of ents) this.entries.push(e);
+      // An empty tail (the usual case once storage caught up) takes a copy of exactly
+      // the right size: pushing into it would allocate 16 slots for one proposal.
+      if (this.entries.length === 0) this.entries = ents.slice();
+      else for (const e of ents) this.entries.push(e);
     } else if (from <= this.offset) {
       this.logger.info(`replace the unstable entries from index ${from}`);
       // Every held entry is superseded; the snapshot (if any) ends before `from`.

@@ -29,6 +29,7 @@ import {
   message,
   NONE,
   payloadsSize,
+  pushed,
   type ReadState,
   type Snapshot,
   type SoftState,
@@ -223,10 +224,10 @@ export class Raft {
       if (m.type !== 'MsgProp' && m.type !== 'MsgReadIndex') m.term = this.term;
     }
     if (m.type === 'MsgAppResp' || m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp') {
-      this.msgsAfterAppend.push(m);
+      this.msgsAfterAppend = pushed(this.msgsAfterAppend, m);
     } else {
       if (m.to === this.id) this.logger.panic(`message should not be self-addressed when sending ${m.type}`);
-      this.msgs.push(m);
+      this.msgs = pushed(this.msgs, m);
     }
   }
 
@@ -790,7 +791,7 @@ export class Raft {
         });
         return;
       case 'MsgProp':
-        this.leaderPropose(m);
+        this.leaderPropose(m.entries);
         return;
       case 'MsgReadIndex':
         if (this.trk.isSingleton()) {
@@ -851,8 +852,13 @@ export class Raft {
     }
   }
 
-  private leaderPropose(m: Message): void {
-    if (m.entries.length === 0) this.logger.panic(`${this.id} stepped empty MsgProp`);
+  /**
+   * A leader's handling of MsgProp, which needs only its entries: RawNode.propose calls
+   * it directly on a leader (what step() would do with the local message), so that a
+   * proposal builds no message.
+   */
+  leaderPropose(entries: Entry[]): void {
+    if (entries.length === 0) this.logger.panic(`${this.id} stepped empty MsgProp`);
     if (!this.trk.progress.has(this.id)) {
       // We were removed from the configuration while leading: take no new proposals.
       throw ErrProposalDropped;
@@ -863,8 +869,8 @@ export class Raft {
       );
       throw ErrProposalDropped;
     }
-    for (let i = 0; i < m.entries.length; i++) {
-      const e = m.entries[i]!;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       if (e.type !== 'EntryConfChange' && e.type !== 'EntryConfChangeV2') continue;
       const cc = decodeConfChangeEntry(e);
       const failed = this.confChangeRefusal(cc);
@@ -873,12 +879,12 @@ export class Raft {
           `${this.id} ignoring conf change ${describeCc(cc)} at config ${configToString(this.trk.config)}: ${failed}`,
         );
         // Keep the slot (indexes were promised to the proposer) but make it a no-op.
-        m.entries[i] = { term: 0, index: 0, type: 'EntryNormal', data: EMPTY_BYTES };
+        entries[i] = { term: 0, index: 0, type: 'EntryNormal', data: EMPTY_BYTES };
       } else {
         this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
       }
     }
-    if (!this.appendEntry(m.entries)) throw ErrProposalDropped;
+    if (!this.appendEntry(entries)) throw ErrProposalDropped;
     this.bcastAppend();
   }
 

@@ -20,6 +20,7 @@ import {
   blankMessage,
   type ConfState,
   EMPTY_BYTES,
+  type Entry,
   entriesSize,
   type HardState,
   isEmptyHardState,
@@ -67,8 +68,21 @@ export class RawNode {
   readonly asyncStorageWrites: boolean;
   private prevSoftState: SoftState;
   private prevHardState: HardState;
-  /** Local messages to step at advance(): they acknowledge what the Ready persisted. */
-  private stepsOnAdvance: Message[] = [];
+  /**
+   * Local messages to step at advance(): they acknowledge what the Ready persisted. Only
+   * the first `pendingSteps` slots count. The array is reused rather than replaced at
+   * every advance(): a new one, grown on its first push, was a good part of the garbage
+   * of a Ready round.
+   */
+  private stepsOnAdvance: (Message | undefined)[] = [];
+  private pendingSteps = 0;
+  /**
+   * In sync mode the storage responses never leave this RawNode: each is stepped once at
+   * advance() and not kept by Raft.step, so one message of each kind is refilled for
+   * every Ready instead of two new ones per round.
+   */
+  private readonly syncAppendResp = blankMessage('MsgStorageAppendResp');
+  private readonly syncApplyResp = blankMessage('MsgStorageApplyResp');
 
   constructor(config: Config) {
     this.raft = new Raft(config);
@@ -127,11 +141,19 @@ export class RawNode {
   }
 
   propose(data: Uint8Array): void {
-    // Built field by field, once per proposal: see blankMessage.
+    const r = this.raft;
+    const entries: Entry[] = [{ term: 0, index: 0, type: 'EntryNormal', data }];
+    // The hot path of a leader: step() would only hand the local MsgProp's entries to
+    // leaderPropose, so no message is built for it.
+    if (r.state === 'StateLeader') {
+      r.leaderPropose(entries);
+      return;
+    }
+    // Built field by field: see blankMessage.
     const m = blankMessage('MsgProp');
-    m.from = this.raft.id;
-    m.entries = [{ term: 0, index: 0, type: 'EntryNormal', data }];
-    this.raft.step(m);
+    m.from = r.id;
+    m.entries = entries;
+    r.step(m);
   }
 
   proposeConfChange(cc: AnyConfChange): void {
@@ -234,9 +256,15 @@ export class RawNode {
 
   private readyWithoutAccept(): Ready {
     const r = this.raft;
+    // Every field is in the literal, the optional ones as undefined: setting one that
+    // was left out would change the object's shape (and allocate out-of-object storage),
+    // and the host's reads would see several shapes.
     const rd: Ready = {
+      softState: undefined,
+      hardState: undefined,
       readStates: r.readStates,
       entries: r.raftLog.nextUnstableEnts(),
+      snapshot: undefined,
       committedEntries: r.raftLog.nextCommittedEnts(this.applyUnstableEntries()),
       messages: r.msgs,
       mustSync: false,
@@ -276,14 +304,24 @@ export class RawNode {
     if (rd.hardState && !isEmptyHardState(rd.hardState)) this.prevHardState = rd.hardState;
     if (rd.readStates.length > 0) r.readStates = [];
     if (!this.asyncStorageWrites) {
-      if (this.stepsOnAdvance.length > 0)
-        r.logger.panic('two accepted Ready structs without call to Advance');
-      for (const m of r.msgsAfterAppend) if (m.to === r.id) this.stepsOnAdvance.push(m);
-      if (this.needStorageAppendRespMsg(rd)) this.stepsOnAdvance.push(this.newStorageAppendRespMsg(rd));
-      if (rd.committedEntries.length > 0) this.stepsOnAdvance.push(this.newStorageApplyRespMsg(rd));
+      if (this.pendingSteps > 0) r.logger.panic('two accepted Ready structs without call to Advance');
+      const after = r.msgsAfterAppend;
+      for (let i = 0; i < after.length; i++) {
+        const m = after[i]!;
+        if (m.to === r.id) this.stepOnAdvance(m);
+      }
+      if (this.needStorageAppendRespMsg(rd))
+        this.stepOnAdvance(this.newStorageAppendRespMsg(rd, this.syncAppendResp));
+      if (rd.committedEntries.length > 0)
+        this.stepOnAdvance(this.newStorageApplyRespMsg(rd, this.syncApplyResp));
+      // In sync mode msgsAfterAppend is only ever copied from, never handed out: an
+      // empty one can stay (a new array per Ready is measurable garbage).
+      if (after.length > 0) r.msgsAfterAppend = [];
+    } else {
+      // A MsgStorageAppend may have taken it over as its responses.
+      r.msgsAfterAppend = [];
     }
     r.msgs = [];
-    r.msgsAfterAppend = [];
     r.raftLog.acceptUnstable();
     const ce = rd.committedEntries;
     if (ce.length > 0) {
@@ -299,10 +337,21 @@ export class RawNode {
   advance(_rd?: Ready): void {
     if (this.asyncStorageWrites)
       this.raft.logger.panic('Advance must not be called when using AsyncStorageWrites');
+    const n = this.pendingSteps;
+    if (n === 0) return;
+    // Taken out before they run: if one throws, the rest are dropped.
+    this.pendingSteps = 0;
     const steps = this.stepsOnAdvance;
-    if (steps.length === 0) return;
-    this.stepsOnAdvance = [];
-    for (let i = 0; i < steps.length; i++) this.raft.step(steps[i]!);
+    for (let i = 0; i < n; i++) {
+      const m = steps[i]!;
+      // The reused array must not keep the message (and its entries) alive.
+      steps[i] = undefined;
+      this.raft.step(m);
+    }
+  }
+
+  private stepOnAdvance(m: Message): void {
+    this.stepsOnAdvance[this.pendingSteps++] = m;
   }
 
   private needStorageAppendMsg(rd: Ready): boolean {
@@ -340,11 +389,11 @@ export class RawNode {
     return m;
   }
 
-  private newStorageAppendRespMsg(rd: Ready): Message {
+  /** Fills `m` (by default a new message) as the MsgStorageAppendResp for rd. */
+  private newStorageAppendRespMsg(rd: Ready, m = blankMessage('MsgStorageAppendResp')): Message {
     const r = this.raft;
     // The response carries our term: after a term change it is dropped (see Raft.step),
     // because the entries it names may have been replaced meanwhile.
-    const m = blankMessage('MsgStorageAppendResp');
     m.to = r.id;
     m.from = LOCAL_APPEND_THREAD;
     m.term = r.term;
@@ -355,8 +404,11 @@ export class RawNode {
       const last = r.raftLog.lastIndex();
       m.index = last;
       m.logTerm = r.raftLog.term(last);
+    } else {
+      m.index = 0;
+      m.logTerm = 0;
     }
-    if (rd.snapshot) m.snapshot = rd.snapshot;
+    m.snapshot = rd.snapshot;
     return m;
   }
 
@@ -370,9 +422,9 @@ export class RawNode {
     });
   }
 
-  private newStorageApplyRespMsg(rd: Ready): Message {
+  /** Fills `m` (by default a new message) as the MsgStorageApplyResp for rd. */
+  private newStorageApplyRespMsg(rd: Ready, m = blankMessage('MsgStorageApplyResp')): Message {
     // Applying does not happen under a term: term 0.
-    const m = blankMessage('MsgStorageApplyResp');
     m.to = this.raft.id;
     m.from = LOCAL_APPLY_THREAD;
     m.entries = rd.committedEntries;
