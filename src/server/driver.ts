@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { CommandError, type Role } from '../protocol/control.js';
 import { decodeConfChangeEntry } from '../raft/confchange-codec.js';
 import { describeEntry } from '../raft/describe.js';
-import { RaftError } from '../raft/errors.js';
+import { ErrSnapOutOfDate, RaftError } from '../raft/errors.js';
 import type { Config } from '../raft/raft.js';
 import { RawNode, type Ready } from '../raft/rawnode.js';
 import {
@@ -159,7 +159,8 @@ export class RaftDriver {
   private readonly clientId: string;
   private seq = 0;
   private appliedSinceSnapshot = 0;
-  private snapshotting = false;
+  /** The snapshot being written, if any (one at a time). */
+  private snapshotInFlight: Promise<unknown> | undefined;
   private lastLeader = NONE;
   private lastState: StateType = 'StateFollower';
   private lastYieldAt = 0;
@@ -261,8 +262,10 @@ export class RaftDriver {
     this.readsQueued = [];
     this.readRounds.clear();
     this.readsConfirmed = [];
-    // Let a Ready being written finish, so what was acknowledged is on disk.
+    // Let a Ready being written finish, so what was acknowledged is on disk; and a snapshot
+    // being written, so the storage is not closed under it.
     while (this.processing) await new Promise((r) => setTimeout(r, 5));
+    await this.snapshotInFlight?.catch(() => undefined);
   }
 
   /** A message from a peer. Unknown senders and local types are refused by RawNode. */
@@ -586,8 +589,9 @@ export class RaftDriver {
       for (const rs of rd.readStates) this.onReadState(UTF8_DECODER.decode(rs.requestCtx), rs.index);
       this.serveConfirmedReads();
       this.startReadRound();
-      if (this.appliedSinceSnapshot >= this.opts.snapshotEvery && !this.snapshotting) {
-        await this.takeSnapshot();
+      if (this.appliedSinceSnapshot >= this.opts.snapshotEvery && this.snapshotInFlight === undefined) {
+        // The state is captured now; the loop goes on while it is written.
+        this.takeSnapshot().catch((err: unknown) => this.fatal(err));
       }
       if (this.removed) {
         this.opts.onRemoved();
@@ -790,25 +794,37 @@ export class RaftDriver {
     this.readsConfirmed = still;
   }
 
+  /**
+   * Captures the applied KV state at once (it must match the applied index) and has it
+   * written; resolves when the snapshot is durable and the log compacted. A second call
+   * waits for the snapshot in flight first.
+   */
   private async takeSnapshot(): Promise<{ index: number; term: number } | undefined> {
+    while (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
     const applied = this.rawNode.raft.raftLog.applied;
     const current = this.opts.storage.storage.snap.metadata.index;
     if (applied <= current) return undefined;
-    this.snapshotting = true;
+    const cs = this.rawNode.raft.trk.confState();
+    const run = this.opts.storage.createSnapshot(
+      applied,
+      cs,
+      this.opts.kv.snapshot(),
+      this.opts.snapshotCatchUpEntries,
+    );
+    this.appliedSinceSnapshot = 0;
+    this.snapshotInFlight = run;
     try {
-      const cs = this.rawNode.raft.trk.confState();
-      const snap = await this.opts.storage.createSnapshot(
-        applied,
-        cs,
-        this.opts.kv.snapshot(),
-        this.opts.snapshotCatchUpEntries,
-      );
-      this.appliedSinceSnapshot = 0;
+      const snap = await run;
       this.log.info(`created snapshot at index ${snap.metadata.index} (term ${snap.metadata.term})`);
       this.opts.events?.snapshot?.('created', snap.metadata.index, snap.metadata.term);
       return { index: snap.metadata.index, term: snap.metadata.term };
+    } catch (err) {
+      // The leader's snapshot overtook ours while it was written: nothing is lost.
+      if (err !== ErrSnapOutOfDate) throw err;
+      this.log.info(`dropped the snapshot at index ${applied}: a newer one arrived meanwhile`);
+      return undefined;
     } finally {
-      this.snapshotting = false;
+      this.snapshotInFlight = undefined;
     }
   }
 }

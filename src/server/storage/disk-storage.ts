@@ -156,21 +156,29 @@ export class DiskStorage {
    * and its WAL marker (synced), then compacts the MemoryStorage to index - keepEntries
    * (entries kept so slow followers can catch up without a snapshot), and deletes old
    * snapshot files and WAL segments nothing can need any more.
+   *
+   * The file (the whole state machine: tens of MB) is written and synced beside the WAL,
+   * not in its queue, so Readys keep being persisted meanwhile; only the marker, the
+   * compaction and the purge wait their turn. A crash before the marker leaves a file the
+   * next start deletes (see chooseSnapshot).
    */
-  createSnapshot(
+  async createSnapshot(
     index: number,
     confState: ConfState,
     data: Uint8Array,
     keepEntries: number,
   ): Promise<Snapshot> {
+    const ms = this.storage;
+    const outOfDate = () => index <= ms.snap.metadata.index;
+    if (outOfDate()) throw ErrSnapOutOfDate;
+    if (index > ms.lastIndex()) {
+      throw new RangeError(`storage: cannot snapshot at ${index}, beyond the last index ${ms.lastIndex()}`);
+    }
+    const term = ms.term(index);
+    await this.snapshotter.save({ data, metadata: { index, term, confState } });
     return this.serial(async () => {
-      const ms = this.storage;
-      if (index <= ms.snap.metadata.index) throw ErrSnapOutOfDate;
-      if (index > ms.lastIndex()) {
-        throw new RangeError(`storage: cannot snapshot at ${index}, beyond the last index ${ms.lastIndex()}`);
-      }
-      const term = ms.term(index);
-      await this.snapshotter.save({ data, metadata: { index, term, confState } });
+      // A snapshot from the leader may have landed while the file was written.
+      if (outOfDate()) throw ErrSnapOutOfDate;
       await this.wal.append(undefined, [], true, { index, term, replacesLog: false });
       const snap = ms.createSnapshot(index, confState, data);
       const compactTo = index - Math.max(0, keepEntries);

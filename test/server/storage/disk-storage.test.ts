@@ -127,6 +127,34 @@ describe('DiskStorage', () => {
     expect(plain(ds.storage.entries(251, 301, Infinity))).toEqual(plain(ents(251, 300, 1)));
   });
 
+  it('persists Readys while a snapshot file is written; a snapshot from the leader that lands first wins', async () => {
+    let { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 10 }, entries: ents(1, 10, 1), mustSync: true });
+    // Our snapshot at 8 is being written when the leader's (at 20) and more entries arrive.
+    const ours = ds.createSnapshot(8, cs, bytes('kv@8'), 0);
+    const saved = ds.save({
+      hardState: { term: 2, vote: 1, commit: 20 },
+      entries: [],
+      mustSync: true,
+      snapshot: leaderSnap(20, 2),
+    });
+    const more = ds.save({
+      hardState: { term: 2, vote: 1, commit: 21 },
+      entries: ents(21, 21, 2),
+      mustSync: true,
+    });
+    await saved;
+    await more;
+    await expect(ours).rejects.toThrow(/older/);
+    expect(ds.storage.snapshot().metadata.index).toBe(20);
+    expect(ds.storage.lastIndex()).toBe(21);
+
+    // The dropped snapshot's file has no WAL marker: the restart keeps the leader's.
+    ({ ds } = await restart(ds));
+    expect(ds.recovered.snapshot?.metadata.index).toBe(20);
+    expect(plain(ds.storage.entries(21, 22, Infinity))).toEqual(plain(ents(21, 21, 2)));
+  });
+
   it('falls back to the older snapshot when the newest is corrupt, with a warning', async () => {
     let { ds } = await openDs(dirs.make(), 512);
     for (let i = 1; i <= 60; i++)
