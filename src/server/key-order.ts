@@ -23,6 +23,9 @@ export function compareKeys(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/** A UTF-16 unit from which UTF-16 order and code point order can differ (see compareKeys). */
+const HIGH_UNIT = /[\uD800-\uFFFF]/;
+
 export class KeyOrder {
   /** Keys in compareKeys order as of the last merge (some may have been removed since). */
   private sorted: string[];
@@ -30,14 +33,21 @@ export class KeyOrder {
   private added = new Set<string>();
   /** Keys of `sorted` removed since the last merge. */
   private removed = new Set<string>();
+  /**
+   * No key has a unit ≥ U+D800, so plain string comparison (native, several times faster
+   * than compareKeys) gives the same order. Cleared for good by the first key that has one.
+   */
+  private plain: boolean;
 
   /** `sorted` must already be in compareKeys order, without duplicates. */
   constructor(sorted: string[] = []) {
     this.sorted = sorted;
+    this.plain = !sorted.some((k) => HIGH_UNIT.test(k));
   }
 
   /** Notes a key that was not present. */
   add(key: string): void {
+    if (this.plain && HIGH_UNIT.test(key)) this.plain = false;
     // Removed and added back before a merge: it is still in place in `sorted`.
     if (!this.removed.delete(key)) this.added.add(key);
   }
@@ -60,7 +70,7 @@ export class KeyOrder {
     let hi = keys.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareKeys(keys[mid]!, key) < 0) lo = mid + 1;
+      if (this.less(keys[mid]!, key)) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -70,7 +80,8 @@ export class KeyOrder {
   private merge(): void {
     const old = this.sorted;
     const removed = this.removed;
-    const added = [...this.added].sort(compareKeys);
+    // The default sort compares strings by UTF-16 units, natively.
+    const added = this.plain ? [...this.added].sort() : [...this.added].sort(compareKeys);
     const out: string[] = new Array(old.length - removed.size + added.length);
     let i = 0;
     let j = 0;
@@ -82,7 +93,7 @@ export class KeyOrder {
         continue;
       }
       const b = added[j];
-      if (b === undefined || (a !== undefined && compareKeys(a, b) < 0)) {
+      if (b === undefined || (a !== undefined && this.less(a, b))) {
         out[n++] = a!;
         i++;
       } else {
@@ -93,5 +104,9 @@ export class KeyOrder {
     this.sorted = out;
     this.added = new Set();
     this.removed = new Set();
+  }
+
+  private less(a: string, b: string): boolean {
+    return this.plain ? a < b : compareKeys(a, b) < 0;
   }
 }
