@@ -32,6 +32,7 @@ import {
 } from '../raft/types.js';
 import {
   decodeMemberContext,
+  encodeCapture,
   encodeKvCommand,
   encodeMemberContext,
   type KvCommand,
@@ -805,11 +806,10 @@ export class RaftDriver {
     const current = this.opts.storage.storage.snap.metadata.index;
     if (applied <= current) return undefined;
     const cs = this.rawNode.raft.trk.confState();
-    const run = this.opts.storage.createSnapshot(
-      applied,
-      cs,
-      this.opts.kv.snapshot(),
-      this.opts.snapshotCatchUpEntries,
+    // Captured now, at `applied`; encoded in slices between Readys, then written.
+    const state = this.opts.kv.capture();
+    const run = encodeCapture(state).then((data) =>
+      this.opts.storage.createSnapshot(applied, cs, data, this.opts.snapshotCatchUpEntries),
     );
     this.appliedSinceSnapshot = 0;
     this.snapshotInFlight = run;

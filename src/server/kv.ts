@@ -612,36 +612,37 @@ export class KvStore {
 
   // ---- Snapshot -----------------------------------------------------------------------
 
-  /** The whole state (data, revision, members, sessions) in one deterministic encoding. */
+  /**
+   * The whole state (data, revision, members, sessions) in one deterministic encoding, in
+   * one go; encodeCapture(capture()) gives the same bytes without blocking.
+   */
   snapshot(): Uint8Array {
     const w = new Writer();
-    for (const b of SNAPSHOT_MAGIC) w.u8(b);
-    w.u8(SNAPSHOT_VERSION);
-    w.varint(this.rev);
-    const ids = [...this.memberMap.keys()].sort((a, b) => a - b);
-    w.varint(ids.length);
-    for (const id of ids) {
-      const m = this.memberMap.get(id)!;
-      w.varint(id);
-      w.u8(m.learner ? 1 : 0);
-      w.str(m.address);
-    }
-    const keys = this.order.keys();
-    w.varint(keys.length);
-    for (const k of keys) writeEntry(w, this.data.get(k)!);
-    w.varint(this.sessions.size);
-    for (const [clientId, s] of this.sessions) {
-      w.str(clientId);
-      w.varint(s.lastIndex);
-      w.varint(s.floor);
-      const seqs = [...s.results.keys()].sort((a, b) => a - b);
-      w.varint(seqs.length);
-      for (const seq of seqs) {
-        w.varint(seq);
-        writeResult(w, s.results.get(seq)!);
-      }
-    }
+    const steps = writeCapture(w, this.capture(), Number.POSITIVE_INFINITY);
+    while (!steps.next().done);
     return w.finish();
+  }
+
+  /**
+   * The state as of now, by reference: entries and results are frozen and replaced, never
+   * changed, so holding them is a consistent copy at the cost of a few arrays; the mutable
+   * parts (sessions' counters, members) are copied.
+   */
+  capture(): KvCapture {
+    const keys = this.order.keys();
+    const entries = new Array<KvEntry>(keys.length);
+    for (let i = 0; i < keys.length; i++) entries[i] = this.data.get(keys[i]!)!;
+    return {
+      rev: this.rev,
+      members: [...this.memberMap].sort((a, b) => a[0] - b[0]).map(([id, m]) => [id, { ...m }]),
+      entries,
+      sessions: [...this.sessions].map(([clientId, s]) => ({
+        clientId,
+        lastIndex: s.lastIndex,
+        floor: s.floor,
+        results: [...s.results].sort((a, b) => a[0] - b[0]),
+      })),
+    };
   }
 
   /**
@@ -719,6 +720,61 @@ export class KvStore {
     this.memberMap = members;
     this.sessions = sessions;
     this.newestSession = undefined;
+  }
+}
+
+/** A KvStore's state at one applied index (see KvStore.capture). */
+export interface KvCapture {
+  readonly rev: number;
+  readonly members: readonly (readonly [number, KvMember])[];
+  /** In key order. */
+  readonly entries: readonly KvEntry[];
+  readonly sessions: readonly {
+    clientId: string;
+    lastIndex: number;
+    floor: number;
+    /** By ascending seq. */
+    results: readonly (readonly [number, KvResult])[];
+  }[];
+}
+
+/**
+ * Encodes a capture as snapshot bytes, handing the event loop back every `chunk` entries:
+ * a store of 100k keys takes a few hundred ms to encode, which in one go would stall every
+ * request the node is serving.
+ */
+export async function encodeCapture(c: KvCapture, chunk = 2048): Promise<Uint8Array> {
+  const w = new Writer(64 * 1024);
+  for (const _ of writeCapture(w, c, chunk)) await new Promise((resolve) => setImmediate(resolve));
+  return w.finish();
+}
+
+/** Writes the snapshot format (version 1), pausing (yielding) after every `chunk` entries. */
+function* writeCapture(w: Writer, c: KvCapture, chunk: number): Generator<void> {
+  for (const b of SNAPSHOT_MAGIC) w.u8(b);
+  w.u8(SNAPSHOT_VERSION);
+  w.varint(c.rev);
+  w.varint(c.members.length);
+  for (const [id, m] of c.members) {
+    w.varint(id);
+    w.u8(m.learner ? 1 : 0);
+    w.str(m.address);
+  }
+  w.varint(c.entries.length);
+  for (let i = 0; i < c.entries.length; i++) {
+    writeEntry(w, c.entries[i]!);
+    if ((i + 1) % chunk === 0) yield;
+  }
+  w.varint(c.sessions.length);
+  for (const s of c.sessions) {
+    w.str(s.clientId);
+    w.varint(s.lastIndex);
+    w.varint(s.floor);
+    w.varint(s.results.length);
+    for (const [seq, result] of s.results) {
+      w.varint(seq);
+      writeResult(w, result);
+    }
   }
 }
 

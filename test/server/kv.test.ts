@@ -4,6 +4,7 @@ import {
   compareKeys,
   decodeKvCommand,
   decodeMemberContext,
+  encodeCapture,
   encodeKvCommand,
   encodeMemberContext,
   KvCodecError,
@@ -164,6 +165,28 @@ describe('KvStore semantics', () => {
     expectCodecError(() => kv.apply(3, new Uint8Array([1, 9, 9, 9])));
     expect(kv.snapshot()).toEqual(before);
     expect(kv.revision).toBe(1);
+  });
+});
+
+describe('KV capture', () => {
+  it('encodes in slices to the same bytes as snapshot(), and as of the capture despite later writes', async () => {
+    const kv = new KvStore();
+    kv.setMember(1, 'h1:1', false);
+    const cmds: KvCommand[] = [];
+    for (let i = 0; i < 50; i++) cmds.push(put(`c${i % 3}`, Math.floor(i / 3) + 1, `k${i % 17}`, `v${i}`));
+    cmds.push(del('c0', 99, 'k3'), cas('c1', 99, 'k4', null, 'new'));
+    applyAll(kv, cmds);
+    const expected = kv.snapshot();
+    const state = kv.capture();
+    // Writes, a delete, a new session and a member change after the capture.
+    applyAll(kv, [put('c9', 1, 'k1', 'later'), del('c0', 100, 'k5'), put('c0', 101, 'zz', 'new')], 100);
+    kv.setMember(2, 'h2:1', true);
+    expect(await encodeCapture(state, 3)).toEqual(expected);
+    const restored = new KvStore();
+    restored.restore(expected);
+    expect(restored.get('k1')?.value).not.toBe('later');
+    expect(restored.get('k5')).toBeDefined();
+    expect(restored.snapshot()).toEqual(expected);
   });
 });
 
