@@ -70,6 +70,8 @@ export interface PeerSender {
   send(msgs: Message[]): void;
   /** Writes queued messages now rather than on the next event-loop turn. */
   flushNow?(): void;
+  /** Writes queued messages once the current callbacks and promise jobs have run. */
+  flushSoon?(): void;
   setPeers(peers: Map<number, string>): void;
 }
 
@@ -616,6 +618,7 @@ export class RaftDriver {
     for (const m of msgs) this.stats.sent.set(m.type, (this.stats.sent.get(m.type) ?? 0) + 1);
     this.opts.transport.send(msgs);
     if (now) this.opts.transport.flushNow?.();
+    else this.opts.transport.flushSoon?.();
     const ev = this.opts.events?.message;
     if (ev && this.wantsEvents('message')) for (const m of msgs) ev(m);
   }

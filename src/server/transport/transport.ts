@@ -164,6 +164,7 @@ export class Transport {
   /** Ids whose unknown-peer warning was already logged (once each, not once per heartbeat). */
   private readonly warnedUnknown = new Set<number>();
   private flushHandle: NodeJS.Immediate | undefined;
+  private flushSoonQueued = false;
   private closed = false;
 
   constructor(opts: TransportOptions) {
@@ -311,6 +312,21 @@ export class Transport {
   flushNow(): void {
     if (this.flushHandle === undefined || this.closed) return;
     this.flushDirty();
+  }
+
+  /**
+   * Writes what is queued once the current callbacks and their promise jobs have run:
+   * after the answers to clients that the same Ready produced, but without waiting for the
+   * next turn of the loop (a follower waiting for the new commit index answers its own
+   * clients only when it arrives).
+   */
+  flushSoon(): void {
+    if (this.flushSoonQueued || this.closed) return;
+    this.flushSoonQueued = true;
+    process.nextTick(() => {
+      this.flushSoonQueued = false;
+      if (!this.closed) this.flushDirty();
+    });
   }
 
   private flushDirty(): void {
