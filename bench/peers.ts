@@ -9,7 +9,9 @@
 //     @coaty/consensus.raft (a TypeScript port of etcd raft) driven by the identical loop:
 //     propose → Ready → append to its MemoryStorage → synthesized follower acks → advance.
 // Usage: npm run build && npm run bench -- peers [--only gateway|core] [--secs 5]
-//        [--warmup-secs 1] [--clients 1,16,64,256] [--no-etcd] [--no-json]
+//        [--warmup-secs 1] [--settle-secs 3] [--clients 1,16,64,256] [--no-etcd] [--no-json]
+// Before its first cell each system takes --settle-secs of unmeasured puts from 64 clients:
+// a long-running server is warm, and a JIT-compiled one needs a few seconds to get there.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,6 +31,8 @@ interface Args {
   only: 'gateway' | 'core' | undefined;
   secs: number;
   warmupSecs: number;
+  /** Unmeasured load on each system before its first cell (JIT warm-up; the same for both). */
+  settleSecs: number;
   clients: number[];
   etcd: boolean;
   json: boolean;
@@ -39,6 +43,7 @@ function parseArgs(argv: string[]): Args {
     only: undefined,
     secs: 5,
     warmupSecs: 1,
+    settleSecs: 3,
     clients: [1, 16, 64, 256],
     etcd: true,
     json: true,
@@ -48,6 +53,7 @@ function parseArgs(argv: string[]): Args {
     if (f === '--only') a.only = argv[++i] as Args['only'];
     else if (f === '--secs') a.secs = Number(argv[++i]);
     else if (f === '--warmup-secs') a.warmupSecs = Number(argv[++i]);
+    else if (f === '--settle-secs') a.settleSecs = Number(argv[++i]);
     else if (f === '--clients') a.clients = (argv[++i] ?? '').split(',').map(Number);
     else if (f === '--no-etcd') a.etcd = false;
     else if (f === '--no-json') a.json = false;
@@ -205,6 +211,12 @@ async function gateway(a: Args): Promise<{ rows: GatewayRow[]; etcdVersion?: str
         }
         if (performance.now() - t0 > 30_000) throw new Error(`node ${n.id} not healthy`);
       }
+    }
+    const settle = { ...a, warmupSecs: 0, secs: a.settleSecs };
+    if (a.settleSecs > 0) {
+      process.stderr.write(`  settling each system for ${a.settleSecs} s at 64 clients…\n`);
+      await runLoad(ourEndpoints, 64, settle, 'oursSettle');
+      if (etcd) await runLoad(etcd.endpoints, 64, settle, 'etcdSettle');
     }
     for (const c of a.clients) {
       process.stderr.write(`  ${c} clients: raftctl …`);
@@ -403,7 +415,7 @@ export async function main(argv: string[]): Promise<void> {
   if (a.only !== 'core') {
     const g = await gateway(a);
     console.log(
-      `gateway puts, 256-byte values, 3 members each, clients spread over the members, ${a.warmupSecs} s warm-up + ${a.secs} s per cell`,
+      `gateway puts, 256-byte values, 3 members each, clients spread over the members, ${a.settleSecs} s settling per system, then ${a.warmupSecs} s warm-up + ${a.secs} s per cell`,
     );
     console.log(`etcd: ${g.etcdVersion ?? `skipped — ${g.skip}`}`);
     console.log(
