@@ -598,6 +598,19 @@ export class Transport {
     });
   }
 
+  /**
+   * A peer that just dialled in is up: if our own connection to it is waiting out a backoff
+   * (up to 5 s after a long outage), dial now rather than leave it unreachable that long.
+   */
+  private redialNow(id: number): void {
+    const peer = this.peers.get(id);
+    if (peer === undefined || peer.state !== 'backoff' || peer.retryTimer === undefined) return;
+    this.clearLater(peer.retryTimer);
+    peer.retryTimer = undefined;
+    peer.attempt = 0;
+    this.connect(peer);
+  }
+
   /** Closes the outbound connection without reconnecting (the caller decides what comes next). */
   private dropConnection(peer: Peer, code: number, reason: string): void {
     this.stopPing(peer);
@@ -703,6 +716,7 @@ export class Transport {
     this.inbound.set(from, ws);
     this.noteContact(from);
     this.log.info(`accepted raft connection from peer ${from} (${remote})`);
+    this.redialNow(from);
     ws.on('message', (data, isBinary) => {
       try {
         this.onFrame(ws, from, data, isBinary);

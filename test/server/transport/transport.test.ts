@@ -300,6 +300,26 @@ describe('Transport: failures', () => {
     expect(a.t.health().get(2)!.lastError).toBeUndefined();
   });
 
+  it('dials a peer at once when it dials in, instead of waiting out a long backoff', async () => {
+    const slow = { backoff: { initialMs: 10_000, maxMs: 10_000 } };
+    const a = await startNode(1, slow);
+    // Peer 2 is down: a's first dial fails and waits 5-10 s before the next.
+    const placeholder = net.createServer();
+    const port = await listen(placeholder);
+    await closeServer(placeholder);
+    a.t.setPeers(new Map([[2, `127.0.0.1:${port}`]]));
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => a.unreachable.includes(2), 'peer 2 unreachable');
+    const b = await startNode(2, slow, port);
+    link(a, b);
+    // b dials a (its first dial succeeds); a then dials b back without waiting.
+    b.t.send([hb(2, 1)]);
+    await waitFor(() => a.got.length === 1, 'b reaching a');
+    await waitFor(() => a.t.health().get(2)?.connected === true, 'a reconnected to b', 2000);
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => b.got.length === 1, 'a reaching b', 2000);
+  });
+
   it('reports unreachable when a peer queue overflows', async () => {
     // Accepts TCP but never answers the handshake: messages wait in the queue.
     const sockets: net.Socket[] = [];
