@@ -10,7 +10,7 @@
 //   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
 //     leader's profile of a 256-client put run is summarized (self time by function).
 // Usage: npm run build && npm run bench -- cluster [--secs 5] [--nodes 3,5] [--clients 1,16,256,1024]
-//        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--profile] [--no-json]
+//        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--node-args "FLAGS"] [--profile] [--no-json]
 import { type ChildProcess, execSync, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -53,6 +53,8 @@ interface Args {
   tickMs: number;
   dir: string;
   profile: boolean;
+  /** Extra flags for every node, e.g. `--snapshot-every 1000000000`. */
+  nodeArgs: string[];
   json: boolean;
 }
 
@@ -65,6 +67,7 @@ function parseArgs(argv: string[]): Args {
     tickMs: 100,
     dir: tmpdir(),
     profile: false,
+    nodeArgs: [],
     json: true,
   };
   const list = (s: string | undefined) => (s ?? '').split(',').map((x) => Number(x.trim()));
@@ -77,6 +80,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--ops') a.ops = (v ?? '').split(',') as Op[];
     else if (f === '--tick-ms') a.tickMs = Number(v);
     else if (f === '--dir') a.dir = v ?? a.dir;
+    else if (f === '--node-args') a.nodeArgs = (v ?? '').split(' ').filter(Boolean);
     else if (f === '--profile') {
       a.profile = true;
       continue;
@@ -367,7 +371,7 @@ async function startCluster(
   a: Args,
   execArgv: string[] = [],
 ): Promise<{ c: TestCluster; leader: NodeProc }> {
-  const c = await TestCluster.create(n, { tickMs: a.tickMs, args: ['--quiet'] });
+  const c = await TestCluster.create(n, { tickMs: a.tickMs, args: ['--quiet', ...a.nodeArgs] });
   for (const node of c.nodes) node.start([], { execArgv });
   // An election at 100 ms ticks takes 1–2 s; startup under load can take longer.
   const leader = await c.waitLeader(undefined, 30_000);
