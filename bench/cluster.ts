@@ -10,7 +10,7 @@
 //   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
 //     leader's profile of a 256-client put run is summarized (self time by function).
 // Usage: npm run build && npm run bench -- cluster [--secs 5] [--nodes 3,5] [--clients 1,16,256,1024]
-//        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--node-args "FLAGS"] [--profile] [--no-json]
+//        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--node-args "FLAGS"] [--conns spread|leader] [--profile] [--no-json]
 import { type ChildProcess, execSync, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -55,6 +55,8 @@ interface Args {
   profile: boolean;
   /** Extra flags for every node, e.g. `--snapshot-every 1000000000`. */
   nodeArgs: string[];
+  /** `spread`: connection j goes to the j-th node counting from the leader; `leader`: all to it. */
+  conns: 'spread' | 'leader';
   json: boolean;
 }
 
@@ -68,6 +70,7 @@ function parseArgs(argv: string[]): Args {
     dir: tmpdir(),
     profile: false,
     nodeArgs: [],
+    conns: 'spread',
     json: true,
   };
   const list = (s: string | undefined) => (s ?? '').split(',').map((x) => Number(x.trim()));
@@ -81,6 +84,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--tick-ms') a.tickMs = Number(v);
     else if (f === '--dir') a.dir = v ?? a.dir;
     else if (f === '--node-args') a.nodeArgs = (v ?? '').split(' ').filter(Boolean);
+    else if (f === '--conns') a.conns = v as Args['conns'];
     else if (f === '--profile') {
       a.profile = true;
       continue;
@@ -99,6 +103,7 @@ function parseArgs(argv: string[]): Args {
     a.nodes.some((n) => !Number.isInteger(n) || n < 1) ||
     a.clients.some((n) => !Number.isInteger(n) || n < 1) ||
     a.ops.some((o) => !(o in OP_NAMES)) ||
+    (a.conns !== 'spread' && a.conns !== 'leader') ||
     !(a.tickMs >= 1);
   if (bad) throw new Error(`bad arguments: ${argv.join(' ')}`);
   return a;
@@ -272,8 +277,13 @@ interface RunResult {
   leaderChanged: boolean;
 }
 
-async function openPool(c: TestCluster, leader: NodeProc, n: number): Promise<ControlClient[]> {
-  const order = [leader, ...c.nodes.filter((x) => x !== leader)];
+async function openPool(
+  c: TestCluster,
+  leader: NodeProc,
+  n: number,
+  to: Args['conns'] = 'spread',
+): Promise<ControlClient[]> {
+  const order = to === 'leader' ? [leader] : [leader, ...c.nodes.filter((x) => x !== leader)];
   return Promise.all(
     Array.from({ length: n }, async (_, j) => {
       const cl = new ControlClient();
@@ -384,13 +394,13 @@ async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<v
   try {
     process.stderr.write(`  leader is node ${leader.id}; warming up…\n`);
     {
-      const pool = await openPool(c, leader, connectionsFor(64, n));
+      const pool = await openPool(c, leader, connectionsFor(64, n), a.conns);
       await load(pool, 64, 'put', 1.5);
       await load(pool, 64, 'get', 0.5);
       await Promise.all(pool.map((p) => p.close()));
     }
     for (const clients of a.clients) {
-      const pool = await openPool(c, leader, connectionsFor(clients, n));
+      const pool = await openPool(c, leader, connectionsFor(clients, n), a.conns);
       for (const op of a.ops) {
         const r = await measureRun(c, leader, pool, op, clients, a.secs);
         results.push(r);
@@ -487,7 +497,7 @@ async function profileLeader(a: Args): Promise<{
   const { c, leader } = await startCluster(3, a, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
   let run: RunResult;
   try {
-    const pool = await openPool(c, leader, connectionsFor(clients, 3));
+    const pool = await openPool(c, leader, connectionsFor(clients, 3), a.conns);
     await load(pool, 64, 'put', 1);
     run = await measureRun(c, leader, pool, 'put', clients, a.secs);
     await Promise.all(pool.map((p) => p.close()));
