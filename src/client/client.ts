@@ -536,6 +536,6 @@ function checkValue<N extends CommandName>(
     // r.data has the shape CommandValue<N> names for commands listed in COMMAND_RESULTS.
     return { ok: true, value: r.data as CommandValue<N> };
   }
-  // Every other value arrived as parsed JSON (validated by parseNodeFrame).
+  // Every other value arrived as parsed JSON (validated by parseNodeFrames).
   return { ok: true, value: value as CommandValue<N> };
 }
