@@ -654,23 +654,23 @@ export const MAX_BATCH_FRAMES = 10_000;
  * is not JSON, or an empty or oversized batch, yields a single failure.
  */
 export function parseClientFrames(text: string): ParseResult<ClientFrame>[] {
-  const json = decodeJson(text);
-  if (!json.ok) return [json];
-  if (!Array.isArray(json.value)) return [parseClientValue(json.value)];
-  const bad = batchProblem(json.value);
-  if (bad !== undefined) return [{ ok: false, error: bad }];
-  return json.value.map(parseClientValue);
+  return parseFrames(text, parseClientValue);
 }
 
-function batchProblem(batch: unknown[]): FrameError | undefined {
-  if (batch.length === 0) return { code: 'bad_frame', message: 'a batch must hold at least one message' };
-  if (batch.length > MAX_BATCH_FRAMES) {
-    return {
-      code: 'bad_frame',
-      message: `a batch holds at most ${MAX_BATCH_FRAMES} messages, not ${batch.length}`,
-    };
+/** One frame, or each message of a batch, through `parseValue`. */
+function parseFrames<T>(text: string, parseValue: (value: unknown) => ParseResult<T>): ParseResult<T>[] {
+  const json = decodeJson(text);
+  if (!json.ok) return [json];
+  const batch = json.value;
+  if (!Array.isArray(batch)) return [parseValue(batch)];
+  if (batch.length === 0) {
+    return [{ ok: false, error: { code: 'bad_frame', message: 'a batch must hold at least one message' } }];
   }
-  return undefined;
+  if (batch.length > MAX_BATCH_FRAMES) {
+    const message = `a batch holds at most ${MAX_BATCH_FRAMES} messages, not ${batch.length}`;
+    return [{ ok: false, error: { code: 'bad_frame', message } }];
+  }
+  return batch.map(parseValue);
 }
 
 const COMMAND_ENVELOPE_KEYS = new Set(['type', 'id', 'command', 'args']);
@@ -745,12 +745,7 @@ export function parseNodeFrame(text: string): ParseResult<NodeFrame> {
 
 /** Like parseNodeFrame, for a frame that may be a batch (a JSON array of messages). */
 export function parseNodeFrames(text: string): ParseResult<NodeFrame>[] {
-  const json = decodeJson(text);
-  if (!json.ok) return [json];
-  if (!Array.isArray(json.value)) return [parseNodeValue(json.value)];
-  const bad = batchProblem(json.value);
-  if (bad !== undefined) return [{ ok: false, error: bad }];
-  return json.value.map(parseNodeValue);
+  return parseFrames(text, parseNodeValue);
 }
 
 function parseNodeValue(value: unknown): ParseResult<NodeFrame> {
