@@ -370,11 +370,17 @@ export class ControlClient {
         timeoutMs,
       );
       ws.on('error', (err) => settle(new ControlError('unavailable', `${url}: ${err.message}`)));
-      ws.on('open', () => {
+      const hello = (batch: boolean) =>
         ws.send(
-          JSON.stringify({ type: 'hello', version: PROTOCOL_VERSION, token: this.opts.token, batch: true }),
+          JSON.stringify({
+            type: 'hello',
+            version: PROTOCOL_VERSION,
+            token: this.opts.token,
+            ...(batch ? { batch } : {}),
+          }),
         );
-      });
+      let offeredBatch = true;
+      ws.on('open', () => hello(true));
       ws.on('close', (code, reason) => {
         if (!settled) {
           settle(
@@ -408,6 +414,11 @@ export class ControlClient {
             // Restore the subscription before anyone sees the new connection.
             if (this.subscription !== undefined) this.send({ type: 'subscribe', ...this.subscription });
             this.emit('open', f, reconnected);
+          } else if (f.type === 'error' && f.error.field === 'batch' && offeredBatch) {
+            // A node from before batching refuses the unknown hello field (and keeps the
+            // connection open): greet it the old way.
+            offeredBatch = false;
+            hello(false);
           } else if (f.type === 'error') {
             settle(new ControlError(f.error.code, f.error.message, { field: f.error.field }));
           }

@@ -236,6 +236,36 @@ describe('ControlClient', () => {
     expect(Array.isArray(frames[2])).toBe(false);
   });
 
+  it('greets a node from before batching without the batch field, and does not batch to it', async () => {
+    const hellos: unknown[] = [];
+    const frames: { type: string; id?: number }[] = [];
+    const url = await scriptedNode((ws, f) => {
+      frames.push(f);
+      if (f.type !== 'hello') {
+        ws.send(JSON.stringify({ type: 'result', id: f.id, ok: true, value: f.id }));
+        return;
+      }
+      hellos.push(f);
+      // As an older node's strict schema would: the unknown key is refused, the connection stays.
+      if ('batch' in f) {
+        ws.send(
+          JSON.stringify({
+            type: 'error',
+            error: { code: 'bad_frame', field: 'batch', message: 'unknown key' },
+          }),
+        );
+      } else ws.send(JSON.stringify(HELLO));
+    });
+    const c = client();
+    await c.connect(url);
+    expect(hellos).toEqual([
+      { type: 'hello', version: 1, batch: true },
+      { type: 'hello', version: 1 },
+    ]);
+    await Promise.all([c.command('read-index'), c.command('read-index')]);
+    expect(frames.filter((f) => f.type === 'command')).toHaveLength(2);
+  });
+
   it('sends one frame per command to a node that does not take batches', async () => {
     const frames: { type: string; id?: number }[] = [];
     const url = await scriptedNode((ws, f) => {
