@@ -190,9 +190,10 @@ describe('EventStream', () => {
     item(3, 3, 'MsgHeartbeat', '3->1 MsgHeartbeat Term:2'),
     item(4, 2, 'election', 'n2 became candidate at term 3'),
   ];
-
-  it('shows each event as its describe line, newest last', () => {
-    const f = render(
+  type StreamProps = Parameters<typeof EventStream>[0];
+  /** The stream's frame: these items, unfiltered, live, 100×10, unless overridden. */
+  const frameOf = (props: Partial<StreamProps> = {}): string =>
+    render(
       <EventStream
         items={items}
         filter={NO_FILTER}
@@ -201,84 +202,42 @@ describe('EventStream', () => {
         width={100}
         paused={false}
         theme={mono}
+        {...props}
       />,
     ).lastFrame()!;
-    const lines = f.split('\n');
+
+  it('shows each event as its describe line, newest last', () => {
+    const lines = frameOf().split('\n');
     expect(lines[0]).toContain('Events [all] 4 kept · live');
     expect(lines[1]).toContain('n1 1->2 MsgApp Term:2 Log:2/14 Commit:13 Entries:[2/15 EntryNormal "x"]');
     expect(lines[4]).toContain('n2 n2 became candidate at term 3');
   });
 
   it('filters by node and by message type, and excludes types', () => {
-    const byNode = render(
-      <EventStream
-        items={items}
-        filter={parseFilter('n2')}
-        scroll={0}
-        height={10}
-        width={100}
-        paused={false}
-        theme={mono}
-      />,
-    ).lastFrame()!;
+    const byNode = frameOf({ filter: parseFilter('n2') });
     expect(byNode).toContain('MsgAppResp');
     expect(byNode).not.toContain('MsgHeartbeat');
-    const byType = render(
-      <EventStream
-        items={items}
-        filter={parseFilter('MsgApp')}
-        scroll={0}
-        height={10}
-        width={100}
-        paused={false}
-        theme={mono}
-      />,
-    ).lastFrame()!;
+    const byType = frameOf({ filter: parseFilter('MsgApp') });
     expect(byType).toContain('1->2 MsgApp');
     expect(byType).not.toContain('MsgAppResp');
-    const without = render(
-      <EventStream
-        items={items}
-        filter={parseFilter('!MsgHeartbeat')}
-        scroll={0}
-        height={10}
-        width={100}
-        paused={false}
-        theme={mono}
-      />,
-    ).lastFrame()!;
+    const without = frameOf({ filter: parseFilter('!MsgHeartbeat') });
     expect(without.split('\n').slice(1).join('\n')).not.toContain('MsgHeartbeat');
     expect(without).toContain('[!MsgHeartbeat] 3 kept');
   });
 
   it('scrolls back and clamps at the oldest event', () => {
     const many = Array.from({ length: 50 }, (_, i) => item(i + 1, 1, 'MsgApp', `line ${i + 1}`));
-    const back = render(
-      <EventStream items={many} filter={NO_FILTER} scroll={10} height={6} width={80} paused theme={mono} />,
-    ).lastFrame()!;
+    const back = frameOf({ items: many, scroll: 10, height: 6, width: 80, paused: true });
     expect(back).toContain('↑ 10 back');
     expect(back).toContain('line 40');
     expect(back).not.toContain('line 41');
-    const top = render(
-      <EventStream items={many} filter={NO_FILTER} scroll={1e9} height={6} width={80} paused theme={mono} />,
-    ).lastFrame()!;
+    const top = frameOf({ items: many, scroll: 1e9, height: 6, width: 80, paused: true });
     expect(top).toContain('line 1');
     expect(top).toContain('↑ 45 back');
   });
 
   it('truncates long lines to the width', () => {
-    const long = [item(1, 1, 'MsgApp', 'x'.repeat(500))];
-    const f = render(
-      <EventStream
-        items={long}
-        filter={NO_FILTER}
-        scroll={0}
-        height={3}
-        width={60}
-        paused={false}
-        theme={mono}
-      />,
-    ).lastFrame()!;
+    const f = frameOf({ items: [item(1, 1, 'MsgApp', 'x'.repeat(500))], height: 3, width: 60 });
     for (const l of f.split('\n')) expect(l.length).toBeLessThanOrEqual(60);
     expect(f).toContain('…');
   });
