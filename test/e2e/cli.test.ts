@@ -1,11 +1,14 @@
 // End-to-end: the real `bin/raftctl` (built by `npm run build`) in child processes, against a
 // real local cluster started with `raftctl up --detach`. Every spawned node is killed in
 // afterAll by the pids in cluster.json, whatever happened in the tests.
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ClusterFile, readClusterFile } from '../../src/cli/cluster.js';
+import type { StatusReport } from '../../src/cli/format.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin', 'raftctl');
@@ -52,40 +55,22 @@ function run(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv
   });
 }
 
-interface ClusterJson {
-  nodes: { id: number; address: string; pid?: number; dataDir: string }[];
-}
-const clusterJson = (): ClusterJson =>
-  JSON.parse(readFileSync(join(clusterDir, 'cluster.json'), 'utf8')) as ClusterJson;
-
-interface StatusJson {
-  members: {
-    id: number;
-    address: string;
-    role: string;
-    term: number | null;
-    leader: number | null;
-    commit: number | null;
-    applied: number | null;
-    lastIndex: number | null;
-    learner: boolean;
-    up: boolean;
-    lag: number | null;
-    health: string;
-  }[];
-  leader: number;
-  term: number;
+/** The cluster file `up` wrote, read as the CLI reads it. */
+function clusterJson(): ClusterFile {
+  const f = readClusterFile(clusterDir);
+  if (f === undefined) throw new Error(`no cluster file in ${clusterDir}`);
+  return f;
 }
 
-async function status(): Promise<StatusJson> {
+async function status(): Promise<StatusReport> {
   const r = await run(['status', '--json']);
-  return JSON.parse(r.stdout) as StatusJson;
+  return JSON.parse(r.stdout) as StatusReport;
 }
 
 /** Polls `status --json` until `ok` holds (bounded). */
-async function until(ok: (s: StatusJson) => boolean, timeoutMs = 8000): Promise<StatusJson> {
+async function until(ok: (s: StatusReport) => boolean, timeoutMs = 8000): Promise<StatusReport> {
   const deadline = Date.now() + timeoutMs;
-  let last: StatusJson | undefined;
+  let last: StatusReport | undefined;
   while (Date.now() < deadline) {
     try {
       last = await status();
@@ -280,7 +265,7 @@ describe('raftctl against a detached local cluster', { timeout: 30_000 }, () => 
     const first = clusterJson().nodes[0]!.address;
     const r = await run(['attach', first, '--once', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as StatusJson & { endpoints: string[] };
+    const j = JSON.parse(r.stdout) as StatusReport & { endpoints: string[] };
     expect(j.members.map((m) => m.id)).toEqual([1, 2, 3]);
     expect(j.endpoints).toHaveLength(3);
   });
