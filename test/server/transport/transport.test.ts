@@ -105,6 +105,24 @@ function hb(from: number, to: number): Message {
   return message({ type: 'MsgHeartbeat', from, to, term: 2 });
 }
 
+/** A MsgSnap from 1 to 2 carrying `data` at `index`, with the given voters and learners. */
+function snapMsg(data: Uint8Array, index: number, term = 1, voters = [1], learners: number[] = []): Message {
+  return message({
+    type: 'MsgSnap',
+    from: 1,
+    to: 2,
+    term,
+    snapshot: {
+      data,
+      metadata: {
+        index,
+        term,
+        confState: { voters, learners, votersOutgoing: [], learnersNext: [], autoLeave: false },
+      },
+    },
+  });
+}
+
 function logged(n: TestNode, re: RegExp): boolean {
   return n.lines.some((l) => re.test(l.message));
 }
@@ -391,26 +409,7 @@ describe('Transport: snapshots', () => {
     link(a, b);
     await waitFor(() => a.t.health().get(2)!.connected, 'connection');
     const data = new Uint8Array(256 * 1024).map((_, i) => i * 7);
-    const snap = message({
-      type: 'MsgSnap',
-      from: 1,
-      to: 2,
-      term: 3,
-      snapshot: {
-        data,
-        metadata: {
-          index: 40,
-          term: 3,
-          confState: {
-            voters: [1, 2, 3],
-            learners: [4],
-            votersOutgoing: [],
-            learnersNext: [],
-            autoLeave: false,
-          },
-        },
-      },
-    });
+    const snap = snapMsg(data, 40, 3, [1, 2, 3], [4]);
     a.t.send([hb(1, 2), snap, app(1, 2, 41)]);
     await waitFor(() => a.snaps.length === 1 && b.got.length === 3, 'snapshot delivered and reported');
     expect(a.snaps).toEqual([[2, true]]);
@@ -428,21 +427,7 @@ describe('Transport: snapshots', () => {
     const a = await startNode(1);
     a.t.setPeers(new Map([[2, '127.0.0.1:1']]));
     await waitFor(() => a.unreachable.includes(2), 'peer down');
-    a.t.send([
-      message({
-        type: 'MsgSnap',
-        from: 1,
-        to: 2,
-        snapshot: {
-          data: new Uint8Array(3),
-          metadata: {
-            index: 5,
-            term: 1,
-            confState: { voters: [1], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
-          },
-        },
-      }),
-    ]);
+    a.t.send([snapMsg(new Uint8Array(3), 5)]);
     await waitFor(() => a.snaps.length === 1, 'status');
     expect(a.snaps).toEqual([[2, false]]);
   });
@@ -518,21 +503,7 @@ describe('Transport: faults', () => {
     await waitFor(() => a.got.length === 1 && b.got.length === 1, 'healed');
     // A snapshot lost to a fault is reported as failed, as a lost connection would be.
     a.t.setFault({ kind: 'isolate', peers: [2] });
-    a.t.send([
-      message({
-        type: 'MsgSnap',
-        from: 1,
-        to: 2,
-        snapshot: {
-          data: new Uint8Array(1),
-          metadata: {
-            index: 1,
-            term: 1,
-            confState: { voters: [1], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
-          },
-        },
-      }),
-    ]);
+    a.t.send([snapMsg(new Uint8Array(1), 1)]);
     await waitFor(() => a.snaps.length === 1, 'snapshot status');
     expect(a.snaps).toEqual([[2, false]]);
   });
