@@ -105,6 +105,11 @@ export interface CliRun extends Exit {
   stderr: string;
 }
 
+/** `raftctl node` flags for node 1 alone at `address` (host:port) with its data in `dataDir`. */
+export function soloNodeArgs(address: string, dataDir: string): string[] {
+  return ['node', '--id', '1', '--listen', address, '--peers', `1=${address}`, '--data-dir', dataDir];
+}
+
 /**
  * Runs `raftctl ARGS` to completion (for commands expected to exit by themselves), killing
  * it if it outlives the timeout — the result then shows signal SIGKILL.

@@ -14,6 +14,7 @@ import {
   type NodeProc,
   runCli,
   sleep,
+  soloNodeArgs,
   TestCluster,
   TestResources,
   waitFor,
@@ -425,17 +426,7 @@ describe('raftctl node: start-up failures', () => {
     await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', () => r()));
     const dir = tempDir();
     try {
-      const r = await runCli([
-        'node',
-        '--id',
-        '1',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--peers',
-        `1=127.0.0.1:${port}`,
-        '--data-dir',
-        path.join(dir, 'n1'),
-      ]);
+      const r = await runCli(soloNodeArgs(`127.0.0.1:${port}`, path.join(dir, 'n1')));
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain(`port ${port} on 127.0.0.1 is already in use`);
     } finally {
@@ -462,17 +453,7 @@ describe('raftctl node: start-up failures', () => {
     // Let another user reach into it, so only the locked dir below is off limits.
     chmodSync(dir, 0o755);
     const [port] = await freePorts(1);
-    const args = (dataDir: string) => [
-      'node',
-      '--id',
-      '1',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--peers',
-      `1=127.0.0.1:${port}`,
-      '--data-dir',
-      dataDir,
-    ];
+    const args = (dataDir: string) => soloNodeArgs(`127.0.0.1:${port}`, dataDir);
     // A path through a regular file can never be a directory.
     writeFileSync(path.join(dir, 'file'), 'x');
     const notDir = await runCli(args(path.join(dir, 'file', 'n1')));

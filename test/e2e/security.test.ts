@@ -10,7 +10,17 @@ import { WebSocket } from 'ws';
 import { ControlClient, ControlError } from '../../src/client/client.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/protocol/control.js';
 import { opensslMissing, TestPki } from './certs.js';
-import { b64, freePorts, killAll, NodeProc, runCli, TestCluster, TestResources, waitFor } from './harness.js';
+import {
+  b64,
+  freePorts,
+  killAll,
+  NodeProc,
+  runCli,
+  soloNodeArgs,
+  TestCluster,
+  TestResources,
+  waitFor,
+} from './harness.js';
 
 const TOKEN = 'sekret-token-4c1d';
 const res = new TestResources();
@@ -98,22 +108,7 @@ describe('no token beyond loopback', () => {
   });
 
   it('refuses an empty --token as a usage error', async () => {
-    const r = await runCli(
-      [
-        'node',
-        '--id',
-        '1',
-        '--listen',
-        '127.0.0.1:1',
-        '--peers',
-        '1=127.0.0.1:1',
-        '--data-dir',
-        tempDir(),
-        '--token',
-        '',
-      ],
-      { timeoutMs: 10_000 },
-    );
+    const r = await runCli([...soloNodeArgs('127.0.0.1:1', tempDir()), '--token', ''], { timeoutMs: 10_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--token is empty/);
   });
@@ -388,17 +383,7 @@ describe.skipIf(noOpenssl !== undefined)('mutual TLS', () => {
     pki ??= TestPki.create('ca');
     const garbage = path.join(tempDir(), 'garbage.pem');
     writeFileSync(garbage, 'not a certificate\n');
-    const base = [
-      'node',
-      '--id',
-      '1',
-      '--listen',
-      '127.0.0.1:1',
-      '--peers',
-      '1=127.0.0.1:1',
-      '--data-dir',
-      tempDir(),
-    ];
+    const base = soloNodeArgs('127.0.0.1:1', tempDir());
     const missing = await runCli([...base, '--tls-cert', '/nonexistent.pem', '--tls-key', garbage]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/cannot read --tls-cert \/nonexistent\.pem: ENOENT/);
