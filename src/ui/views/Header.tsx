@@ -1,26 +1,29 @@
 // The top two lines: the cluster's health at a glance.
 import { Box, Text } from 'ink';
 import type { ReplayInfo } from '../controller.js';
-import type { Alert, QuorumView } from '../store.js';
+import type { ClusterSnapshot } from '../store.js';
 import type { Theme } from '../theme.js';
 import { clip } from './format.js';
 
-export interface HeaderProps {
+/** The snapshot fields the header shows, plus what the app knows beside the store. */
+export type HeaderProps = Pick<
+  ClusterSnapshot,
+  | 'clusterId'
+  | 'leader'
+  | 'term'
+  | 'quorum'
+  | 'commit'
+  | 'commitRate'
+  | 'alerts'
+  | 'eventsTotal'
+  | 'lost'
+  | 'paused'
+> & {
   title: string;
-  clusterId: string | undefined;
-  leader: { id: number; term: number } | undefined;
-  term: number;
-  quorum: QuorumView;
-  commit: number;
-  commitRate: number;
-  alerts: readonly Alert[];
-  eventsTotal: number;
-  lost: number;
-  paused: boolean;
   replay: ReplayInfo | undefined;
   width: number;
   theme: Theme;
-}
+};
 
 function replayLabel(r: ReplayInfo): string {
   const s = (r.elapsedMs / 1000).toFixed(1);
