@@ -9,28 +9,11 @@ import {
   visibleLength,
 } from '../../src/cli/format.js';
 import type { Member, NodeState } from '../../src/protocol/control.js';
+import { nodeState } from '../ui/fixtures.js';
 
-function state(id: number, over: Partial<NodeState> = {}): NodeState {
-  return {
-    id,
-    role: 'follower',
-    term: 2,
-    vote: 1,
-    leader: 1,
-    commit: 9,
-    applied: 9,
-    lastIndex: 9,
-    firstIndex: 1,
-    leadTransferee: 0,
-    config: { voters: [1, 2, 3], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false },
-    transport: [],
-    faults: [],
-    snapshotIndex: 0,
-    kvKeys: 0,
-    at: 0,
-    ...over,
-  };
-}
+/** A follower's state as the ui fixtures build it, at commit 9. */
+const state = (id: number, over: Partial<NodeState> = {}): NodeState =>
+  nodeState(id, { commit: 9, applied: 9, lastIndex: 9, at: 0, ...over });
 
 const members: Member[] = [
   { id: 2, address: '127.0.0.1:7002', learner: false },
