@@ -23,23 +23,29 @@ function snapshot() {
   return store.getSnapshot();
 }
 
+type TableProps = Parameters<typeof NodeTable>[0];
+
+/** The node table's frame: node 1 selected and leading, 100 wide, unless overridden. */
+function table(props: Partial<TableProps> & Pick<TableProps, 'nodes'>): string {
+  return render(
+    <NodeTable
+      selected={1}
+      leader={1}
+      now={0}
+      highlightMs={0}
+      width={100}
+      maxRows={10}
+      theme={theme('dark')}
+      {...props}
+    />,
+  ).lastFrame()!;
+}
+
 describe('colour', () => {
   it('highlights a changed cell for a moment, then not', () => {
     const snap = snapshot();
     const nodes = snap.nodes.map((n) => (n.id === 2 ? { ...n, changed: { commit: snap.now - 100 } } : n));
-    const at = (now: number) =>
-      render(
-        <NodeTable
-          nodes={nodes}
-          selected={1}
-          leader={1}
-          now={now}
-          highlightMs={1000}
-          width={100}
-          maxRows={10}
-          theme={theme('dark')}
-        />,
-      ).lastFrame()!;
+    const at = (now: number) => table({ nodes, now, highlightMs: 1000 });
     // Yellow background (43) only while the change is fresh.
     expect(at(snap.now)).toContain('\x1b[43m');
     expect(at(snap.now + 5000)).not.toContain('\x1b[43m');
@@ -47,36 +53,12 @@ describe('colour', () => {
 
   it('colours roles: the leader green', () => {
     const snap = snapshot();
-    const f = render(
-      <NodeTable
-        nodes={snap.nodes}
-        selected={1}
-        leader={1}
-        now={0}
-        highlightMs={0}
-        width={100}
-        maxRows={10}
-        theme={theme('dark')}
-      />,
-    ).lastFrame()!;
-    expect(f).toMatch(/\x1b\[92m[^\n]*leader/);
+    expect(table({ nodes: snap.nodes })).toMatch(/\x1b\[92m[^\n]*leader/);
   });
 
   it('the mono theme (NO_COLOR) uses no colour at all', () => {
     const snap = snapshot();
-    const f = render(
-      <NodeTable
-        nodes={snap.nodes}
-        selected={1}
-        leader={1}
-        now={0}
-        highlightMs={0}
-        width={100}
-        maxRows={10}
-        theme={theme('mono')}
-      />,
-    ).lastFrame()!;
-    expect(f).not.toMatch(/\x1b\[(3|4|9|10)\dm/);
+    expect(table({ nodes: snap.nodes, theme: theme('mono') })).not.toMatch(/\x1b\[(3|4|9|10)\dm/);
   });
 
   it('maps NO_COLOR and --no-color to FORCE_COLOR=0 and the mono theme, and CI off on a terminal', () => {
