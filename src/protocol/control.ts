@@ -281,13 +281,18 @@ export function utf8Length(s: string): number {
   return n;
 }
 
+/** Whether s takes at most `max` bytes in UTF-8; a string of up to max/3 chars always does. */
+function fitsUtf8(s: string, max: number): boolean {
+  return s.length * 3 <= max || (s.length <= max && utf8Length(s) <= max);
+}
+
 const Key = z
   .string()
   .min(1)
-  .refine((s) => s.length <= MAX_KEY_BYTES && utf8Length(s) <= MAX_KEY_BYTES, {
+  .refine((s) => fitsUtf8(s, MAX_KEY_BYTES), {
     message: `keys are at most ${MAX_KEY_BYTES} bytes (UTF-8)`,
   });
-const Value = z.string().refine((s) => s.length <= MAX_VALUE_BYTES && utf8Length(s) <= MAX_VALUE_BYTES, {
+const Value = z.string().refine((s) => fitsUtf8(s, MAX_VALUE_BYTES), {
   message: `values are at most ${MAX_VALUE_BYTES} bytes (UTF-8)`,
 });
 const NoArgs = z.strictObject({});
@@ -625,12 +630,37 @@ export function parseCommandArgs<N extends CommandName>(
   command: N,
   args: unknown,
 ): { ok: true; args: CommandArgs<N> } | { ok: false; field: string; message: string } {
+  if (command === 'put' && isPlainPut(args)) return { ok: true, args: args as CommandArgs<N> };
   // Omitted args mean "no arguments"; the schema then decides whether that is enough.
   const schema: z.ZodType = COMMAND_ARGS[command];
   const r = schema.safeParse(args ?? {});
   // The schema is COMMAND_ARGS[command]; the generic lookup loses that link, hence the assertion.
   if (r.success) return { ok: true, args: r.data as CommandArgs<N> };
   return { ok: false, ...describeIssues(r.error, 'args') };
+}
+
+const PUT_KEYS = new Set(['key', 'value', 'prevKv', 'clientId', 'seq']);
+
+/**
+ * A put's arguments checked by hand, as COMMAND_ARGS.put would accept them: a put is most
+ * of a busy node's traffic, and the schema's walk costs more than these checks. Anything
+ * else (including every malformed put) goes to the schema, whose errors name the field.
+ */
+function isPlainPut(a: unknown): a is CommandArgs<'put'> {
+  if (typeof a !== 'object' || a === null) return false;
+  const { key, value, prevKv, clientId, seq } = a as Record<string, unknown>;
+  if (typeof key !== 'string' || key.length === 0 || !fitsUtf8(key, MAX_KEY_BYTES)) return false;
+  if (typeof value !== 'string' || !fitsUtf8(value, MAX_VALUE_BYTES)) return false;
+  if (prevKv !== undefined && typeof prevKv !== 'boolean') return false;
+  if (
+    clientId !== undefined &&
+    (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 1024)
+  ) {
+    return false;
+  }
+  if (seq !== undefined && (!Number.isSafeInteger(seq) || (seq as number) < 1)) return false;
+  for (const k in a) if (!PUT_KEYS.has(k)) return false;
+  return true;
 }
 
 /**

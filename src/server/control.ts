@@ -420,19 +420,22 @@ export class ControlServer {
   // Commands
 
   private async runCommand(s: Session, cmd: CommandFrame): Promise<void> {
-    const fail = (code: CommandErrorCode, message: string, leader?: number): void =>
-      this.sendResult(s, {
-        type: 'result',
-        id: cmd.id,
-        ok: false,
-        error: resultError(code, message, leader),
-      });
     if (cmd.command === 'fault' && !this.api.allowFaults) {
-      fail('faults_disabled', 'fault injection is disabled on this node (start it with faults allowed)');
+      this.failCommand(
+        s,
+        cmd.id,
+        'faults_disabled',
+        'fault injection is disabled on this node (start it with faults allowed)',
+      );
       return;
     }
     if (s.commandsInFlight >= this.maxInFlight) {
-      fail('unavailable', `too many commands in flight on this connection (max ${this.maxInFlight})`);
+      this.failCommand(
+        s,
+        cmd.id,
+        'unavailable',
+        `too many commands in flight on this connection (max ${this.maxInFlight})`,
+      );
       return;
     }
     s.commandsInFlight++;
@@ -443,10 +446,10 @@ export class ControlServer {
       s.commandsInFlight--;
       const known = asCommandError(err);
       if (known !== undefined) {
-        fail(known.code, known.message, known.leader);
+        this.failCommand(s, cmd.id, known.code, known.message, known.leader);
       } else {
         this.logger.error(`control: command ${cmd.command} failed: ${errorText(err)}`);
-        fail('internal', errorText(err));
+        this.failCommand(s, cmd.id, 'internal', errorText(err));
       }
       return;
     }
@@ -457,10 +460,20 @@ export class ControlServer {
       text = frame({ type: 'result', id: cmd.id, ok: true, value: value ?? null });
     } catch (err) {
       this.logger.error(`control: result of ${cmd.command} is not JSON-serializable: ${errorText(err)}`);
-      fail('internal', 'the result could not be serialized');
+      this.failCommand(s, cmd.id, 'internal', 'the result could not be serialized');
       return;
     }
     this.sendControl(s, text);
+  }
+
+  private failCommand(
+    s: Session,
+    id: number,
+    code: CommandErrorCode,
+    message: string,
+    leader?: number,
+  ): void {
+    this.sendResult(s, { type: 'result', id, ok: false, error: resultError(code, message, leader) });
   }
 
   // -------------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ export type KvRequest = KvCommand extends infer C
 const UTF8_ENCODER = new TextEncoder();
 const UTF8_DECODER = new TextDecoder();
 
+/** A waiter's resolve/reject until its promise's executor hands over the real ones. */
+const noResult = (): void => undefined;
+
 export function roleOf(state: StateType): Role {
   switch (state) {
     case 'StateLeader':
@@ -116,11 +119,14 @@ export interface DriverOptions {
 }
 
 interface Waiter {
+  /** The request key (client id and seq) the waiter is filed under. */
+  key: string;
   /** The encoded command, kept to propose it again after a leader change. */
   data: Uint8Array;
   resolve(r: KvResult): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the request times out (see expireWaiters). */
+  deadline: number;
 }
 
 interface ReadWaiter {
@@ -146,8 +152,11 @@ export class RaftDriver {
   private removed = false;
 
   /** Proposals not yet stepped into Raft; flushed as one MsgProp before each Ready. */
-  private proposalBatch: { key: string; data: Uint8Array }[] = [];
-  /** Proposals waiting for their entry to be applied, by request key. */
+  private proposalBatch: Waiter[] = [];
+  /**
+   * Proposals waiting for their entry to be applied, by request key. Every waiter gets the
+   * same timeout when it is filed, so insertion order (the map's) is deadline order.
+   */
   private readonly waiters = new Map<string, Waiter>();
   /** Conf changes waiting to be applied, by a token carried in the change's context. */
   private readonly confWaiters = new Map<string, ConfWaiter>();
@@ -237,6 +246,7 @@ export class RaftDriver {
   start(): void {
     this.ticker = setInterval(() => {
       this.rawNode.tick();
+      this.expireWaiters(performance.now());
       this.schedule();
     }, this.opts.tickMs);
     this.schedule();
@@ -248,10 +258,7 @@ export class RaftDriver {
     for (const d of this.departing.values()) clearTimeout(d.timer);
     this.departing.clear();
     const err = new CommandError('unavailable', 'the node is shutting down');
-    for (const w of this.waiters.values()) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
+    for (const w of this.waiters.values()) w.reject(err);
     this.waiters.clear();
     for (const w of this.confWaiters.values()) {
       clearTimeout(w.timer);
@@ -310,11 +317,11 @@ export class RaftDriver {
     this.assertRunning();
     const full = { ...cmd, clientId: cmd.clientId ?? this.clientId, seq: cmd.seq ?? ++this.seq } as KvCommand;
     const key = requestKey(full);
-    return new Promise<KvResult>((resolve, reject) => {
-      const existing = this.waiters.get(key);
-      if (existing) {
-        // A retry of a request still in flight: answer both callers when it applies, or
-        // fail both when it times out or the node stops.
+    const existing = this.waiters.get(key);
+    if (existing) {
+      // A retry of a request still in flight: answer both callers when it applies, or
+      // fail both when it times out or the node stops.
+      return new Promise<KvResult>((resolve, reject) => {
         const { resolve: firstResolve, reject: firstReject } = existing;
         existing.resolve = (r) => {
           firstResolve(r);
@@ -324,24 +331,41 @@ export class RaftDriver {
           firstReject(e);
           reject(e);
         };
-        return;
-      }
-      const timer = setTimeout(() => {
-        const w = this.waiters.get(key);
-        this.waiters.delete(key);
-        this.stats.proposals.timeout++;
-        w?.reject(
-          new CommandError(
-            'timeout',
-            `no result within ${this.opts.requestTimeoutMs} ms: the write may or may not be applied; retry with the same request id to find out`,
-          ),
-        );
-      }, this.opts.requestTimeoutMs);
-      const data = encodeKvCommand(full);
-      this.waiters.set(key, { data, resolve, reject, timer });
-      this.proposalBatch.push({ key, data });
-      this.schedule();
+      });
+    }
+    // No timer per request: on a busy node that is a timer object, a closure and a
+    // timer-list insert and removal for every write. The ticker sweeps deadlines instead
+    // (expireWaiters), so a request times out within a tick of its deadline.
+    const w: Waiter = {
+      key,
+      data: encodeKvCommand(full),
+      resolve: noResult,
+      reject: noResult,
+      deadline: performance.now() + this.opts.requestTimeoutMs,
+    };
+    const answer = new Promise<KvResult>((resolve, reject) => {
+      w.resolve = resolve;
+      w.reject = reject;
     });
+    this.waiters.set(key, w);
+    this.proposalBatch.push(w);
+    this.schedule();
+    return answer;
+  }
+
+  /** Fails the proposals whose deadline has passed; they are the oldest in `waiters`. */
+  private expireWaiters(now: number): void {
+    for (const w of this.waiters.values()) {
+      if (w.deadline > now) break;
+      this.waiters.delete(w.key);
+      this.stats.proposals.timeout++;
+      w.reject(
+        new CommandError(
+          'timeout',
+          `no result within ${this.opts.requestTimeoutMs} ms: the write may or may not be applied; retry with the same request id to find out`,
+        ),
+      );
+    }
   }
 
   /**
@@ -358,16 +382,15 @@ export class RaftDriver {
         message({
           type: 'MsgProp',
           from: this.id,
-          entries: batch.map((p) => ({ term: 0, index: 0, type: 'EntryNormal' as const, data: p.data })),
+          entries: batch.map((w) => ({ term: 0, index: 0, type: 'EntryNormal' as const, data: w.data })),
         }),
       );
     } catch (err) {
       const error = this.proposalError(err);
-      for (const p of batch) {
-        const w = this.waiters.get(p.key);
-        if (!w) continue;
-        this.waiters.delete(p.key);
-        clearTimeout(w.timer);
+      for (const w of batch) {
+        // Gone already if it timed out or was answered by an earlier proposal of the same request.
+        if (this.waiters.get(w.key) !== w) continue;
+        this.waiters.delete(w.key);
         this.stats.proposals.dropped++;
         w.reject(error);
       }
@@ -642,9 +665,8 @@ export class RaftDriver {
       // unanswered again to the new one. Applying is at most once per request id, so a
       // proposal that did survive is not applied twice; its first application answers.
       if (ss.lead !== NONE) {
-        const queued = new Set(this.proposalBatch.map((p) => p.key));
-        for (const [key, w] of this.waiters)
-          if (!queued.has(key)) this.proposalBatch.push({ key, data: w.data });
+        const queued = new Set(this.proposalBatch);
+        for (const w of this.waiters.values()) if (!queued.has(w)) this.proposalBatch.push(w);
       }
       // Likewise the read rounds.
       for (const [ctx, waiters] of this.readRounds) {
@@ -684,7 +706,6 @@ export class RaftDriver {
         const w = this.waiters.get(key);
         if (w) {
           this.waiters.delete(key);
-          clearTimeout(w.timer);
           this.stats.proposals.ok++;
           w.resolve(applied.result);
         }

@@ -112,6 +112,34 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     expect(states.find((s) => s.role === 'leader')?.progress).toHaveLength(3);
   }, 20_000);
 
+  it('a write that cannot commit times out after --request-timeout-ms, saying its outcome is unknown', async () => {
+    const c = await cluster(3, ['--request-timeout-ms', '400']);
+    const leader = await c.waitLeader();
+    const lc = await leader.client();
+    await lc.command('put', { key: 'before', value: 'ok' });
+    // Followers frozen: the leader appends the write but can never commit it (and, with
+    // CheckQuorum, soon steps down; the request keeps waiting for a leader either way).
+    const followers = c.nodes.filter((n) => n !== leader);
+    for (const f of followers) f.proc!.kill('SIGSTOP');
+    const started = Date.now();
+    let err: { code?: string; message?: string } | undefined;
+    try {
+      await lc.command('put', { key: 'stuck', value: 'x' }, { timeoutMs: 5000 });
+    } catch (e) {
+      err = e as typeof err;
+    } finally {
+      for (const f of followers) f.proc!.kill('SIGCONT');
+    }
+    const waited = Date.now() - started;
+    expect(err?.code).toBe('timeout');
+    expect(err?.message).toMatch(/may or may not be applied/);
+    // Swept on the node's ticks (20 ms here): late by at most a tick or so, never early.
+    expect(waited).toBeGreaterThanOrEqual(400);
+    expect(waited).toBeLessThan(1500);
+    const metrics = await (await fetch(`http://${leader.address}/metrics`)).text();
+    expect(metrics).toMatch(/raft_proposals_total\{result="timeout"\} 1\b/);
+  }, 20_000);
+
   it('kill -9 of the leader loses nothing acknowledged; the old leader restarts and catches up by log', async () => {
     const c = await cluster(3, ['--request-timeout-ms', '1500']);
     const leader = await c.waitLeader();

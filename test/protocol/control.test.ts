@@ -280,6 +280,42 @@ describe('batched frames', () => {
     expect(failure(j({ ...put(1), command: 7 })).error.field).toBe('command');
   });
 
+  it('checks put arguments by hand exactly as the schema does', () => {
+    // A valid put with one field replaced by a value near a bound the schema checks: empty,
+    // over-long (4 KiB keys, in UTF-16 units and in UTF-8 bytes), 1,024-unit client ids,
+    // seqs at 2^53, wrong types, unknown keys.
+    const text = fc.oneof(
+      fc.constantFrom('', 'k', 'é'.repeat(1366), 'é'.repeat(2049), 'x'.repeat(4096), 'x'.repeat(4097)),
+      fc.constantFrom('c'.repeat(1024), 'c'.repeat(1025)),
+      fc.string({ unit: 'grapheme', maxLength: 8 }),
+    );
+    const anyValue = fc.oneof(
+      text,
+      fc.constantFrom(0, 1, -1, 1.5, Number.MAX_SAFE_INTEGER, 2 ** 53, true, false, null),
+    );
+    const valid = fc.record(
+      {
+        key: fc.string({ minLength: 1, maxLength: 8 }),
+        value: fc.string({ maxLength: 8 }),
+        prevKv: fc.boolean(),
+        clientId: fc.string({ minLength: 1, maxLength: 8 }),
+        seq: fc.integer({ min: 1, max: 1000 }),
+      },
+      { requiredKeys: ['key', 'value'] },
+    );
+    const fields = fc.constantFrom('key', 'value', 'prevKv', 'clientId', 'seq', 'extra', 'none');
+    fc.assert(
+      fc.property(valid, fields, anyValue, (base, field, v) => {
+        const a: Record<string, unknown> = field === 'none' ? base : { ...base, [field]: v };
+        const bySchema = COMMAND_ARGS.put.safeParse(a);
+        const got = parseCommandArgs('put', a);
+        expect(got.ok).toBe(bySchema.success);
+        if (got.ok && bySchema.success) expect(got.args).toEqual(bySchema.data);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('parses node batches, checking successful results by hand', () => {
     const rs = parseNodeFrames(
       j([
