@@ -124,9 +124,12 @@ type ArgsParam<N extends CommandName> =
 
 interface Pending {
   name: CommandName;
+  /** The promise's own resolve: the value is checked (checkValue) before it is handed over. */
   resolve(value: unknown): void;
   reject(err: ControlError): void;
-  timer: NodeJS.Timeout;
+  timeoutMs: number;
+  /** performance.now() at which the command times out. */
+  deadline: number;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -159,6 +162,13 @@ export class ControlClient {
   private opts: ConnectOptions = {};
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /**
+   * One timer for every pending command's timeout, due at the earliest deadline (sweepAt):
+   * a busy client sends tens of thousands of commands a second, and a timer each is a
+   * timer object, a closure and a timer-list insert and removal per command.
+   */
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = Number.POSITIVE_INFINITY;
   private subscription: SubscribeOptions | undefined;
   private helloFrame: NodeHello | undefined;
   /** Commands written in this turn, sent together as one batched frame (nodes that accept it). */
@@ -239,23 +249,41 @@ export class ControlClient {
     }
     const id = this.nextId++;
     const timeoutMs = opts?.timeoutMs ?? this.opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const deadline = performance.now() + timeoutMs;
     return new Promise<CommandValue<N>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new ControlError('timeout', `${name}: no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
       this.pending.set(id, {
         name,
-        resolve: (value) => {
-          const checked = checkValue(name, value);
-          if (checked.ok) resolve(checked.value);
-          else reject(checked.error);
-        },
+        resolve: resolve as (value: unknown) => void,
         reject,
-        timer,
+        timeoutMs,
+        deadline,
       });
+      this.armSweep(deadline);
       this.sendCommand(ws, JSON.stringify({ type: 'command', id, command: name, args: parsed.args }));
     });
+  }
+
+  /** Makes sure the sweep runs by `deadline`. */
+  private armSweep(deadline: number): void {
+    if (deadline >= this.sweepAt) return;
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepAt = deadline;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, deadline - performance.now()));
+  }
+
+  /** Times out the commands past their deadline, and arms the sweep for the next deadline. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.sweepAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [id, p] of this.pending) {
+      if (p.deadline <= now) {
+        this.pending.delete(id);
+        p.reject(new ControlError('timeout', `${p.name}: no answer within ${p.timeoutMs} ms`));
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armSweep(next);
   }
 
   /**
@@ -443,9 +471,13 @@ export class ControlClient {
         // Unknown ids are answers that arrived after their timeout.
         if (p === undefined) return;
         this.pending.delete(f.id);
-        clearTimeout(p.timer);
-        if (f.ok) p.resolve(f.value);
-        else p.reject(new ControlError(f.error.code, f.error.message, f.error));
+        if (!f.ok) {
+          p.reject(new ControlError(f.error.code, f.error.message, f.error));
+          return;
+        }
+        const checked = checkValue(p.name, f.value);
+        if (checked.ok) p.resolve(checked.value);
+        else p.reject(checked.error);
         return;
       }
       case 'error':
@@ -502,8 +534,10 @@ export class ControlClient {
   }
 
   private failPending(why: string): void {
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.sweepAt = Number.POSITIVE_INFINITY;
     for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
       this.pending.delete(id);
       p.reject(new ControlError('unavailable', `${p.name}: ${why}`));
     }

@@ -121,6 +121,23 @@ describe('ControlClient', () => {
     expect(await c.command('put', { key: 'k', value: 'v' })).toEqual({ revision: 1 });
   });
 
+  it('times out each command at its own deadline, a shorter one issued later first', async () => {
+    const h = await harness();
+    const c = client();
+    await c.connect(h.url);
+    const started = performance.now();
+    const settledAt = (p: Promise<unknown>) =>
+      rejection(p).then((e) => ({ code: e.code, at: performance.now() - started }));
+    const long = settledAt(c.command('read-index', {}, { timeoutMs: 600 }));
+    const short = settledAt(c.command('read-index', {}, { timeoutMs: 150 }));
+    const [l, sh] = await Promise.all([long, short]);
+    expect(sh.code).toBe('timeout');
+    expect(l.code).toBe('timeout');
+    expect(sh.at).toBeGreaterThanOrEqual(145);
+    expect(sh.at).toBeLessThan(450);
+    expect(l.at).toBeGreaterThanOrEqual(595);
+  });
+
   it('rejects a wrong token with unauthorized and does not reconnect', async () => {
     const h = await harness({ token: 'right' });
     const c = client();
