@@ -832,7 +832,8 @@ export class RaftDriver {
     const cs = this.rawNode.raft.trk.confState();
     // Captured now, at `applied`; encoded in slices between Readys, then written.
     const state = this.opts.kv.capture();
-    const run = encodeCapture(state).then((data) =>
+    const previousBytes = this.opts.storage.storage.snap.data.length;
+    const run = encodeCapture(state, undefined, previousBytes).then((data) =>
       this.opts.storage.createSnapshot(applied, cs, data, this.opts.snapshotCatchUpEntries),
     );
     this.appliedSinceSnapshot = 0;

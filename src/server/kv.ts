@@ -169,6 +169,14 @@ class Writer {
   finish(): Uint8Array {
     return this.buf.slice(0, this.len);
   }
+
+  /**
+   * The bytes written, for a writer that is not used again: its own buffer when little of
+   * it is unused (no copy of a snapshot's megabytes), otherwise a copy of just the bytes.
+   */
+  take(): Uint8Array {
+    return this.buf.length <= this.len * 1.25 ? this.buf.subarray(0, this.len) : this.finish();
+  }
 }
 
 /**
@@ -431,6 +439,11 @@ interface Session {
 
 export class KvStore {
   private data = new Map<string, KvEntry>();
+  /**
+   * For each capture being encoded: the entries, as they were when it was taken, of keys
+   * written or deleted since (see capture). Usually empty; one map while a snapshot is written.
+   */
+  private preimages: Map<string, KvEntry>[] = [];
   /** The keys in compareKeys order, for ranges and deterministic snapshots. */
   private order = new KeyOrder();
   private rev = 0;
@@ -533,7 +546,7 @@ export class KvStore {
         return prev ? { op: 'put', revision: index, prev } : { op: 'put', revision: index };
       case 'delete':
         if (!prev) return { op: 'delete', revision: index, deleted: 0 };
-        this.remove(cmd.key);
+        this.remove(cmd.key, prev);
         return { op: 'delete', revision: index, deleted: 1, prev };
       case 'cas': {
         const ok =
@@ -545,6 +558,7 @@ export class KvStore {
   }
 
   private write(index: number, key: string, value: string, prev: KvEntry | undefined): KvEntry {
+    if (prev !== undefined && this.preimages.length > 0) this.keepPreimage(key, prev);
     // Entries are frozen and replaced, never mutated, so results holding them stay true.
     const entry: KvEntry = Object.freeze({
       key,
@@ -558,9 +572,24 @@ export class KvStore {
     return entry;
   }
 
-  private remove(key: string): void {
+  private remove(key: string, prev: KvEntry): void {
+    if (this.preimages.length > 0) this.keepPreimage(key, prev);
     this.data.delete(key);
     this.order.delete(key);
+  }
+
+  /**
+   * On a restore: captures being encoded keep reading the map they were taken from, which
+   * the state replacing it never touches, so they need no more old entries — and must not
+   * get the new state's. (A restore that fails validation changes nothing, this included.)
+   */
+  private detachCaptures(): void {
+    this.preimages = [];
+  }
+
+  /** Keeps `prev` for every live capture that has not yet seen `key` change. */
+  private keepPreimage(key: string, prev: KvEntry): void {
+    for (const m of this.preimages) if (!m.has(key)) m.set(key, prev);
   }
 
   private remember(
@@ -618,31 +647,43 @@ export class KvStore {
    */
   snapshot(): Uint8Array {
     const w = new Writer();
-    const steps = writeCapture(w, this.capture(), Number.POSITIVE_INFINITY);
-    while (!steps.next().done);
+    const c = this.capture();
+    try {
+      const steps = writeCapture(w, c, Number.POSITIVE_INFINITY);
+      while (!steps.next().done);
+    } finally {
+      c.release();
+    }
     return w.finish();
   }
 
   /**
-   * The state as of now, by reference: entries and results are frozen and replaced, never
-   * changed, so holding them is a consistent copy at the cost of a few arrays; the mutable
-   * parts (sessions' counters, members) are copied.
+   * The state as of now, in O(sessions) rather than O(keys): a busy store is snapshotted
+   * every few seconds, and walking 100k keys here stalled every request for tens of ms.
+   * Entries are frozen and replaced, never changed, and the key order's array is replaced
+   * rather than modified, so the capture holds them by reference; the store keeps the old
+   * entry of each key written or deleted afterwards until the capture is encoded (or
+   * released). The mutable parts (sessions' counters, members) are copied.
    */
   capture(): KvCapture {
-    const keys = this.order.keys();
-    const entries = new Array<KvEntry>(keys.length);
-    for (let i = 0; i < keys.length; i++) entries[i] = this.data.get(keys[i]!)!;
-    return {
-      rev: this.rev,
-      members: [...this.memberMap].sort((a, b) => a[0] - b[0]).map(([id, m]) => [id, { ...m }]),
-      entries,
-      sessions: [...this.sessions].map(([clientId, s]) => ({
+    const before = new Map<string, KvEntry>();
+    this.preimages.push(before);
+    return new KvCapture(
+      this.rev,
+      [...this.memberMap].sort((a, b) => a[0] - b[0]).map(([id, m]) => [id, { ...m }]),
+      this.order.keys(),
+      this.data,
+      before,
+      [...this.sessions].map(([clientId, s]) => ({
         clientId,
         lastIndex: s.lastIndex,
         floor: s.floor,
-        results: [...s.results].sort((a, b) => a[0] - b[0]),
+        results: s.ascending ? [...s.results] : [...s.results].sort((a, b) => a[0] - b[0]),
       })),
-    };
+      () => {
+        this.preimages = this.preimages.filter((m) => m !== before);
+      },
+    );
   }
 
   /**
@@ -652,6 +693,7 @@ export class KvStore {
    */
   restore(bytes: Uint8Array): void {
     if (bytes.length === 0) {
+      this.detachCaptures();
       this.data = new Map();
       this.order = new KeyOrder();
       this.rev = 0;
@@ -714,6 +756,7 @@ export class KvStore {
     }
     r.end();
 
+    this.detachCaptures();
     this.data = data;
     this.order = new KeyOrder(sorted);
     this.rev = rev;
@@ -723,30 +766,59 @@ export class KvStore {
   }
 }
 
-/** A KvStore's state at one applied index (see KvStore.capture). */
-export interface KvCapture {
-  readonly rev: number;
-  readonly members: readonly (readonly [number, KvMember])[];
-  /** In key order. */
-  readonly entries: readonly KvEntry[];
-  readonly sessions: readonly {
-    clientId: string;
-    lastIndex: number;
-    floor: number;
-    /** By ascending seq. */
-    results: readonly (readonly [number, KvResult])[];
-  }[];
+/** A KvStore's state at one applied index, read as it is encoded (see KvStore.capture). */
+export class KvCapture {
+  private released = false;
+
+  constructor(
+    readonly rev: number,
+    readonly members: readonly (readonly [number, KvMember])[],
+    /** Every key at the capture, in key order. */
+    readonly keys: readonly string[],
+    /** The store's map: changed since, except for the keys in `before`. */
+    private readonly data: ReadonlyMap<string, KvEntry>,
+    /** Entries at the capture of keys written or deleted since. */
+    private readonly before: ReadonlyMap<string, KvEntry>,
+    readonly sessions: readonly {
+      clientId: string;
+      lastIndex: number;
+      floor: number;
+      /** By ascending seq. */
+      results: readonly (readonly [number, KvResult])[];
+    }[],
+    private readonly onRelease: () => void,
+  ) {}
+
+  /** The entry of keys[i] as it was at the capture. */
+  entry(i: number): KvEntry {
+    const key = this.keys[i]!;
+    return this.before.get(key) ?? this.data.get(key)!;
+  }
+
+  /** Lets the store stop keeping old entries for this capture; it can no longer be read. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease();
+  }
 }
 
 /**
  * Encodes a capture as snapshot bytes, handing the event loop back every `chunk` entries:
- * a store of 100k keys takes a few hundred ms to encode, which in one go would stall every
- * request the node is serving.
+ * a store of 65k keys of 256-byte values takes about 100 ms to encode, which in one go
+ * would stall every request the node is serving. `sizeHint`: the expected size in bytes
+ * (the previous snapshot's, say).
  */
-export async function encodeCapture(c: KvCapture, chunk = 2048): Promise<Uint8Array> {
-  const w = new Writer(64 * 1024);
-  for (const _ of writeCapture(w, c, chunk)) await new Promise((resolve) => setImmediate(resolve));
-  return w.finish();
+export async function encodeCapture(c: KvCapture, chunk = 2048, sizeHint = 0): Promise<Uint8Array> {
+  // Room for about the expected size up front: growing by doubling would copy the bytes
+  // written so far over and over (and leave garbage of every size behind).
+  const w = new Writer(Math.max(64 * 1024, Math.ceil(sizeHint * 1.1)));
+  try {
+    for (const _ of writeCapture(w, c, chunk)) await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    c.release();
+  }
+  return w.take();
 }
 
 /** Writes the snapshot format (version 1), pausing (yielding) after every `chunk` entries. */
@@ -760,9 +832,9 @@ function* writeCapture(w: Writer, c: KvCapture, chunk: number): Generator<void> 
     w.u8(m.learner ? 1 : 0);
     w.str(m.address);
   }
-  w.varint(c.entries.length);
-  for (let i = 0; i < c.entries.length; i++) {
-    writeEntry(w, c.entries[i]!);
+  w.varint(c.keys.length);
+  for (let i = 0; i < c.keys.length; i++) {
+    writeEntry(w, c.entry(i));
     if ((i + 1) % chunk === 0) yield;
   }
   w.varint(c.sessions.length);

@@ -190,6 +190,68 @@ describe('KV capture', () => {
   });
 });
 
+describe('KV capture while the store keeps changing', () => {
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('put' as const), key: fc.integer({ min: 0, max: 9 }), value: fc.string() }),
+    fc.record({ kind: fc.constant('del' as const), key: fc.integer({ min: 0, max: 9 }) }),
+  );
+  const toCommand = (o: { kind: 'put' | 'del'; key: number; value?: string }, seq: number): KvCommand =>
+    o.kind === 'put' ? put('w', seq, `k${o.key}`, o.value ?? '') : del('w', seq, `k${o.key}`);
+
+  it('encodes the state at the capture while writes, deletes and re-creations land between its slices', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(op, { maxLength: 30 }),
+        fc.array(op, { maxLength: 30 }),
+        async (before, after) => {
+          const kv = new KvStore();
+          let seq = 0;
+          applyAll(
+            kv,
+            before.map((o) => toCommand(o, ++seq)),
+          );
+          const expected = kv.snapshot();
+          const state = kv.capture();
+          // Slices of 2 entries: the encoder and the writes below take turns on the event loop.
+          const encoded = encodeCapture(state, 2);
+          for (const o of after) {
+            await new Promise((r) => setImmediate(r));
+            kv.apply(seq + 1, encodeKvCommand(toCommand(o, ++seq)));
+          }
+          expect(await encoded).toEqual(expected);
+          // Released: a later capture sees the later state.
+          expect(await encodeCapture(kv.capture(), 2)).toEqual(kv.snapshot());
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps two overlapping captures apart, and both through a restore and the writes after it', async () => {
+    const kv = new KvStore();
+    applyAll(kv, [put('c', 1, 'a', '1'), put('c', 2, 'b', '1'), put('c', 3, 'c', '1')]);
+    const atFirst = kv.snapshot();
+    const first = kv.capture();
+    applyAll(kv, [put('c', 4, 'a', '2'), del('c', 5, 'b')], 4);
+    const atSecond = kv.snapshot();
+    const second = kv.capture();
+    applyAll(kv, [put('c', 6, 'a', '3'), put('c', 7, 'b', '3')], 6);
+    // A restore that fails changes nothing: the captures still need the old entries of keys
+    // written after it.
+    expect(() => kv.restore(new Uint8Array([1, 2, 3]))).toThrow(KvCodecError);
+    applyAll(kv, [put('c', 8, 'c', '2')], 8);
+    // A snapshot from the leader replaces the whole state while both are being encoded;
+    // the new state's writes (to keys the captures hold unchanged, too) are not theirs.
+    const other = new KvStore();
+    applyAll(other, [put('x', 1, 'c', 'leader'), put('x', 2, 'a', 'leader')]);
+    kv.restore(other.snapshot());
+    applyAll(kv, [put('x', 3, 'c', 'after'), del('x', 4, 'a')], 9);
+    expect(await encodeCapture(second, 1)).toEqual(atSecond);
+    expect(await encodeCapture(first, 1)).toEqual(atFirst);
+    expect(kv.get('c')?.value).toBe('after');
+  });
+});
+
 describe('KV command codec', () => {
   const text = fc.string({ unit: 'grapheme', maxLength: 20 });
   const nonEmpty = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 });
