@@ -12,6 +12,7 @@ import {
   type EntryType,
   type HardState,
   type Snapshot,
+  type SnapshotMetadata,
   varintSize,
 } from '../../raft/types.js';
 
@@ -259,9 +260,13 @@ export function readSeedPayload(buf: Uint8Array, start: number, end: number): Cr
 
 const CONF_LISTS = ['voters', 'learners', 'votersOutgoing', 'learnersNext'] as const;
 
-export function encodeSnapshot(s: Snapshot): Uint8Array {
-  const { index, term, confState } = s.metadata;
-  let size = 1 + varintSize(index) + varintSize(term) + 1 + s.data.length;
+/**
+ * Everything of a snapshot payload before the data. The snapshotter writes this and the
+ * data side by side, so a snapshot of tens of MB is never copied to be written.
+ */
+export function encodeSnapshotPrefix(m: SnapshotMetadata): Uint8Array {
+  const { index, term, confState } = m;
+  let size = 1 + varintSize(index) + varintSize(term) + 1;
   for (const k of CONF_LISTS) {
     size += varintSize(confState[k].length);
     for (const id of confState[k]) size += varintSize(id);
@@ -275,8 +280,16 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
     pos = writeVarint(buf, pos, confState[k].length);
     for (const id of confState[k]) pos = writeVarint(buf, pos, id);
   }
-  buf[pos++] = confState.autoLeave ? 1 : 0;
-  buf.set(s.data, pos);
+  buf[pos] = confState.autoLeave ? 1 : 0;
+  return buf;
+}
+
+/** The whole payload in one buffer (a copy of the data): what decodeSnapshot reads. */
+export function encodeSnapshot(s: Snapshot): Uint8Array {
+  const prefix = encodeSnapshotPrefix(s.metadata);
+  const buf = new Uint8Array(prefix.length + s.data.length);
+  buf.set(prefix, 0);
+  buf.set(s.data, prefix.length);
   return buf;
 }
 

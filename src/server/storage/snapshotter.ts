@@ -9,10 +9,27 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../../raft/logger.js';
 import type { Snapshot } from '../../raft/types.js';
-import { decodeSnapshot, encodeSnapshot, RecordDecodeError } from './records.js';
+import { decodeSnapshot, encodeSnapshotPrefix, RecordDecodeError } from './records.js';
 import { syncDir } from './wal.js';
 
 const SNAP_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+
+/**
+ * Bytes checksummed per step when saving: one crc32 call over a 20 MB snapshot blocked the
+ * event loop for ~6 ms in the middle of a busy node's requests; a 1 MiB slice takes well
+ * under a millisecond.
+ */
+const CRC_SLICE = 1 << 20;
+
+/** crc32 of prefix followed by data, yielding to the event loop between slices of data. */
+async function crc32Sliced(prefix: Uint8Array, data: Uint8Array): Promise<number> {
+  let crc = crc32(prefix);
+  for (let off = 0; off < data.length; off += CRC_SLICE) {
+    if (off > 0) await new Promise((r) => setImmediate(r));
+    crc = crc32(data.subarray(off, off + CRC_SLICE), crc);
+  }
+  return crc;
+}
 
 /** A snapshot file that cannot be read back. */
 export class SnapCorruptError extends Error {
@@ -44,20 +61,26 @@ export class Snapshotter {
     private readonly logger: Logger,
   ) {}
 
-  /** Writes s atomically and durably; returns the file. */
+  /**
+   * Writes s atomically and durably; returns the file. s.data is checksummed over several
+   * event-loop turns and written without a copy, so it must not change until this resolves.
+   */
   async save(s: Snapshot): Promise<string> {
     const { term, index } = s.metadata;
     const file = path.join(this.dir, snapName(term, index));
     const tmp = `${file}.tmp`;
-    const payload = encodeSnapshot(s);
+    // The payload is written as its metadata prefix followed by s.data as it is: copying
+    // tens of MB into one payload buffer blocked the event loop for 15-20 ms.
+    const prefix = encodeSnapshotPrefix(s.metadata);
+    const payloadLength = prefix.length + s.data.length;
     const header = Buffer.alloc(4);
-    header.writeUInt32LE(crc32(payload), 0);
+    header.writeUInt32LE(await crc32Sliced(prefix, s.data), 0);
     const fh = await open(tmp, 'w');
     try {
-      // writev: one syscall without concatenating a possibly large payload.
-      const { bytesWritten } = await fh.writev([header, payload]);
-      if (bytesWritten !== header.length + payload.length) {
-        throw new Error(`short write (${bytesWritten} of ${header.length + payload.length} bytes)`);
+      // writev: one syscall without concatenating the header, the prefix and the possibly large data.
+      const { bytesWritten } = await fh.writev([header, prefix, s.data]);
+      if (bytesWritten !== header.length + payloadLength) {
+        throw new Error(`short write (${bytesWritten} of ${header.length + payloadLength} bytes)`);
       }
       await fh.datasync();
     } finally {
@@ -65,7 +88,7 @@ export class Snapshotter {
     }
     await rename(tmp, file);
     await syncDir(this.dir);
-    this.logger.info(`snap: saved ${file} (${payload.length} bytes)`);
+    this.logger.info(`snap: saved ${file} (${payloadLength} bytes)`);
     return file;
   }
 
