@@ -53,6 +53,8 @@ export type KvRequest = KvCommand extends infer C
 const UTF8_ENCODER = new TextEncoder();
 const UTF8_DECODER = new TextDecoder();
 
+const GOLDEN_RATIO = 0.6180339887498949;
+
 /** A waiter's resolve/reject until its promise's executor hands over the real ones. */
 const noResult = (): void => undefined;
 
@@ -170,7 +172,8 @@ export class RaftDriver {
 
   private readonly clientId: string;
   private seq = 0;
-  private appliedSinceSnapshot = 0;
+  /** Starts below zero by this node's snapshot phase (see the constructor). */
+  private appliedSinceSnapshot: number;
   /** The snapshot being written, if any (one at a time). */
   private snapshotInFlight: Promise<unknown> | undefined;
   private lastLeader = NONE;
@@ -198,6 +201,11 @@ export class RaftDriver {
     this.id = opts.id;
     this.log = opts.logger;
     this.clientId = `n${opts.id}-${randomBytes(6).toString('hex')}`;
+    // Members apply the same entries at about the same time, so with equal counters they
+    // would all encode a snapshot at once, and the commit quorum would stall while they do.
+    // Each node's first snapshot comes later by a fraction of the period that depends on
+    // its id (the golden ratio spreads any set of ids), which keeps their snapshots apart.
+    this.appliedSinceSnapshot = -Math.floor(((opts.id * GOLDEN_RATIO) % 1) * opts.snapshotEvery);
     const recovered = opts.storage.recovered;
     if (recovered.snapshot) {
       opts.kv.restore(recovered.snapshot.data);

@@ -229,6 +229,17 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     expectAll(await leader.rangePrefix('b', true), after, `node ${leader.id}`);
   }, 30_000);
 
+  it('members take their snapshots at different points of the log, not all at once', async () => {
+    const c = await cluster(3, ['--snapshot-every', '100']);
+    const leader = await c.waitLeader();
+    await putMany(leader, 's', 400);
+    for (const n of c.nodes) await c.waitCaughtUp(n, leader);
+    const indexes = await Promise.all(c.nodes.map(async (n) => (await n.status()).snapshotIndex));
+    // Every node has snapshotted (after at most two periods), each at its own index.
+    for (const i of indexes) expect(i).toBeGreaterThan(0);
+    expect(new Set(indexes).size, `snapshot indexes ${indexes.join(', ')}`).toBe(3);
+  }, 30_000);
+
   it('a removed node stops with exit code 0 and says why; the rest carry on', async () => {
     const c = await cluster(3);
     const leader = await c.waitLeader();

@@ -99,7 +99,8 @@ export function nodeCommand(y: Argv): Argv {
           // etcd's default --snapshot-count since 3.2: a snapshot encodes the whole KV, so
           // taking one every 10,000 entries cost a busy node a quarter of its CPU.
           default: 100_000,
-          describe: 'Snapshot the KV state every N applied entries',
+          describe:
+            "Snapshot the KV state every N applied entries (a node's first one comes up to N later, set by its id, so members do not all snapshot at once)",
         })
         .option('snapshot-catch-up', {
           type: 'number',
