@@ -24,7 +24,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -274,6 +274,8 @@ interface RunResult {
   cpu: { id: number; leader: boolean; cores: number }[];
   /** CPU of the bench process itself (the clients), in cores. */
   clientCores: number;
+  /** CPU time of all nodes and the clients per operation, in µs: the run's cost, whatever its speed. */
+  cpuMicrosPerOp: number;
   leaderChanged: boolean;
 }
 
@@ -354,6 +356,8 @@ async function measureRun(
         before[i] === undefined || after[i] === undefined ? Number.NaN : (after[i]! - before[i]!) / r.elapsed,
     }))
     .sort((a, b) => Number(b.leader) - Number(a.leader));
+  const clientCores = (self.user + self.system) / 1e6 / r.elapsed;
+  const allCores = cpu.reduce((sum, x) => sum + x.cores, clientCores);
   return {
     nodes: c.nodes.length,
     op,
@@ -366,7 +370,8 @@ async function measureRun(
     errors: r.errors,
     errorCodes: r.errorCodes,
     cpu,
-    clientCores: (self.user + self.system) / 1e6 / r.elapsed,
+    clientCores,
+    cpuMicrosPerOp: r.lat.length === 0 ? Number.NaN : (allCores / (r.lat.length / r.elapsed)) * 1e6,
     leaderChanged: h === undefined || h.term !== termBefore || h.leader !== leader.id,
   };
 }
@@ -587,6 +592,7 @@ export async function main(argv: string[]): Promise<void> {
         'p99.9',
         'errors',
         'CPU leader/others/client',
+        'CPU µs/op',
       ],
       results.map((r) => [
         String(r.nodes),
@@ -602,6 +608,7 @@ export async function main(argv: string[]): Promise<void> {
           .slice(1)
           .map((x) => x.cores.toFixed(2))
           .join(' ')} / ${r.clientCores.toFixed(2)}`,
+        r.cpuMicrosPerOp.toFixed(1),
       ]),
     ),
   );
@@ -611,6 +618,13 @@ export async function main(argv: string[]): Promise<void> {
     console.log(
       `\nfractions of the machine's limits: best put rate ${fmtRate(best)} = ${(best / fsync.opsPerSec).toFixed(2)}× ` +
         `the fdatasync rate (group commit) and ${((best / ws[1]!.roundTripsPerSec) * 100).toFixed(1)}% of ws round trips at 256 in flight`,
+    );
+    const busiest = results.find((r) => r.op === 'put' && r.opsPerSec === best)!;
+    // Nodes and clients share the cores: the CPU a put costs bounds the rate they allow.
+    const cores = availableParallelism();
+    console.log(
+      `CPU per put in that cell: ${busiest.cpuMicrosPerOp.toFixed(1)} µs (nodes + clients); ` +
+        `${cores} cores allow at most ≈ ${fmtRate((cores / busiest.cpuMicrosPerOp) * 1e6)} at that cost`,
     );
   }
   if (one) {
