@@ -179,6 +179,8 @@ export class RaftDriver {
   private lastLeader = NONE;
   private lastState: StateType = 'StateFollower';
   private lastYieldAt = 0;
+  /** Set while a Ready's committed entries are applied but the Ready is not yet advanced. */
+  private midReady: Promise<void> | undefined;
   private failed = false;
   /** Peers of the current membership (what refreshPeers last computed), id → address. */
   private peerAddresses = new Map<number, string>();
@@ -598,6 +600,19 @@ export class RaftDriver {
       // etcd does) and not waited for: nothing sent or applied below depends on it, and
       // DiskStorage runs writes in order, so the next Ready's write lands after it.
       const durable = rd.mustSync || rd.snapshot !== undefined;
+      // Committed entries are on the disks of a quorum already: as etcd does, apply them
+      // (and answer their clients) while this Ready's own write is in flight, not after
+      // it — that took one fsync off every write's path, on every node. Not with a
+      // snapshot, which must be on disk before the state machine takes it.
+      const applyEarly = durable && rd.snapshot === undefined && rd.committedEntries.length > 0;
+      let readyDone: (() => void) | undefined;
+      if (applyEarly) {
+        // Until advance(), the state machine is ahead of raftLog.applied: takeSnapshot waits.
+        this.midReady = new Promise<void>((resolve) => {
+          readyDone = resolve;
+        });
+        for (const e of rd.committedEntries) this.applyEntry(e);
+      }
       // A leader's MsgApps leave before its own fsync starts, so the followers' fsyncs
       // overlap it; other messages of a leader (commit indexes, heartbeats) go on the next
       // turn, after the clients this Ready answers.
@@ -616,10 +631,14 @@ export class RaftDriver {
       if (!leaderSendsFirst) this.send(rd.messages, durable);
 
       if (rd.snapshot) this.applySnapshot(rd);
-      for (const e of rd.committedEntries) this.applyEntry(e);
+      if (!applyEarly) for (const e of rd.committedEntries) this.applyEntry(e);
       if (this.opts.events?.ready && this.wantsEvents('ready')) this.opts.events.ready(rd);
 
       this.rawNode.advance(rd);
+      if (readyDone) {
+        this.midReady = undefined;
+        readyDone();
+      }
       for (const rs of rd.readStates) this.onReadState(UTF8_DECODER.decode(rs.requestCtx), rs.index);
       this.serveConfirmedReads();
       this.startReadRound();
@@ -834,6 +853,8 @@ export class RaftDriver {
    */
   private async takeSnapshot(): Promise<{ index: number; term: number } | undefined> {
     while (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
+    // The capture must hold exactly the entries up to raftLog.applied.
+    while (this.midReady !== undefined) await this.midReady;
     const applied = this.rawNode.raft.raftLog.applied;
     const current = this.opts.storage.storage.snap.metadata.index;
     if (applied <= current) return undefined;
