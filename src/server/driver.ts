@@ -121,8 +121,9 @@ export interface DriverOptions {
 }
 
 interface Waiter {
-  /** The request key (client id and seq) the waiter is filed under. */
-  key: string;
+  /** The request id the waiter is filed under. */
+  clientId: string;
+  seq: number;
   /** The encoded command, kept to propose it again after a leader change. */
   data: Uint8Array;
   resolve(r: KvResult): void;
@@ -155,11 +156,8 @@ export class RaftDriver {
 
   /** Proposals not yet stepped into Raft; flushed as one MsgProp before each Ready. */
   private proposalBatch: Waiter[] = [];
-  /**
-   * Proposals waiting for their entry to be applied, by request key. Every waiter gets the
-   * same timeout when it is filed, so insertion order (the map's) is deadline order.
-   */
-  private readonly waiters = new Map<string, Waiter>();
+  /** Proposals waiting for their entry to be applied, by request id. */
+  private readonly waiters: Waiters;
   /** Conf changes waiting to be applied, by a token carried in the change's context. */
   private readonly confWaiters = new Map<string, ConfWaiter>();
   /** Reads waiting for the next ReadIndex round to start. */
@@ -203,6 +201,7 @@ export class RaftDriver {
     this.id = opts.id;
     this.log = opts.logger;
     this.clientId = `n${opts.id}-${randomBytes(6).toString('hex')}`;
+    this.waiters = new Waiters(this.clientId);
     // Members apply the same entries at about the same time, so with equal counters they
     // would all encode a snapshot at once, and the commit quorum would stall while they do.
     // Each node's first snapshot comes later by a fraction of the period that depends on
@@ -268,7 +267,7 @@ export class RaftDriver {
     for (const d of this.departing.values()) clearTimeout(d.timer);
     this.departing.clear();
     const err = new CommandError('unavailable', 'the node is shutting down');
-    for (const w of this.waiters.values()) w.reject(err);
+    for (const w of this.waiters.all()) w.reject(err);
     this.waiters.clear();
     for (const w of this.confWaiters.values()) {
       clearTimeout(w.timer);
@@ -325,9 +324,10 @@ export class RaftDriver {
   /** Proposes a KV command and resolves with its result once applied on this node. */
   propose(cmd: KvRequest): Promise<KvResult> {
     this.assertRunning();
-    const full = { ...cmd, clientId: cmd.clientId ?? this.clientId, seq: cmd.seq ?? ++this.seq } as KvCommand;
-    const key = requestKey(full);
-    const existing = this.waiters.get(key);
+    const clientId = cmd.clientId ?? this.clientId;
+    const seq = cmd.seq ?? ++this.seq;
+    const full = { ...cmd, clientId, seq } as KvCommand;
+    const existing = this.waiters.get(clientId, seq);
     if (existing) {
       // A retry of a request still in flight: answer both callers when it applies, or
       // fail both when it times out or the node stops.
@@ -347,7 +347,8 @@ export class RaftDriver {
     // timer-list insert and removal for every write. The ticker sweeps deadlines instead
     // (expireWaiters), so a request times out within a tick of its deadline.
     const w: Waiter = {
-      key,
+      clientId,
+      seq,
       data: encodeKvCommand(full),
       resolve: noResult,
       reject: noResult,
@@ -357,17 +358,15 @@ export class RaftDriver {
       w.resolve = resolve;
       w.reject = reject;
     });
-    this.waiters.set(key, w);
+    this.waiters.add(w);
     this.proposalBatch.push(w);
     this.schedule();
     return answer;
   }
 
-  /** Fails the proposals whose deadline has passed; they are the oldest in `waiters`. */
+  /** Fails the proposals whose deadline has passed. */
   private expireWaiters(now: number): void {
-    for (const w of this.waiters.values()) {
-      if (w.deadline > now) break;
-      this.waiters.delete(w.key);
+    for (const w of this.waiters.takeExpired(now)) {
       this.stats.proposals.timeout++;
       w.reject(
         new CommandError(
@@ -399,8 +398,7 @@ export class RaftDriver {
       const error = this.proposalError(err);
       for (const w of batch) {
         // Gone already if it timed out or was answered by an earlier proposal of the same request.
-        if (this.waiters.get(w.key) !== w) continue;
-        this.waiters.delete(w.key);
+        if (!this.waiters.remove(w)) continue;
         this.stats.proposals.dropped++;
         w.reject(error);
       }
@@ -693,7 +691,7 @@ export class RaftDriver {
       // proposal that did survive is not applied twice; its first application answers.
       if (ss.lead !== NONE) {
         const queued = new Set(this.proposalBatch);
-        for (const w of this.waiters.values()) if (!queued.has(w)) this.proposalBatch.push(w);
+        for (const w of this.waiters.all()) if (!queued.has(w)) this.proposalBatch.push(w);
       }
       // Likewise the read rounds.
       for (const [ctx, waiters] of this.readRounds) {
@@ -727,15 +725,10 @@ export class RaftDriver {
         this.log.error(`skipping undecodable entry ${e.term}/${e.index}: ${(err as Error).message}`);
         return;
       }
-      // Building the request key costs a string per entry: skip it when nobody waits.
-      if (applied && this.waiters.size > 0) {
-        const key = requestKey(applied);
-        const w = this.waiters.get(key);
-        if (w) {
-          this.waiters.delete(key);
-          this.stats.proposals.ok++;
-          w.resolve(applied.result);
-        }
+      const w = applied && this.waiters.take(applied.clientId, applied.seq);
+      if (w) {
+        this.stats.proposals.ok++;
+        w.resolve(applied!.result);
       }
       if (this.opts.events?.apply && this.wantsEvents('apply')) this.opts.events.apply(e);
       return;
@@ -880,5 +873,72 @@ export class RaftDriver {
     } finally {
       this.snapshotInFlight = undefined;
     }
+  }
+}
+
+/**
+ * Proposals waiting for their entries, by request id. Most are this node's own requests
+ * (no client id given): those are filed by seq alone, so a proposal and every applied entry
+ * cost a number lookup, not a `clientId#seq` string built and hashed per entry on every
+ * node. Every waiter gets the same timeout when it is filed, so each map's insertion order
+ * is deadline order.
+ */
+class Waiters {
+  private readonly own = new Map<number, Waiter>();
+  private readonly named = new Map<string, Waiter>();
+
+  constructor(private readonly ownClientId: string) {}
+
+  get(clientId: string, seq: number): Waiter | undefined {
+    return clientId === this.ownClientId ? this.own.get(seq) : this.named.get(requestKey({ clientId, seq }));
+  }
+
+  add(w: Waiter): void {
+    if (w.clientId === this.ownClientId) this.own.set(w.seq, w);
+    else this.named.set(requestKey(w), w);
+  }
+
+  /** Removes and returns the waiter of a request, if any. */
+  take(clientId: string, seq: number): Waiter | undefined {
+    if (clientId === this.ownClientId) {
+      const w = this.own.get(seq);
+      if (w) this.own.delete(seq);
+      return w;
+    }
+    // Building the key costs a string per entry: skip it when no named request waits.
+    if (this.named.size === 0) return undefined;
+    const key = requestKey({ clientId, seq });
+    const w = this.named.get(key);
+    if (w) this.named.delete(key);
+    return w;
+  }
+
+  /** Removes `w` if it is still the waiter filed for its request. */
+  remove(w: Waiter): boolean {
+    if (this.get(w.clientId, w.seq) !== w) return false;
+    this.take(w.clientId, w.seq);
+    return true;
+  }
+
+  /** Removes and returns the waiters whose deadline is at or before `now`. */
+  takeExpired(now: number): Waiter[] {
+    const out: Waiter[] = [];
+    for (const m of [this.own, this.named] as Map<unknown, Waiter>[]) {
+      for (const [k, w] of m) {
+        if (w.deadline > now) break;
+        m.delete(k);
+        out.push(w);
+      }
+    }
+    return out;
+  }
+
+  all(): Waiter[] {
+    return [...this.own.values(), ...this.named.values()];
+  }
+
+  clear(): void {
+    this.own.clear();
+    this.named.clear();
   }
 }

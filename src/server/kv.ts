@@ -424,6 +424,11 @@ export { compareKeys } from './key-order.js';
 
 // ---- The store ------------------------------------------------------------------------
 
+/** Where the store keeps a key's current entry (entries are frozen; the slot is not). */
+interface Slot {
+  entry: KvEntry;
+}
+
 interface Session {
   /** Index of the last command of this client that was executed (its recency). */
   lastIndex: number;
@@ -438,7 +443,8 @@ interface Session {
 }
 
 export class KvStore {
-  private data = new Map<string, KvEntry>();
+  /** Every key's slot: a write to a key that exists replaces the slot's entry, one map lookup. */
+  private data = new Map<string, Slot>();
   /**
    * For each capture being encoded: the entries, as they were when it was taken, of keys
    * written or deleted since (see capture). Usually empty; one map while a snapshot is written.
@@ -490,7 +496,7 @@ export class KvStore {
   }
 
   get(key: string): KvEntry | undefined {
-    return this.data.get(key);
+    return this.data.get(key)?.entry;
   }
 
   /**
@@ -500,7 +506,7 @@ export class KvStore {
   range(key: string, rangeEnd?: string, limit?: number): KvEntry[] {
     const max = limit !== undefined && limit > 0 ? limit : Number.POSITIVE_INFINITY;
     if (rangeEnd === undefined || rangeEnd === '') {
-      const e = this.data.get(key);
+      const e = this.data.get(key)?.entry;
       return e && max > 0 ? [e] : [];
     }
     const out: KvEntry[] = [];
@@ -509,7 +515,7 @@ export class KvStore {
     for (let i = this.order.lowerBound(key); i < keys.length && out.length < max; i++) {
       const k = keys[i]!;
       if (!toEnd && compareKeys(k, rangeEnd) >= 0) break;
-      out.push(this.data.get(k)!);
+      out.push(this.data.get(k)!.entry);
     }
     return out;
   }
@@ -539,10 +545,11 @@ export class KvStore {
   }
 
   private execute(index: number, cmd: KvCommand): KvResult {
-    const prev = this.data.get(cmd.key);
+    const slot = this.data.get(cmd.key);
+    const prev = slot?.entry;
     switch (cmd.op) {
       case 'put':
-        this.write(index, cmd.key, cmd.value, prev);
+        this.write(index, cmd.key, cmd.value, slot);
         return prev ? { op: 'put', revision: index, prev } : { op: 'put', revision: index };
       case 'delete':
         if (!prev) return { op: 'delete', revision: index, deleted: 0 };
@@ -551,13 +558,14 @@ export class KvStore {
       case 'cas': {
         const ok =
           cmd.expected === null ? prev === undefined : prev !== undefined && prev.value === cmd.expected;
-        const current = ok ? this.write(index, cmd.key, cmd.value, prev) : prev;
+        const current = ok ? this.write(index, cmd.key, cmd.value, slot) : prev;
         return current ? { op: 'cas', revision: index, ok, current } : { op: 'cas', revision: index, ok };
       }
     }
   }
 
-  private write(index: number, key: string, value: string, prev: KvEntry | undefined): KvEntry {
+  private write(index: number, key: string, value: string, slot: Slot | undefined): KvEntry {
+    const prev = slot?.entry;
     if (prev !== undefined && this.preimages.length > 0) this.keepPreimage(key, prev);
     // Entries are frozen and replaced, never mutated, so results holding them stay true.
     const entry: KvEntry = Object.freeze({
@@ -567,8 +575,11 @@ export class KvStore {
       modRevision: index,
       version: prev ? prev.version + 1 : 1,
     });
-    if (!prev) this.order.add(key);
-    this.data.set(key, entry);
+    if (slot) slot.entry = entry;
+    else {
+      this.order.add(key);
+      this.data.set(key, { entry });
+    }
     return entry;
   }
 
@@ -721,7 +732,7 @@ export class KvStore {
       members.set(id, { address: r.str('member address'), learner });
     }
 
-    const data = new Map<string, KvEntry>();
+    const data = new Map<string, Slot>();
     const sorted: string[] = [];
     const keyCount = r.varint('key count');
     for (let i = 0; i < keyCount; i++) {
@@ -731,7 +742,7 @@ export class KvStore {
         throw new KvCodecError(`kv snapshot: keys not in ascending order at ${JSON.stringify(e.key)}`);
       }
       sorted.push(e.key);
-      data.set(e.key, e);
+      data.set(e.key, { entry: e });
     }
 
     const sessions = new Map<string, Session>();
@@ -775,8 +786,8 @@ export class KvCapture {
     readonly members: readonly (readonly [number, KvMember])[],
     /** Every key at the capture, in key order. */
     readonly keys: readonly string[],
-    /** The store's map: changed since, except for the keys in `before`. */
-    private readonly data: ReadonlyMap<string, KvEntry>,
+    /** The store's slots: a slot's entry may have been replaced since, and then `before` has the old one. */
+    private readonly data: ReadonlyMap<string, { readonly entry: KvEntry }>,
     /** Entries at the capture of keys written or deleted since. */
     private readonly before: ReadonlyMap<string, KvEntry>,
     readonly sessions: readonly {
@@ -792,7 +803,7 @@ export class KvCapture {
   /** The entry of keys[i] as it was at the capture. */
   entry(i: number): KvEntry {
     const key = this.keys[i]!;
-    return this.before.get(key) ?? this.data.get(key)!;
+    return this.before.get(key) ?? this.data.get(key)!.entry;
   }
 
   /** Lets the store stop keeping old entries for this capture; it can no longer be read. */
