@@ -55,6 +55,19 @@ const UTF8_DECODER = new TextDecoder();
 
 const GOLDEN_RATIO = 0.6180339887498949;
 
+const NO_MESSAGES: Message[] = [];
+
+/** The message types that promise the sender's log or vote is on disk (etcd's msgsAfterAppend). */
+function needsDurability(m: Message): boolean {
+  return m.type === 'MsgAppResp' || m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp';
+}
+
+/** [messages that may leave before this Ready is written, those that must wait for it]. */
+function splitByDurability(msgs: Message[]): [Message[], Message[]] {
+  if (!msgs.some(needsDurability)) return [msgs, NO_MESSAGES];
+  return [msgs.filter((m) => !needsDurability(m)), msgs.filter(needsDurability)];
+}
+
 /** A waiter's resolve/reject until its promise's executor hands over the real ones. */
 const noResult = (): void => undefined;
 
@@ -592,12 +605,19 @@ export class RaftDriver {
       const rd = this.rawNode.ready();
       this.stats.readies++;
       this.noteStateChanges(rd);
-      const leaderSendsFirst = this.rawNode.raft.state === 'StateLeader';
+      const leading = this.rawNode.raft.state === 'StateLeader';
       // Only a Ready that must sync (entries, term, vote) or carries a snapshot promises
       // durability; one that only moves the commit index is written without a sync (as
       // etcd does) and not waited for: nothing sent or applied below depends on it, and
       // DiskStorage runs writes in order, so the next Ready's write lands after it.
       const durable = rd.mustSync || rd.snapshot !== undefined;
+      // Only acknowledgements and votes (MsgAppResp, MsgVoteResp, MsgPreVoteResp) promise
+      // that this Ready is on disk, as in etcd; everything else leaves before the write: a
+      // leader's MsgApps, so the followers' fsyncs overlap its own, and a follower's
+      // forwarded proposals and reads. Messages that need not go at once (commit indexes,
+      // heartbeats) leave at the end of this turn, after the clients this Ready answers.
+      const [early, afterWrite] = durable ? splitByDurability(rd.messages) : [rd.messages, NO_MESSAGES];
+      this.send(early, durable && leading);
       // Committed entries are on the disks of a quorum already: as etcd does, apply them
       // (and answer their clients) while this Ready's own write is in flight, not after
       // it — that took one fsync off every write's path, on every node. Not with a
@@ -611,10 +631,6 @@ export class RaftDriver {
         });
         for (const e of rd.committedEntries) this.applyEntry(e);
       }
-      // A leader's MsgApps leave before its own fsync starts, so the followers' fsyncs
-      // overlap it; other messages of a leader (commit indexes, heartbeats) go on the next
-      // turn, after the clients this Ready answers.
-      if (leaderSendsFirst) this.send(rd.messages, durable);
 
       if (durable) {
         const started = process.hrtime.bigint();
@@ -626,7 +642,7 @@ export class RaftDriver {
         this.opts.storage.save(rd).catch((err: unknown) => this.fatal(err));
       }
       // Acks and votes promise durability: only now, and at once.
-      if (!leaderSendsFirst) this.send(rd.messages, durable);
+      this.send(afterWrite, true);
 
       if (rd.snapshot) this.applySnapshot(rd);
       if (!applyEarly) for (const e of rd.committedEntries) this.applyEntry(e);
