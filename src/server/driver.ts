@@ -2,14 +2,15 @@
 // peers' messages are stepped in as they arrive; and each Ready is handled in the order
 // that keeps data safe:
 //
-//   1. a leader sends its messages first: it may replicate while it writes its own log
-//      (Raft thesis §10.2.1) — its own append ack is only counted at advance();
-//   2. persist: snapshot file, WAL records, one fdatasync when the Ready must sync;
-//   3. followers and candidates send only now, since their votes and acks promise
-//      durability;
-//   4. apply: snapshot, then committed entries (conf changes through applyConfChange);
-//   5. advance(), then answer clients whose entries were applied and reads whose index
-//      is reached.
+//   1. send every message that promises nothing about this node's disk: a leader's
+//      MsgApps (it may replicate while it writes its own log, Raft thesis §10.2.1 — its
+//      own append ack is only counted at advance()), a follower's forwarded proposals;
+//   2. apply the committed entries, which a quorum holds on disk already, and answer
+//      their clients — unless the Ready carries a snapshot (then after step 3);
+//   3. persist: snapshot file, WAL records, one fdatasync when the Ready must sync;
+//   4. send the acks and votes (MsgAppResp, MsgVoteResp, MsgPreVoteResp), which promise
+//      durability, only now;
+//   5. advance(), then serve reads whose index is reached.
 //
 // Ready handling is sequential; everything proposed while one Ready is being written
 // lands in the next one, so concurrent proposals share one fsync (group commit).
