@@ -170,6 +170,11 @@ class Writer {
     return this.buf.slice(0, this.len);
   }
 
+  /** A copy of the bytes written, in `slab`. */
+  finishIn(slab: Slab): Uint8Array {
+    return slab.copy(this.buf, this.len);
+  }
+
   /**
    * The bytes written, for a writer that is not used again: its own buffer when little of
    * it is unused (no copy of a snapshot's megabytes), otherwise a copy of just the bytes.
@@ -306,8 +311,35 @@ class Reader {
 
 // ---- Commands -------------------------------------------------------------------------
 
+/**
+ * Small byte strings copied side by side into shared 64 KiB buffers, handed out as views.
+ * An ArrayBuffer of its own per proposal (a backing store allocated, tracked and freed by
+ * the GC) cost about 0.9 µs, more than encoding the command; a copy into a slab about 0.2.
+ * A slab lives as long as any view of it, and entries leave the log in order, so slabs are
+ * let go in order too. Anything over an eighth of a slab gets its own buffer.
+ */
+class Slab {
+  private static readonly BYTES = 64 * 1024;
+  private buf = new Uint8Array(Slab.BYTES);
+  private used = 0;
+
+  /** A copy of src[0, len). */
+  copy(src: Uint8Array, len: number): Uint8Array {
+    if (len > Slab.BYTES / 8) return src.slice(0, len);
+    if (this.used + len > Slab.BYTES) {
+      this.buf = new Uint8Array(Slab.BYTES);
+      this.used = 0;
+    }
+    const start = this.used;
+    this.buf.set(len === src.length ? src : src.subarray(0, len), start);
+    this.used += len;
+    return this.buf.subarray(start, this.used);
+  }
+}
+
 /** Encodes a command for an entry's data; throws KvCodecError on a command it could not decode back. */
 const commandWriter = new Writer(1024);
+const commandSlab = new Slab();
 
 export function encodeKvCommand(c: KvCommand): Uint8Array {
   const code = OP_CODES[c.op as keyof typeof OP_CODES];
@@ -317,7 +349,8 @@ export function encodeKvCommand(c: KvCommand): Uint8Array {
   if (checkCount(c.seq, 'seq') === 0) throw new KvCodecError('seq must be at least 1');
   checkText(c.key, 'key');
   if (c.key.length === 0) throw new KvCodecError('key must not be empty');
-  // Every proposal is encoded here: one scratch writer serves them all (finish() copies out).
+  // Every proposal is encoded here: one scratch writer serves them all (the bytes are
+  // copied out into a slab).
   const w = commandWriter.reset();
   w.u8(COMMAND_VERSION);
   w.u8(code);
@@ -341,7 +374,7 @@ export function encodeKvCommand(c: KvCommand): Uint8Array {
       w.str(checkText(c.value, 'value'));
       break;
   }
-  return w.finish();
+  return w.finishIn(commandSlab);
 }
 
 /** Decoding is synchronous and never re-entered: one reader serves every command, not one allocation each. */

@@ -280,6 +280,25 @@ describe('KV command codec', () => {
     );
   });
 
+  it('keeps every encoded command intact while later ones are encoded (shared buffers)', () => {
+    // Enough commands to fill several of the encoder's shared buffers, and one too large
+    // to share one; each is checked after all of them were encoded.
+    const cmds = Array.from({ length: 2000 }, (_, i) =>
+      put(
+        `c${i % 7}`,
+        i + 1,
+        `key-${i}`,
+        String.fromCharCode(97 + (i % 26)).repeat(i === 999 ? 20_000 : 300),
+      ),
+    );
+    const encoded = cmds.map(encodeKvCommand);
+    for (const [i, bytes] of encoded.entries())
+      expect(decodeKvCommand(bytes), `command ${i}`).toEqual(cmds[i]);
+    // Small commands share buffers (the point: no ArrayBuffer per proposal); the large one has its own.
+    expect(new Set(encoded.map((b) => b.buffer)).size).toBeLessThan(encoded.length / 100);
+    expect(encoded[999]!.buffer.byteLength).toBe(encoded[999]!.length);
+  });
+
   it('keeps a leading BOM and other unusual text intact', () => {
     const c = put('\uFEFFclient', 1, '\uFEFF\0key', '\u{10FFFF}');
     expect(decodeKvCommand(encodeKvCommand(c))).toEqual(c);
