@@ -619,6 +619,11 @@ export class RaftDriver {
       // heartbeats) leave at the end of this turn, after the clients this Ready answers.
       const [early, afterWrite] = durable ? splitByDurability(rd.messages) : [rd.messages, NO_MESSAGES];
       this.send(early, durable && leading);
+      // The write starts now (DiskStorage begins at once when idle): the fdatasync runs on
+      // the libuv pool while the committed entries are applied below.
+      const started = process.hrtime.bigint();
+      const saving = durable ? this.opts.storage.save(rd) : undefined;
+      if (!durable && rd.hardState) this.opts.storage.save(rd).catch((err: unknown) => this.fatal(err));
       // Committed entries are on the disks of a quorum already: as etcd does, apply them
       // (and answer their clients) while this Ready's own write is in flight, not after
       // it — that took one fsync off every write's path, on every node. Not with a
@@ -632,15 +637,11 @@ export class RaftDriver {
         });
         for (const e of rd.committedEntries) this.applyEntry(e);
       }
-
-      if (durable) {
-        const started = process.hrtime.bigint();
-        await this.opts.storage.save(rd);
+      if (saving) {
+        await saving;
         this.stats.fsyncs++;
         this.stats.fsyncSeconds.push(Number(process.hrtime.bigint() - started) / 1e9);
         this.lastYieldAt = Date.now();
-      } else if (rd.hardState) {
-        this.opts.storage.save(rd).catch((err: unknown) => this.fatal(err));
       }
       // Acks and votes promise durability: only now, and at once.
       this.send(afterWrite, true);
