@@ -35,6 +35,7 @@ import {
   type SoftState,
   type StateType,
   voteRespType,
+  waitsForAppend,
 } from './types.js';
 
 export interface Config {
@@ -223,7 +224,7 @@ export class Raft {
       // as a local message there.
       if (m.type !== 'MsgProp' && m.type !== 'MsgReadIndex') m.term = this.term;
     }
-    if (m.type === 'MsgAppResp' || m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp') {
+    if (waitsForAppend(m.type)) {
       this.msgsAfterAppend = pushed(this.msgsAfterAppend, m);
     } else {
       if (m.to === this.id) this.logger.panic(`message should not be self-addressed when sending ${m.type}`);

@@ -319,6 +319,15 @@ export function isResponseMessage(type: MessageType): boolean {
   );
 }
 
+/**
+ * Whether a message promises that the sender's log or vote is on disk (an append
+ * acknowledgement, a vote): it may leave only once the Ready that produced it is written.
+ * Everything else may be sent before (etcd's msgsAfterAppend rule).
+ */
+export function waitsForAppend(type: MessageType): boolean {
+  return type === 'MsgAppResp' || type === 'MsgVoteResp' || type === 'MsgPreVoteResp';
+}
+
 export function isLocalThread(id: number): boolean {
   return id === LOCAL_APPEND_THREAD || id === LOCAL_APPLY_THREAD;
 }

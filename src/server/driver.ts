@@ -30,6 +30,7 @@ import {
   message,
   NONE,
   type StateType,
+  waitsForAppend,
 } from '../raft/types.js';
 import {
   decodeMemberContext,
@@ -58,15 +59,10 @@ const GOLDEN_RATIO = 0.6180339887498949;
 
 const NO_MESSAGES: Message[] = [];
 
-/** The message types that promise the sender's log or vote is on disk (etcd's msgsAfterAppend). */
-function needsDurability(m: Message): boolean {
-  return m.type === 'MsgAppResp' || m.type === 'MsgVoteResp' || m.type === 'MsgPreVoteResp';
-}
-
 /** [messages that may leave before this Ready is written, those that must wait for it]. */
 function splitByDurability(msgs: Message[]): [Message[], Message[]] {
-  if (!msgs.some(needsDurability)) return [msgs, NO_MESSAGES];
-  return [msgs.filter((m) => !needsDurability(m)), msgs.filter(needsDurability)];
+  if (!msgs.some((m) => waitsForAppend(m.type))) return [msgs, NO_MESSAGES];
+  return [msgs.filter((m) => !waitsForAppend(m.type)), msgs.filter((m) => waitsForAppend(m.type))];
 }
 
 /** A waiter's resolve/reject until its promise's executor hands over the real ones. */
@@ -621,7 +617,7 @@ export class RaftDriver {
       this.send(early, durable && leading);
       // The write starts now (DiskStorage begins at once when idle): the fdatasync runs on
       // the libuv pool while the committed entries are applied below.
-      const started = process.hrtime.bigint();
+      const started = durable ? process.hrtime.bigint() : 0n;
       const saving = durable ? this.opts.storage.save(rd) : undefined;
       if (!durable && rd.hardState) this.opts.storage.save(rd).catch((err: unknown) => this.fatal(err));
       // Committed entries are on the disks of a quorum already: as etcd does, apply them
