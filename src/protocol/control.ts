@@ -322,8 +322,11 @@ export const FaultArgsSchema = z.strictObject(faultShape).superRefine((f, ctx) =
  * Optional request identity of a write. A client that retries with the same clientId and
  * seq has the write applied at most once, and gets the first application's result.
  */
+/** Longest client id a request may carry, in UTF-16 units. */
+const MAX_CLIENT_ID_LENGTH = 1024;
+
 const RequestId = {
-  clientId: z.string().min(1).max(1024).optional(),
+  clientId: z.string().min(1).max(MAX_CLIENT_ID_LENGTH).optional(),
   seq: z.int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 };
 
@@ -654,7 +657,7 @@ function isPlainPut(a: unknown): a is CommandArgs<'put'> {
   if (prevKv !== undefined && typeof prevKv !== 'boolean') return false;
   if (
     clientId !== undefined &&
-    (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 1024)
+    (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > MAX_CLIENT_ID_LENGTH)
   ) {
     return false;
   }
