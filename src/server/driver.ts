@@ -35,11 +35,14 @@ import {
 import {
   decodeMemberContext,
   encodeCapture,
+  encodeKvBatch,
   encodeKvCommand,
   encodeMemberContext,
   type KvCommand,
   type KvResult,
   type KvStore,
+  kvCommandCount,
+  MAX_BATCH_COMMANDS,
   requestKey,
 } from './kv.js';
 import type { ServerLogger } from './log.js';
@@ -107,10 +110,14 @@ export interface DriverOptions {
   heartbeatTicks: number;
   preVote: boolean;
   checkQuorum: boolean;
-  /** Take a snapshot of the KV state every this many applied entries. */
+  /**
+   * Take a snapshot of the KV state every this many applied writes. Writes, not entries:
+   * an entry may carry a batch of them, and what a snapshot bounds — the log held in
+   * memory and replayed on restart — grows with the writes.
+   */
   snapshotEvery: number;
-  /** Entries kept in the log behind a snapshot so slightly lagging followers catch up without one. */
-  snapshotCatchUpEntries: number;
+  /** Writes kept in the log behind a snapshot so slightly lagging followers catch up without one. */
+  snapshotCatchUpWrites: number;
   /** How long a client waits for its proposal or read before `timeout`. */
   requestTimeoutMs: number;
   storage: DiskStorage;
@@ -390,20 +397,23 @@ export class RaftDriver {
   /**
    * Steps every proposal collected since the last Ready as one MsgProp: one append, one
    * broadcast of MsgApps and, with the Ready, one fsync for the whole batch — instead of a
-   * round of messages per client request.
+   * round of messages per client request. The commands themselves go in as few entries as
+   * possible (up to MAX_BATCH_COMMANDS each, see encodeKvBatch): what every entry costs —
+   * its log and WAL records, their checksums, its part of each MsgApp on every node —
+   * is then paid once per batch rather than once per write.
    */
   private flushProposals(): void {
     if (this.proposalBatch.length === 0) return;
     const batch = this.proposalBatch;
     this.proposalBatch = [];
+    const entries: Entry[] = [];
+    for (let i = 0; i < batch.length; i += MAX_BATCH_COMMANDS) {
+      const part = batch.slice(i, i + MAX_BATCH_COMMANDS);
+      const data = part.length === 1 ? part[0]!.data : encodeKvBatch(part.map((w) => w.data));
+      entries.push({ term: 0, index: 0, type: 'EntryNormal', data });
+    }
     try {
-      this.rawNode.step(
-        message({
-          type: 'MsgProp',
-          from: this.id,
-          entries: batch.map((w) => ({ term: 0, index: 0, type: 'EntryNormal' as const, data: w.data })),
-        }),
-      );
+      this.rawNode.step(message({ type: 'MsgProp', from: this.id, entries }));
     } catch (err) {
       const error = this.proposalError(err);
       for (const w of batch) {
@@ -727,28 +737,31 @@ export class RaftDriver {
   }
 
   private applyEntry(e: Entry): void {
-    this.appliedSinceSnapshot++;
+    this.appliedSinceSnapshot += writesIn(e);
     if (e.type === 'EntryNormal') {
       if (e.data.length === 0) return;
-      let applied: ReturnType<KvStore['apply']>;
       try {
-        applied = this.opts.kv.apply(e.index, e.data);
+        this.opts.kv.apply(e.index, e.data, this.answer);
       } catch (err) {
         // An entry we cannot decode was proposed by a newer or broken client: skip it
         // on every node alike rather than stop the cluster.
         this.log.error(`skipping undecodable entry ${e.term}/${e.index}: ${(err as Error).message}`);
         return;
       }
-      const w = applied && this.waiters.take(applied.clientId, applied.seq);
-      if (w) {
-        this.stats.proposals.ok++;
-        w.resolve(applied!.result);
-      }
       if (this.opts.events?.apply && this.wantsEvents('apply')) this.opts.events.apply(e);
       return;
     }
     this.applyConfChangeEntry(e);
   }
+
+  /** Answers the request waiting on this node, if any, for each command applied. */
+  private readonly answer = (clientId: string, seq: number, result: KvResult): void => {
+    const w = this.waiters.take(clientId, seq);
+    if (w) {
+      this.stats.proposals.ok++;
+      w.resolve(result);
+    }
+  };
 
   private applyConfChangeEntry(e: Entry): void {
     const cc = decodeConfChangeEntry(e);
@@ -853,6 +866,21 @@ export class RaftDriver {
     this.readsConfirmed = still;
   }
 
+  /** How many entries up to `last` it takes to hold its last `writes` writes (fewer if the log is shorter). */
+  private entriesHolding(last: number, writes: number): number {
+    const ms = this.opts.storage.storage;
+    // Every entry holds at least one write, so no more than `writes` entries are needed.
+    const from = Math.max(ms.firstIndex(), last - writes + 1);
+    if (writes <= 0 || from > last) return 0;
+    const entries = ms.entries(from, last + 1, Number.POSITIVE_INFINITY);
+    let held = 0;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      held += writesIn(entries[i]!);
+      if (held >= writes) return entries.length - i;
+    }
+    return entries.length;
+  }
+
   /**
    * Captures the applied KV state at once (it must match the applied index) and has it
    * written; resolves when the snapshot is durable and the log compacted. A second call
@@ -866,11 +894,12 @@ export class RaftDriver {
     const current = this.opts.storage.storage.snap.metadata.index;
     if (applied <= current) return undefined;
     const cs = this.rawNode.raft.trk.confState();
+    const catchUpEntries = this.entriesHolding(applied, this.opts.snapshotCatchUpWrites);
     // Captured now, at `applied`; encoded in slices between Readys, then written.
     const state = this.opts.kv.capture();
     const previousBytes = this.opts.storage.storage.snap.data.length;
     const run = encodeCapture(state, undefined, previousBytes).then((data) =>
-      this.opts.storage.createSnapshot(applied, cs, data, this.opts.snapshotCatchUpEntries),
+      this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries),
     );
     this.appliedSinceSnapshot = 0;
     this.snapshotInFlight = run;
@@ -888,6 +917,11 @@ export class RaftDriver {
       this.snapshotInFlight = undefined;
     }
   }
+}
+
+/** Writes an entry carries, as the snapshot options count them: a batch's, else one. */
+function writesIn(e: Entry): number {
+  return e.type === 'EntryNormal' ? kvCommandCount(e.data) : 1;
 }
 
 /**

@@ -37,6 +37,11 @@ export type KvResult =
   /** `current` is the key after the operation: the new entry if ok, the unchanged one if not. */
   | { op: 'cas'; revision: number; ok: boolean; current?: KvEntry };
 
+/** Hears the result of each command an entry applies (see KvStore.apply). */
+export type AppliedListener = (clientId: string, seq: number, result: KvResult) => void;
+
+const ignoreApplied: AppliedListener = () => undefined;
+
 export interface KvMember {
   address: string;
   learner: boolean;
@@ -61,6 +66,14 @@ const COMMAND_VERSION = 1;
 const SNAPSHOT_VERSION = 1;
 const SNAPSHOT_MAGIC = [0x52, 0x4b, 0x56, 0x53]; // "RKVS"
 const OP_CODES = { put: 1, delete: 2, cas: 3 } as const;
+/** The op byte of an entry holding several commands (see encodeKvBatch). */
+const OP_BATCH = 4;
+/**
+ * Commands per batch entry at most. Batching amortizes what every entry costs (its log and
+ * WAL records and checksums, its frame in each MsgApp) over the writes a node collects in
+ * one turn; past a few hundred there is little left to amortize.
+ */
+export const MAX_BATCH_COMMANDS = 256;
 /** Bounds what one client id may cost in every session table of every replica. */
 const MAX_CLIENT_ID_BYTES = 1024;
 
@@ -251,7 +264,7 @@ class Reader {
     return this;
   }
 
-  private fail(msg: string, at = this.pos): never {
+  fail(msg: string, at = this.pos): never {
     throw new KvCodecError(`${this.what}: ${msg} at byte ${at}`);
   }
 
@@ -383,41 +396,103 @@ const commandReader = new Reader(NO_BYTES, 'kv command');
 /** Decodes and validates an entry's data; throws KvCodecError naming the problem and byte offset. */
 export function decodeKvCommand(b: Uint8Array): KvCommand {
   try {
-    return readKvCommand(commandReader.reset(b));
+    const r = commandReader.reset(b);
+    if (r.u8() !== COMMAND_VERSION) r.fail(`unsupported version ${b[0]}`, 0);
+    const cmd = readKvCommand(r, r.u8());
+    r.end();
+    return cmd;
   } finally {
     // Holding on to the data would keep its whole buffer (a WAL segment on replay) alive.
     commandReader.reset(NO_BYTES);
   }
 }
 
-function readKvCommand(r: Reader): KvCommand {
-  const version = r.u8();
-  if (version !== COMMAND_VERSION) throw new KvCodecError(`kv command: unsupported version ${version}`);
-  const op = r.u8();
+/**
+ * The commands of an entry's data, in order: one, or several when it is a batch (see
+ * encodeKvBatch). All are decoded and validated before any is applied, so an entry that
+ * does not decode is refused whole, on every replica alike.
+ */
+export function decodeKvEntryData(b: Uint8Array): KvCommand[] {
+  try {
+    const r = commandReader.reset(b);
+    if (r.u8() !== COMMAND_VERSION) r.fail(`unsupported version ${b[0]}`, 0);
+    const op = r.u8();
+    let cmds: KvCommand[];
+    if (op === OP_BATCH) {
+      const n = r.varint('batch count');
+      if (n < 2 || n > MAX_BATCH_COMMANDS) r.fail(`batch count ${n} outside 2..${MAX_BATCH_COMMANDS}`, 2);
+      cmds = new Array<KvCommand>(n);
+      for (let i = 0; i < n; i++) {
+        if (r.u8() !== COMMAND_VERSION) r.fail(`batch command ${i}: unsupported version`);
+        cmds[i] = readKvCommand(r, r.u8());
+      }
+    } else cmds = [readKvCommand(r, op)];
+    r.end();
+    return cmds;
+  } finally {
+    commandReader.reset(NO_BYTES);
+  }
+}
+
+/**
+ * How many writes an entry's data holds, from its header alone: a batch's count, else 1
+ * (for a single command, and for empty or foreign data, which still make an entry).
+ */
+export function kvCommandCount(data: Uint8Array): number {
+  if (data.length < 3 || data[0] !== COMMAND_VERSION || data[1] !== OP_BATCH) return 1;
+  // The count is at most MAX_BATCH_COMMANDS: one or two varint bytes.
+  return data[2]! < 0x80 ? data[2]! : (data[2]! & 0x7f) + (data[3] ?? 0) * 0x80;
+}
+
+/**
+ * One entry's data holding several encoded commands (each as encodeKvCommand made it):
+ * [version][OP_BATCH][count] then the commands back to back. They are applied in order at
+ * the entry's index, so they share its revision, as the writes of one etcd transaction do.
+ * At most MAX_BATCH_COMMANDS.
+ */
+export function encodeKvBatch(commands: readonly Uint8Array[]): Uint8Array {
+  if (commands.length < 2 || commands.length > MAX_BATCH_COMMANDS) {
+    throw new RangeError(`a batch holds 2..${MAX_BATCH_COMMANDS} commands, not ${commands.length}`);
+  }
+  let size = 2 + varintSize(commands.length);
+  for (const c of commands) size += c.length;
+  const out = new Uint8Array(size);
+  out[0] = COMMAND_VERSION;
+  out[1] = OP_BATCH;
+  let pos = 2;
+  for (let n = commands.length; ; n = Math.floor(n / 0x80)) {
+    out[pos++] = n >= 0x80 ? (n & 0x7f) | 0x80 : n;
+    if (n < 0x80) break;
+  }
+  for (const c of commands) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
+}
+
+/** A command's fields after its version byte and op (the entry's own, or one of a batch's). */
+function readKvCommand(r: Reader, op: number): KvCommand {
+  if (op !== OP_CODES.put && op !== OP_CODES.delete && op !== OP_CODES.cas) {
+    throw new KvCodecError(`kv command: unknown op ${op}`);
+  }
   const clientId = r.str('clientId', MAX_CLIENT_ID_BYTES, clientIds);
   if (clientId.length === 0) throw new KvCodecError('kv command: empty clientId');
   const seq = r.varint('seq');
   if (seq === 0) throw new KvCodecError('kv command: seq must be at least 1');
   const key = r.str('key', Number.MAX_SAFE_INTEGER, keys);
   if (key.length === 0) throw new KvCodecError('kv command: empty key');
-  let cmd: KvCommand;
   switch (op) {
     case OP_CODES.put:
-      cmd = { op: 'put', clientId, seq, key, value: r.str('value') };
-      break;
+      return { op: 'put', clientId, seq, key, value: r.str('value') };
     case OP_CODES.delete:
-      cmd = { op: 'delete', clientId, seq, key };
-      break;
-    case OP_CODES.cas: {
+      return { op: 'delete', clientId, seq, key };
+    default: {
+      // cas, the only op left (checked above)
       const expected = r.bool('expected present') ? r.str('expected') : null;
-      cmd = { op: 'cas', clientId, seq, key, expected, value: r.str('value') };
-      break;
+      return { op: 'cas', clientId, seq, key, expected, value: r.str('value') };
     }
-    default:
-      throw new KvCodecError(`kv command: unknown op ${op}`);
   }
-  r.end();
-  return cmd;
 }
 
 // ---- Member context -------------------------------------------------------------------
@@ -463,16 +538,58 @@ interface Slot {
 }
 
 interface Session {
+  clientId: string;
   /** Index of the last command of this client that was executed (its recency). */
   lastIndex: number;
-  /** Results of this client's most recent requests, by seq. */
-  results: Map<number, KvResult>;
+  /**
+   * Results of this client's most recent requests: seqs[i] is results[i]'s. Plain arrays of
+   * at most resultsPerSession, scanned rather than hashed: a new request's seq is above
+   * maxSeq and needs no scan, and the Map this was before cost five hash operations per
+   * applied command on every replica.
+   */
+  seqs: number[];
+  results: KvResult[];
+  /** While seqs arrive in order: the slot of the oldest result, replaced next once full. */
+  oldestSlot: number;
   /** The highest seq whose result was forgotten (0: none; seqs start at 1): a request at or below it has an unknown outcome. */
   floor: number;
   /** The highest seq remembered so far. */
   maxSeq: number;
-  /** Whether results were inserted in ascending seq order (so the first key is the smallest). */
+  /** Whether results were inserted in ascending seq order (so oldestSlot holds the smallest). */
   ascending: boolean;
+  /** Neighbours in the recency list (least recently written first). */
+  older: Session | undefined;
+  newer: Session | undefined;
+}
+
+function newSession(clientId: string, lastIndex: number, floor: number): Session {
+  return {
+    clientId,
+    lastIndex,
+    seqs: [],
+    results: [],
+    oldestSlot: 0,
+    floor,
+    maxSeq: floor,
+    ascending: true,
+    older: undefined,
+    newer: undefined,
+  };
+}
+
+/** The result remembered for `seq`, if any. */
+function rememberedResult(s: Session, seq: number): KvResult | undefined {
+  if (seq > s.maxSeq) return undefined;
+  const i = s.seqs.indexOf(seq);
+  return i < 0 ? undefined : s.results[i];
+}
+
+/** The session's results as [seq, result] pairs by ascending seq (the snapshot's order). */
+function resultsBySeq(s: Session): [number, KvResult][] {
+  const pairs = s.seqs.map((seq, i): [number, KvResult] => [seq, s.results[i]!]);
+  if (!s.ascending) return pairs.sort((a, b) => a[0] - b[0]);
+  // In order of arrival from the oldest slot on, which is ascending.
+  return [...pairs.slice(s.oldestSlot), ...pairs.slice(0, s.oldestSlot)];
 }
 
 export class KvStore {
@@ -487,9 +604,13 @@ export class KvStore {
   private order = new KeyOrder();
   private rev = 0;
   private memberMap = new Map<number, KvMember>();
-  /** Insertion order is recency order: a client is moved to the end when it writes. */
   private sessions = new Map<string, Session>();
-  /** The session last moved to the end of `sessions` (undefined when unknown). */
+  /**
+   * The ends of the sessions' recency list: a client moves to the newest end when it
+   * writes, and the oldest is forgotten first. A linked list, not the map's insertion
+   * order, so that moving a session costs no hashing.
+   */
+  private oldestSession: Session | undefined;
   private newestSession: Session | undefined;
   private readonly maxSessions: number;
   private readonly resultsPerSession: number;
@@ -554,27 +675,38 @@ export class KvStore {
   }
 
   /**
-   * Applies a committed entry's data. Returns undefined for empty data and for a stale
-   * retry whose result is no longer remembered (its outcome is unknown, so it is not
-   * executed again: at most once). Throws KvCodecError for data that does not decode;
-   * the caller logs and skips it, as every replica does.
+   * Applies a committed entry's data: its command, or each command of a batch in order,
+   * all at revision `index`. `onApplied` hears each command's result — also a retry's,
+   * answered from the session without executing it again — but not a stale retry whose
+   * result is no longer remembered (its outcome is unknown, so it is not executed again:
+   * at most once). Empty data applies nothing. Throws KvCodecError, having applied
+   * nothing, for data that does not decode; the caller logs and skips it, as every
+   * replica does.
    */
-  apply(index: number, data: Uint8Array): { clientId: string; seq: number; result: KvResult } | undefined {
-    if (data.length === 0) return undefined;
-    const cmd = decodeKvCommand(data);
+  apply(index: number, data: Uint8Array, onApplied: AppliedListener = ignoreApplied): void {
+    if (data.length === 0) return;
+    // The common case, an entry of one command, without the array of a batch.
+    if (data[1] !== OP_BATCH) this.applyCommand(index, decodeKvCommand(data), onApplied);
+    else for (const cmd of decodeKvEntryData(data)) this.applyCommand(index, cmd, onApplied);
+  }
+
+  private applyCommand(index: number, cmd: KvCommand, onApplied: AppliedListener): void {
     // The request's id, not its requestKey string: the caller builds that only when some
     // request waits for it, which none does while a restart replays the log.
     const { clientId, seq } = cmd;
     const session = this.sessions.get(clientId);
     if (session) {
-      const cached = session.results.get(seq);
-      if (cached) return { clientId, seq, result: cached };
-      if (seq <= session.floor) return undefined;
+      const cached = rememberedResult(session, seq);
+      if (cached) {
+        onApplied(clientId, seq, cached);
+        return;
+      }
+      if (seq <= session.floor) return;
     }
     const result = this.execute(index, cmd);
     this.rev = index;
     this.remember(clientId, seq, index, session, result);
-    return { clientId, seq, result };
+    onApplied(clientId, seq, result);
   }
 
   private execute(index: number, cmd: KvCommand): KvResult {
@@ -643,44 +775,67 @@ export class KvStore {
     existing: Session | undefined,
     result: KvResult,
   ): void {
-    const session = existing ?? {
-      lastIndex: index,
-      results: new Map(),
-      floor: 0,
-      maxSeq: 0,
-      ascending: true,
-    };
+    let session = existing;
+    if (!session) {
+      session = newSession(clientId, index, 0);
+      this.sessions.set(clientId, session);
+    }
     Object.freeze(result);
-    session.results.set(seq, result);
     if (seq > session.maxSeq) session.maxSeq = seq;
     else session.ascending = false;
-    if (session.results.size > this.resultsPerSession) {
-      // Seqs usually arrive in order, and then the first key (insertion order) is the oldest.
-      // A for-of that stops at once, not keys().next(): V8 then allocates neither the
-      // iterator nor its result, once per applied command.
-      let oldest = 0;
-      for (const s of session.results.keys()) {
-        oldest = s;
-        break;
+    const { seqs, results } = session;
+    if (seqs.length < this.resultsPerSession) {
+      seqs.push(seq);
+      results.push(result);
+    } else if (session.ascending) {
+      // Full, seqs in order: the oldest result, in the ring's oldest slot, goes.
+      const slot = session.oldestSlot;
+      session.oldestSlot = (slot + 1) % seqs.length;
+      session.floor = Math.max(session.floor, seqs[slot]!);
+      seqs[slot] = seq;
+      results[slot] = result;
+    } else {
+      // Full, seqs out of order: the smallest seq goes, which may be this very one.
+      let slot = 0;
+      for (let i = 1; i < seqs.length; i++) if (seqs[i]! < seqs[slot]!) slot = i;
+      if (seq < seqs[slot]!) session.floor = Math.max(session.floor, seq);
+      else {
+        session.floor = Math.max(session.floor, seqs[slot]!);
+        seqs[slot] = seq;
+        results[slot] = result;
       }
-      if (!session.ascending) {
-        for (const s of session.results.keys()) if (s < oldest) oldest = s;
-      }
-      session.results.delete(oldest);
-      session.floor = Math.max(session.floor, oldest);
     }
     session.lastIndex = index;
-    // Move to the end: the sessions map stays in order of last write, oldest first. A
-    // session that is already the newest (the same client again) stays where it is.
+    // A session that is already the newest (the same client again) stays where it is.
     if (this.newestSession !== session) {
-      this.sessions.delete(clientId);
-      this.sessions.set(clientId, session);
-      this.newestSession = session;
+      if (existing) this.unlink(session);
+      this.linkNewest(session);
     }
     while (this.sessions.size > this.maxSessions) {
-      const victim = this.sessions.keys().next().value as string;
-      this.sessions.delete(victim);
+      const victim = this.oldestSession!;
+      this.unlink(victim);
+      this.sessions.delete(victim.clientId);
     }
+  }
+
+  private unlink(s: Session): void {
+    if (s.older) s.older.newer = s.newer;
+    else this.oldestSession = s.newer;
+    if (s.newer) s.newer.older = s.older;
+    else this.newestSession = s.older;
+    s.older = s.newer = undefined;
+  }
+
+  private linkNewest(s: Session): void {
+    s.older = this.newestSession;
+    if (this.newestSession) this.newestSession.newer = s;
+    else this.oldestSession = s;
+    this.newestSession = s;
+  }
+
+  /** Sessions from the least to the most recently written. */
+  private *sessionsByRecency(): Generator<Session> {
+    for (let s = this.oldestSession; s; s = s.newer) yield s;
   }
 
   // ---- Snapshot -----------------------------------------------------------------------
@@ -718,11 +873,11 @@ export class KvStore {
       this.order.keys(),
       this.data,
       before,
-      [...this.sessions].map(([clientId, s]) => ({
-        clientId,
+      Array.from(this.sessionsByRecency(), (s) => ({
+        clientId: s.clientId,
         lastIndex: s.lastIndex,
         floor: s.floor,
-        results: s.ascending ? [...s.results] : [...s.results].sort((a, b) => a[0] - b[0]),
+        results: resultsBySeq(s),
       })),
       () => {
         this.preimages = this.preimages.filter((m) => m !== before);
@@ -743,7 +898,7 @@ export class KvStore {
       this.rev = 0;
       this.memberMap = new Map();
       this.sessions = new Map();
-      this.newestSession = undefined;
+      this.oldestSession = this.newestSession = undefined;
       return;
     }
     const r = new Reader(bytes, 'kv snapshot');
@@ -779,24 +934,25 @@ export class KvStore {
     }
 
     const sessions = new Map<string, Session>();
+    const byRecency: Session[] = [];
     const sessionCount = r.varint('session count');
     for (let i = 0; i < sessionCount; i++) {
       const clientId = r.str('session clientId', MAX_CLIENT_ID_BYTES);
       if (sessions.has(clientId)) throw new KvCodecError(`kv snapshot: duplicate session ${clientId}`);
       const lastIndex = r.varint('session last index');
-      const floor = r.varint('session floor');
-      const results = new Map<number, KvResult>();
+      const session = newSession(clientId, lastIndex, r.varint('session floor'));
       const n = r.varint('session result count');
-      let lastSeq = floor;
       for (let j = 0; j < n; j++) {
         const seq = r.varint('session seq');
-        if (seq <= lastSeq) {
+        if (seq <= session.maxSeq) {
           throw new KvCodecError(`kv snapshot: session ${clientId}: seqs not ascending above the floor`);
         }
-        lastSeq = seq;
-        results.set(seq, Object.freeze(readResult(r, rev)));
+        session.maxSeq = seq;
+        session.seqs.push(seq);
+        session.results.push(Object.freeze(readResult(r, rev)));
       }
-      sessions.set(clientId, { lastIndex, floor, results, maxSeq: lastSeq, ascending: true });
+      sessions.set(clientId, session);
+      byRecency.push(session);
     }
     r.end();
 
@@ -806,7 +962,8 @@ export class KvStore {
     this.rev = rev;
     this.memberMap = members;
     this.sessions = sessions;
-    this.newestSession = undefined;
+    this.oldestSession = this.newestSession = undefined;
+    for (const session of byRecency) this.linkNewest(session);
   }
 }
 
@@ -980,12 +1137,18 @@ function readResult(r: Reader, rev: number): KvResult {
  */
 export function describeKvData(data: Uint8Array): string {
   if (data.length === 0) return '""';
-  let c: KvCommand;
+  let cmds: KvCommand[];
   try {
-    c = decodeKvCommand(data);
+    cmds = decodeKvEntryData(data);
   } catch {
     return goQuote(data);
   }
+  if (cmds.length === 1) return describeCommand(cmds[0]!);
+  // A batch: the first command in full is enough to recognise it in a busy log.
+  return `batch of ${cmds.length}: ${describeCommand(cmds[0]!)}, …`;
+}
+
+function describeCommand(c: KvCommand): string {
   const q = (x: string) => JSON.stringify(x);
   switch (c.op) {
     case 'put':

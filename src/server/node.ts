@@ -37,7 +37,7 @@ type DriverSettings = Pick<
   | 'preVote'
   | 'checkQuorum'
   | 'snapshotEvery'
-  | 'snapshotCatchUpEntries'
+  | 'snapshotCatchUpWrites'
   | 'requestTimeoutMs'
 >;
 
@@ -174,7 +174,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     preVote: opts.preVote,
     checkQuorum: opts.checkQuorum,
     snapshotEvery: opts.snapshotEvery,
-    snapshotCatchUpEntries: opts.snapshotCatchUpEntries,
+    snapshotCatchUpWrites: opts.snapshotCatchUpWrites,
     requestTimeoutMs: opts.requestTimeoutMs,
     storage,
     kv,

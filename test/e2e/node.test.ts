@@ -81,6 +81,23 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
       expect(got, `node ${n.id}`).toMatchObject({ found: true, value: 'hello' });
     }
 
+    // Writes that arrive together (one client frame) go into one batch entry: all are
+    // acknowledged, at one revision, and every node has every one of them.
+    const burst = await Promise.all(
+      Array.from(
+        { length: 40 },
+        async (_, i) =>
+          (await fc.command('put', { key: `burst/${i}`, value: `v${i}` })) as { revision: number },
+      ),
+    );
+    expect(new Set(burst.map((r) => r.revision)).size).toBe(1);
+    expect(burst[0]!.revision).toBeGreaterThan(put.revision);
+    for (const n of c.nodes) {
+      const got = await n.rangePrefix('burst/');
+      expect(got.size, `node ${n.id}`).toBe(40);
+      for (let i = 0; i < 40; i++) expect(got.get(`burst/${i}`), `node ${n.id}`).toBe(`v${i}`);
+    }
+
     // The etcd gateway writes and reads the same store.
     await leader.gateway('put', { key: Buffer.from('k').toString('base64'), value: 'dg==' });
     for (const n of c.nodes) expect((await n.rangePrefix('k')).get('k'), `node ${n.id}`).toBe('v');

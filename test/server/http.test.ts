@@ -8,7 +8,7 @@ import {
   type HttpApi,
   type HttpHandlerOptions,
 } from '../../src/server/http.js';
-import { encodeKvCommand, KvStore } from '../../src/server/kv.js';
+import { encodeKvCommand, type KvResult, KvStore } from '../../src/server/kv.js';
 import { createRaftMetrics, Metrics, type RaftMetrics } from '../../src/server/metrics.js';
 
 /** A stand-in node: a real KvStore fed directly, as if every proposal committed at once. */
@@ -39,8 +39,15 @@ class FakeApi implements HttpApi {
 
   private apply(cmd: { op: 'put'; key: string; value: string } | { op: 'delete'; key: string }) {
     if (this.failWith !== undefined) throw this.failWith;
-    const r = this.kv.apply(++this.index, encodeKvCommand({ ...cmd, clientId: 'http', seq: ++this.seq }));
-    return r!.result;
+    let result: KvResult | undefined;
+    this.kv.apply(
+      ++this.index,
+      encodeKvCommand({ ...cmd, clientId: 'http', seq: ++this.seq }),
+      (_c, _s, r) => {
+        result = r;
+      },
+    );
+    return result!;
   }
 
   async put(key: string, value: string) {

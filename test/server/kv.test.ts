@@ -3,14 +3,19 @@ import { describe, expect, it } from 'vitest';
 import {
   compareKeys,
   decodeKvCommand,
+  decodeKvEntryData,
   decodeMemberContext,
+  describeKvData,
   encodeCapture,
+  encodeKvBatch,
   encodeKvCommand,
   encodeMemberContext,
   KvCodecError,
   type KvCommand,
   type KvResult,
   KvStore,
+  kvCommandCount,
+  MAX_BATCH_COMMANDS,
   requestKey,
 } from '../../src/server/kv.js';
 
@@ -37,9 +42,21 @@ const cas = (
   value,
 });
 
+/** Applies one entry's data; what the store reported for its (single) command, if anything. */
+function applyOne(
+  kv: KvStore,
+  index: number,
+  data: Uint8Array,
+): { clientId: string; seq: number; result: KvResult } | undefined {
+  const heard: { clientId: string; seq: number; result: KvResult }[] = [];
+  kv.apply(index, data, (clientId, seq, result) => heard.push({ clientId, seq, result }));
+  expect(heard.length).toBeLessThanOrEqual(1);
+  return heard[0];
+}
+
 /** Applies commands at consecutive indexes starting at `from`; returns each result. */
 function applyAll(kv: KvStore, cmds: KvCommand[], from = 1): (KvResult | undefined)[] {
-  return cmds.map((c, i) => kv.apply(from + i, encodeKvCommand(c))?.result);
+  return cmds.map((c, i) => applyOne(kv, from + i, encodeKvCommand(c))?.result);
 }
 
 function expectCodecError(f: () => unknown, pattern?: RegExp): void {
@@ -56,10 +73,10 @@ function expectCodecError(f: () => unknown, pattern?: RegExp): void {
 describe('KvStore semantics', () => {
   it('put creates, updates (version, mod revision) and returns the previous entry', () => {
     const kv = new KvStore();
-    const r1 = kv.apply(5, encodeKvCommand(put('c', 1, 'a', 'x')));
+    const r1 = applyOne(kv, 5, encodeKvCommand(put('c', 1, 'a', 'x')));
     expect(r1).toEqual({ clientId: 'c', seq: 1, result: { op: 'put', revision: 5 } });
     expect(kv.get('a')).toEqual({ key: 'a', value: 'x', createRevision: 5, modRevision: 5, version: 1 });
-    const r2 = kv.apply(7, encodeKvCommand(put('c', 2, 'a', 'y')));
+    const r2 = applyOne(kv, 7, encodeKvCommand(put('c', 2, 'a', 'y')));
     expect(r2?.result).toEqual({
       op: 'put',
       revision: 7,
@@ -73,7 +90,7 @@ describe('KvStore semantics', () => {
   it('delete removes a key; a later put starts a new generation', () => {
     const kv = new KvStore();
     applyAll(kv, [put('c', 1, 'a', 'x'), put('c', 2, 'a', 'y')]);
-    const d = kv.apply(3, encodeKvCommand(del('c', 3, 'a')))!.result;
+    const d = applyOne(kv, 3, encodeKvCommand(del('c', 3, 'a')))!.result;
     expect(d).toEqual({
       op: 'delete',
       revision: 3,
@@ -82,12 +99,12 @@ describe('KvStore semantics', () => {
     });
     expect(kv.get('a')).toBeUndefined();
     expect(kv.size).toBe(0);
-    expect(kv.apply(4, encodeKvCommand(del('c', 4, 'a')))!.result).toEqual({
+    expect(applyOne(kv, 4, encodeKvCommand(del('c', 4, 'a')))!.result).toEqual({
       op: 'delete',
       revision: 4,
       deleted: 0,
     });
-    kv.apply(5, encodeKvCommand(put('c', 5, 'a', 'z')));
+    applyOne(kv, 5, encodeKvCommand(put('c', 5, 'a', 'z')));
     expect(kv.get('a')).toEqual({ key: 'a', value: 'z', createRevision: 5, modRevision: 5, version: 1 });
   });
 
@@ -161,8 +178,8 @@ describe('KvStore semantics', () => {
     const kv = new KvStore();
     applyAll(kv, [put('c', 1, 'a', 'x')]);
     const before = kv.snapshot();
-    expect(kv.apply(2, new Uint8Array())).toBeUndefined();
-    expectCodecError(() => kv.apply(3, new Uint8Array([1, 9, 9, 9])));
+    expect(applyOne(kv, 2, new Uint8Array())).toBeUndefined();
+    expectCodecError(() => applyOne(kv, 3, new Uint8Array([1, 9, 9, 9])));
     expect(kv.snapshot()).toEqual(before);
     expect(kv.revision).toBe(1);
   });
@@ -216,7 +233,7 @@ describe('KV capture while the store keeps changing', () => {
           const encoded = encodeCapture(state, 2);
           for (const o of after) {
             await new Promise((r) => setImmediate(r));
-            kv.apply(seq + 1, encodeKvCommand(toCommand(o, ++seq)));
+            applyOne(kv, seq + 1, encodeKvCommand(toCommand(o, ++seq)));
           }
           expect(await encoded).toEqual(expected);
           // Released: a later capture sees the later state.
@@ -432,10 +449,10 @@ describe('KV command codec', () => {
 describe('KvStore dedupe', () => {
   it('a retried clientId+seq returns the cached result without applying again', () => {
     const kv = new KvStore();
-    const first = kv.apply(1, encodeKvCommand(put('c', 1, 'a', 'x')));
-    kv.apply(2, encodeKvCommand(put('other', 1, 'a', 'y')));
+    const first = applyOne(kv, 1, encodeKvCommand(put('c', 1, 'a', 'x')));
+    applyOne(kv, 2, encodeKvCommand(put('other', 1, 'a', 'y')));
     const before = kv.snapshot();
-    const retry = kv.apply(3, encodeKvCommand(put('c', 1, 'a', 'x')));
+    const retry = applyOne(kv, 3, encodeKvCommand(put('c', 1, 'a', 'x')));
     expect(retry).toEqual(first);
     expect(kv.get('a')).toMatchObject({ value: 'y', version: 2, modRevision: 2 });
     expect(kv.revision).toBe(2);
@@ -445,7 +462,7 @@ describe('KvStore dedupe', () => {
   it('the cached result comes from the first application even if the retry carries other data', () => {
     const kv = new KvStore();
     applyAll(kv, [cas('c', 1, 'k', null, 'v')]);
-    const retry = kv.apply(2, encodeKvCommand(cas('c', 1, 'k', null, 'different')))!.result;
+    const retry = applyOne(kv, 2, encodeKvCommand(cas('c', 1, 'k', null, 'different')))!.result;
     expect(retry).toMatchObject({ ok: true, revision: 1, current: { value: 'v' } });
     expect(kv.get('k')?.value).toBe('v');
   });
@@ -466,16 +483,16 @@ describe('KvStore dedupe', () => {
     const kv = new KvStore({ resultsPerSession: 2 });
     applyAll(kv, [put('c', 1, 'a', '1'), put('c', 2, 'a', '2'), put('c', 3, 'a', '3')]);
     // seq 1 was forgotten (floor 1): it must not run a second time.
-    expect(kv.apply(4, encodeKvCommand(put('c', 1, 'a', '1')))).toBeUndefined();
+    expect(applyOne(kv, 4, encodeKvCommand(put('c', 1, 'a', '1')))).toBeUndefined();
     expect(kv.get('a')).toMatchObject({ value: '3', version: 3 });
     // seqs 2 and 3 are still remembered.
-    expect(kv.apply(5, encodeKvCommand(put('c', 2, 'a', '2')))?.result).toMatchObject({ revision: 2 });
+    expect(applyOne(kv, 5, encodeKvCommand(put('c', 2, 'a', '2')))?.result).toMatchObject({ revision: 2 });
     expect(kv.revision).toBe(3);
   });
 
   it('cached results cannot be changed by the caller', () => {
     const kv = new KvStore();
-    const r = kv.apply(1, encodeKvCommand(cas('c', 1, 'k', null, 'v')))!.result;
+    const r = applyOne(kv, 1, encodeKvCommand(cas('c', 1, 'k', null, 'v')))!.result;
     expect(() => {
       (r as { revision: number }).revision = 99;
     }).toThrow();
@@ -499,12 +516,217 @@ describe('KvStore dedupe', () => {
     expect(kv.sessionCount).toBe(2);
     // b was least recent (a wrote again at index 3): b's retry is a new request now,
     // while a's and c's are still deduplicated.
-    expect(kv.apply(5, encodeKvCommand(put('a', 2, 'k', '3')))?.result).toMatchObject({ revision: 3 });
-    expect(kv.apply(6, encodeKvCommand(put('c', 1, 'k', '4')))?.result).toMatchObject({ revision: 4 });
+    expect(applyOne(kv, 5, encodeKvCommand(put('a', 2, 'k', '3')))?.result).toMatchObject({ revision: 3 });
+    expect(applyOne(kv, 6, encodeKvCommand(put('c', 1, 'k', '4')))?.result).toMatchObject({ revision: 4 });
     expect(kv.revision).toBe(4);
-    expect(kv.apply(7, encodeKvCommand(put('b', 1, 'k', '2')))?.result).toMatchObject({ revision: 7 });
+    expect(applyOne(kv, 7, encodeKvCommand(put('b', 1, 'k', '2')))?.result).toMatchObject({ revision: 7 });
     // Two replicas applying the same entries end in the same state, byte for byte.
     expect(run().snapshot()).toEqual(run().snapshot());
+  });
+});
+
+describe('KV batch entries', () => {
+  /** Everything a store reports while applying one entry. */
+  function heardFrom(kv: KvStore, index: number, data: Uint8Array) {
+    const heard: { clientId: string; seq: number; result: KvResult }[] = [];
+    kv.apply(index, data, (clientId, seq, result) => heard.push({ clientId, seq, result }));
+    return heard;
+  }
+
+  it('applies its commands in order, all at the entry index, and reports each', () => {
+    const kv = new KvStore();
+    applyAll(kv, [put('c', 1, 'a', 'old')]);
+    const heard = heardFrom(
+      kv,
+      5,
+      encodeKvBatch(
+        [
+          put('x', 1, 'a', 'first'),
+          put('y', 1, 'a', 'second'),
+          cas('x', 2, 'b', null, 'new'),
+          del('y', 2, 'a'),
+        ].map(encodeKvCommand),
+      ),
+    );
+    expect(heard.map((h) => `${h.clientId}#${h.seq}`)).toEqual(['x#1', 'y#1', 'x#2', 'y#2']);
+    // Later commands see the earlier ones: the second put replaced the first, the delete the second.
+    expect(heard[1]!.result).toMatchObject({ op: 'put', revision: 5, prev: { value: 'first', version: 2 } });
+    expect(heard[3]!.result).toMatchObject({
+      op: 'delete',
+      revision: 5,
+      deleted: 1,
+      prev: { value: 'second' },
+    });
+    expect(kv.get('a')).toBeUndefined();
+    expect(kv.get('b')).toEqual({ key: 'b', value: 'new', createRevision: 5, modRevision: 5, version: 1 });
+    expect(kv.revision).toBe(5);
+  });
+
+  it('answers retries inside and across batches from the session, executing each request once', () => {
+    const kv = new KvStore();
+    const first = heardFrom(
+      kv,
+      1,
+      encodeKvBatch([put('c', 1, 'k', '1'), put('c', 1, 'k', 'retry')].map(encodeKvCommand)),
+    );
+    expect(first.map((h) => h.result)).toEqual([first[0]!.result, first[0]!.result]);
+    const again = heardFrom(
+      kv,
+      2,
+      encodeKvBatch([put('c', 1, 'k', '2'), put('c', 2, 'k', '3')].map(encodeKvCommand)),
+    );
+    expect(again[0]!.result).toBe(first[0]!.result);
+    expect(kv.get('k')).toMatchObject({ value: '3', version: 2, modRevision: 2 });
+  });
+
+  it('refuses a batch whole when any command in it does not decode', () => {
+    const kv = new KvStore();
+    applyAll(kv, [put('c', 1, 'a', 'x')]);
+    const before = kv.snapshot();
+    const good = encodeKvCommand(put('d', 1, 'b', 'y'));
+    const bad = encodeKvCommand(put('d', 2, 'c', 'z')).slice();
+    bad[1] = 9; // unknown op
+    expectCodecError(() => kv.apply(2, encodeKvBatch([good, bad])), /unknown op 9/);
+    expectCodecError(() => kv.apply(2, encodeKvBatch([good, good]).subarray(0, 10)), /truncated/);
+    expect(kv.snapshot()).toEqual(before);
+  });
+
+  it('holds 2 to MAX_BATCH_COMMANDS commands; a count outside that does not decode', () => {
+    const one = encodeKvCommand(put('c', 1, 'k', 'v'));
+    expect(() => encodeKvBatch([one])).toThrow(RangeError);
+    expect(() => encodeKvBatch(new Array(MAX_BATCH_COMMANDS + 1).fill(one))).toThrow(RangeError);
+    const full = encodeKvBatch(new Array(MAX_BATCH_COMMANDS).fill(one));
+    expect(decodeKvEntryData(full)).toHaveLength(MAX_BATCH_COMMANDS);
+    // [version, batch op, count 1] followed by one command.
+    expectCodecError(() => decodeKvEntryData(new Uint8Array([1, 4, 1, ...one])), /batch count 1/);
+    // A batch is not a single command.
+    expectCodecError(() => decodeKvCommand(encodeKvBatch([one, one])), /unknown op 4/);
+    expect(decodeKvEntryData(one)).toEqual([put('c', 1, 'k', 'v')]);
+  });
+
+  it('counts the writes an entry holds from its header', () => {
+    const one = encodeKvCommand(put('c', 1, 'k', 'v'));
+    expect(kvCommandCount(one)).toBe(1);
+    expect(kvCommandCount(new Uint8Array())).toBe(1);
+    expect(kvCommandCount(new Uint8Array([0xff, 4, 9]))).toBe(1);
+    expect(kvCommandCount(encodeKvBatch([one, one, one]))).toBe(3);
+    // 200 needs a two-byte varint.
+    expect(kvCommandCount(encodeKvBatch(new Array(200).fill(one)))).toBe(200);
+    expect(kvCommandCount(encodeKvBatch(new Array(MAX_BATCH_COMMANDS).fill(one)))).toBe(MAX_BATCH_COMMANDS);
+  });
+
+  it('describes a batch by its size and first command', () => {
+    const data = encodeKvBatch([put('c', 1, 'k', 'v'), del('c', 2, 'k')].map(encodeKvCommand));
+    expect(describeKvData(data)).toBe('batch of 2: put "k" = "v", …');
+    expect(describeKvData(encodeKvCommand(del('c', 2, 'k')))).toBe('del "k"');
+  });
+
+  it('applying commands in batches equals applying them one by one at each batch index', () => {
+    const command = fc
+      .record({
+        client: fc.integer({ min: 0, max: 3 }),
+        op: fc.integer({ min: 0, max: 3 }),
+        key: fc.integer({ min: 0, max: 3 }),
+        value: fc.integer({ min: 0, max: 2 }),
+        retry: fc.boolean(),
+      })
+      .map((r) => r);
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(command, { minLength: 1, maxLength: 6 }), { maxLength: 25 }),
+        fc.integer({ min: 1, max: 4 }),
+        (entries, window) => {
+          const seqs = [0, 0, 0, 0];
+          const batched = new KvStore({ resultsPerSession: window, maxSessions: 3 });
+          const single = new KvStore({ resultsPerSession: window, maxSessions: 3 });
+          entries.forEach((entry, i) => {
+            const cmds = entry.map((r) => {
+              const clientId = `client-${r.client}`;
+              // A retry repeats the client's last seq (with other content), or is its first request.
+              const seq = r.retry && seqs[r.client]! > 0 ? seqs[r.client]! : ++seqs[r.client]!;
+              const key = `k${r.key}`;
+              const value = `v${r.value}`;
+              return r.op === 0
+                ? put(clientId, seq, key, value)
+                : r.op === 1
+                  ? del(clientId, seq, key)
+                  : cas(clientId, seq, key, r.op === 2 ? null : value, `${value}'`);
+            });
+            const data =
+              cmds.length === 1 ? encodeKvCommand(cmds[0]!) : encodeKvBatch(cmds.map(encodeKvCommand));
+            const heard = heardFrom(batched, i + 1, data);
+            const expected = cmds.flatMap((c) => heardFrom(single, i + 1, encodeKvCommand(c)));
+            expect(heard).toEqual(expected);
+            expect(batched.snapshot()).toEqual(single.snapshot());
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('KvStore sessions against a model', () => {
+  // The rule, stated plainly: a client's last `window` results are kept; when one more
+  // comes, the oldest goes if seqs arrived in order, else the smallest; a seq at or below
+  // the highest forgotten one has an unknown outcome. The least recently writing client
+  // is forgotten first once there are more than `max`.
+  class Model {
+    sessions = new Map<string, { results: number[]; floor: number; maxSeq: number; ascending: boolean }>();
+    constructor(
+      private window: number,
+      private max: number,
+    ) {}
+    arrive(clientId: string, seq: number): 'executed' | 'cached' | 'stale' {
+      const s = this.sessions.get(clientId);
+      if (s?.results.includes(seq)) return 'cached';
+      if (s && seq <= s.floor) return 'stale';
+      const session = s ?? { results: [], floor: 0, maxSeq: 0, ascending: true };
+      session.results.push(seq);
+      if (seq > session.maxSeq) session.maxSeq = seq;
+      else session.ascending = false;
+      if (session.results.length > this.window) {
+        const victim = session.ascending ? session.results[0]! : Math.min(...session.results);
+        session.results.splice(session.results.indexOf(victim), 1);
+        session.floor = Math.max(session.floor, victim);
+      }
+      this.sessions.delete(clientId);
+      this.sessions.set(clientId, session);
+      if (this.sessions.size > this.max) this.sessions.delete(this.sessions.keys().next().value!);
+      return 'executed';
+    }
+  }
+
+  it('executes, answers from the session or refuses exactly as the rule says, in any arrival order', () => {
+    const arrival = fc.record({
+      client: fc.integer({ min: 0, max: 4 }),
+      seq: fc.integer({ min: 1, max: 12 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(arrival, { maxLength: 120 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 4 }),
+        (arrivals, window, max) => {
+          const kv = new KvStore({ resultsPerSession: window, maxSessions: max });
+          const model = new Model(window, max);
+          arrivals.forEach(({ client, seq }, i) => {
+            const clientId = `c${client}`;
+            const revisionBefore = kv.revision;
+            const heard = applyOne(kv, i + 1, encodeKvCommand(put(clientId, seq, 'k', `${i}`)));
+            const got =
+              heard === undefined ? 'stale' : kv.revision === revisionBefore ? 'cached' : 'executed';
+            expect(got, `arrival ${i}: ${clientId}#${seq}`).toBe(model.arrive(clientId, seq));
+          });
+          expect(kv.sessionCount).toBe(model.sessions.size);
+          // A restored copy keeps deciding the same way.
+          const copy = new KvStore({ resultsPerSession: window, maxSessions: max });
+          copy.restore(kv.snapshot());
+          expect(copy.snapshot()).toEqual(kv.snapshot());
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 });
 
@@ -528,7 +750,7 @@ describe('KvStore snapshot', () => {
     const kv = populated();
     const bytes = kv.snapshot();
     const copy = new KvStore({ resultsPerSession: 2 });
-    copy.apply(1, encodeKvCommand(put('junk', 1, 'junk', 'junk')));
+    applyOne(copy, 1, encodeKvCommand(put('junk', 1, 'junk', 'junk')));
     copy.restore(bytes);
     expect(copy.snapshot()).toEqual(bytes);
     expect(copy.revision).toBe(6);
@@ -541,12 +763,12 @@ describe('KvStore snapshot', () => {
       [3, { address: 'h3:2380', learner: true }],
     ]);
     // Sessions survive: a retry after restore still gets the first result.
-    const original = kv.apply(7, encodeKvCommand(del('c1', 3, 'b')));
-    const restored = copy.apply(7, encodeKvCommand(del('c1', 3, 'b')));
+    const original = applyOne(kv, 7, encodeKvCommand(del('c1', 3, 'b')));
+    const restored = applyOne(copy, 7, encodeKvCommand(del('c1', 3, 'b')));
     expect(restored).toEqual(original);
     expect(restored?.result).toMatchObject({ revision: 4, deleted: 1, prev: { value: 'y' } });
     // ...and the forgotten floor survives too.
-    expect(copy.apply(8, encodeKvCommand(put('c1', 1, 'a', 'x')))).toBeUndefined();
+    expect(applyOne(copy, 8, encodeKvCommand(put('c1', 1, 'a', 'x')))).toBeUndefined();
     // Both continue identically.
     applyAll(kv, [put('c4', 1, 'n', 'v')], 9);
     applyAll(copy, [put('c4', 1, 'n', 'v')], 9);
@@ -646,11 +868,11 @@ describe('KvStore dedupe property', () => {
         const firstResult = new Map<string, KvResult>();
         cmds.forEach((c, i) => {
           const key = requestKey(c);
-          const applied = withRetries.apply(i + 1, encodeKvCommand(c));
+          const applied = applyOne(withRetries, i + 1, encodeKvCommand(c));
           const first = firstResult.get(key);
           if (first === undefined) {
             // First occurrence: the deduplicated log has it at the same index.
-            const expected = deduped.apply(i + 1, encodeKvCommand(c));
+            const expected = applyOne(deduped, i + 1, encodeKvCommand(c));
             expect(applied).toEqual(expected);
             firstResult.set(key, applied!.result);
           } else if (applied !== undefined) {

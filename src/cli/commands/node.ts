@@ -100,12 +100,12 @@ export function nodeCommand(y: Argv): Argv {
           // taking one every 10,000 entries cost a busy node a quarter of its CPU.
           default: 100_000,
           describe:
-            "Snapshot the KV state every N applied entries (a node's first one comes up to N later, set by its id, so members do not all snapshot at once)",
+            "Snapshot the KV state every N applied writes (a node's first one comes up to N later, set by its id, so members do not all snapshot at once)",
         })
         .option('snapshot-catch-up', {
           type: 'number',
           default: 5_000,
-          describe: 'Entries kept behind a snapshot for lagging followers',
+          describe: 'Writes kept in the log behind a snapshot for lagging followers',
         })
         .option('request-timeout-ms', {
           type: 'number',
@@ -190,7 +190,7 @@ export function nodeCommand(y: Argv): Argv {
           preVote: argv['pre-vote'],
           checkQuorum: argv['check-quorum'],
           snapshotEvery: parsePositiveInt(argv['snapshot-every'], '--snapshot-every', 1),
-          snapshotCatchUpEntries: parsePositiveInt(argv['snapshot-catch-up'], '--snapshot-catch-up', 0),
+          snapshotCatchUpWrites: parsePositiveInt(argv['snapshot-catch-up'], '--snapshot-catch-up', 0),
           requestTimeoutMs: parsePositiveInt(argv['request-timeout-ms'], '--request-timeout-ms', 10, 600_000),
           logLevel: argv['log-level'],
           logToStderr: !argv.quiet,
