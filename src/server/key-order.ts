@@ -2,7 +2,7 @@
 //
 // Writes vastly outnumber the reads that need the order (ranges with a range end, and
 // snapshots), so the order is kept lazily: a new or removed key is only noted, in O(1), and
-// the sorted array is brought up to date when someone asks for it. Keeping the array sorted
+// the sorted array is brought up to date (as a new array) when someone asks for it. Keeping the array sorted
 // on every insert was an O(n) splice per new key — at 100k keys, most of a put's cost.
 
 /**
@@ -26,74 +26,88 @@ export function compareKeys(a: string, b: string): number {
 /** A UTF-16 unit from which UTF-16 order and code point order can differ (see compareKeys). */
 const HIGH_UNIT = /[\uD800-\uFFFF]/;
 
-export class KeyOrder {
-  /** Keys in compareKeys order as of the last merge (some may have been removed since). */
-  private sorted: string[];
-  /** Keys added since the last merge, not in `sorted`. */
-  private added = new Set<string>();
-  /** Keys of `sorted` removed since the last merge. */
-  private removed = new Set<string>();
+/** What KeyOrder orders: anything that carries its key. */
+export interface Keyed {
+  readonly key: string;
+}
+
+/**
+ * Items (the store's slots) in the order of their keys. Items, not key strings: a
+ * snapshot or a range walks them and reads each one's entry directly, where a key would
+ * cost a lookup in a map of every key — a cache miss per key that made up a third of
+ * encoding a snapshot. An item is added once and removed once: a key deleted and written
+ * again is a new item.
+ */
+export class KeyOrder<T extends Keyed> {
+  /** Items in key order as of the last merge (some may have been removed since). */
+  private sorted: T[];
+  /** Items added since the last merge, not in `sorted`. */
+  private added = new Set<T>();
+  /** Items of `sorted` removed since the last merge. */
+  private removed = new Set<T>();
   /**
    * No key has a unit ≥ U+D800, so plain string comparison (native, several times faster
    * than compareKeys) gives the same order. Cleared for good by the first key that has one.
    */
   private plain: boolean;
 
-  /** `sorted` must already be in compareKeys order, without duplicates. */
-  constructor(sorted: string[] = []) {
+  /** `sorted` must already be in compareKeys order, without duplicate keys. */
+  constructor(sorted: T[] = []) {
     this.sorted = sorted;
-    this.plain = !sorted.some((k) => HIGH_UNIT.test(k));
+    this.plain = !sorted.some((item) => HIGH_UNIT.test(item.key));
   }
 
-  /** Notes a key that was not present. */
-  add(key: string): void {
-    if (this.plain && HIGH_UNIT.test(key)) this.plain = false;
-    // Removed and added back before a merge: it is still in place in `sorted`.
-    if (!this.removed.delete(key)) this.added.add(key);
+  /** Notes an item whose key was not present. */
+  add(item: T): void {
+    if (this.plain && HIGH_UNIT.test(item.key)) this.plain = false;
+    this.added.add(item);
   }
 
-  /** Notes a key that was present and is gone. */
-  delete(key: string): void {
-    if (!this.added.delete(key)) this.removed.add(key);
+  /** Notes an item that was present and is gone. */
+  delete(item: T): void {
+    if (!this.added.delete(item)) this.removed.add(item);
   }
 
-  /** Every key in compareKeys order. The array is the index's own: do not modify it. */
-  keys(): readonly string[] {
+  /** Every item in key order. The array is the index's own and never changes: do not modify it. */
+  items(): readonly T[] {
     if (this.added.size > 0 || this.removed.size > 0) this.merge();
     return this.sorted;
   }
 
-  /** Index in keys() of the first key ≥ `key`. */
+  /** Index in items() of the first item whose key is ≥ `key`. */
   lowerBound(key: string): number {
-    const keys = this.keys();
+    const items = this.items();
     let lo = 0;
-    let hi = keys.length;
+    let hi = items.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.less(keys[mid]!, key)) lo = mid + 1;
+      if (this.less(items[mid]!.key, key)) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  /** One pass over the old order plus a sort of what was added: O(n + k log k). */
+  /** One pass over the old order plus a sort of what was added: O(n + k log k). A new array. */
   private merge(): void {
     const old = this.sorted;
     const removed = this.removed;
-    // The default sort compares strings by UTF-16 units, natively.
-    const added = this.plain ? [...this.added].sort() : [...this.added].sort(compareKeys);
-    const out: string[] = new Array(old.length - removed.size + added.length);
+    const added = [...this.added].sort(
+      this.plain
+        ? (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+        : (a, b) => compareKeys(a.key, b.key),
+    );
+    const out: T[] = new Array(old.length - removed.size + added.length);
     let i = 0;
     let j = 0;
     let n = 0;
     while (i < old.length || j < added.length) {
       const a = old[i];
-      if (a !== undefined && removed.has(a)) {
+      if (a !== undefined && removed.size > 0 && removed.has(a)) {
         i++;
         continue;
       }
       const b = added[j];
-      if (b === undefined || (a !== undefined && this.less(a, b))) {
+      if (b === undefined || (a !== undefined && this.less(a.key, b.key))) {
         out[n++] = a!;
         i++;
       } else {

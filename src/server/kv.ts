@@ -532,8 +532,12 @@ export { compareKeys } from './key-order.js';
 
 // ---- The store ------------------------------------------------------------------------
 
-/** Where the store keeps a key's current entry (entries are frozen; the slot is not). */
+/**
+ * Where the store keeps a key's current entry (entries are frozen; the slot is not). A key
+ * deleted and written again gets a new slot.
+ */
 interface Slot {
+  readonly key: string;
   entry: KvEntry;
 }
 
@@ -599,9 +603,9 @@ export class KvStore {
    * For each capture being encoded: the entries, as they were when it was taken, of keys
    * written or deleted since (see capture). Usually empty; one map while a snapshot is written.
    */
-  private preimages: Map<string, KvEntry>[] = [];
-  /** The keys in compareKeys order, for ranges and deterministic snapshots. */
-  private order = new KeyOrder();
+  private preimages: Map<Slot, KvEntry>[] = [];
+  /** The slots in compareKeys order of their keys, for ranges and deterministic snapshots. */
+  private order = new KeyOrder<Slot>();
   private rev = 0;
   private memberMap = new Map<number, KvMember>();
   private sessions = new Map<string, Session>();
@@ -665,11 +669,11 @@ export class KvStore {
     }
     const out: KvEntry[] = [];
     const toEnd = rangeEnd === '\0';
-    const keys = this.order.keys();
-    for (let i = this.order.lowerBound(key); i < keys.length && out.length < max; i++) {
-      const k = keys[i]!;
-      if (!toEnd && compareKeys(k, rangeEnd) >= 0) break;
-      out.push(this.data.get(k)!.entry);
+    const slots = this.order.items();
+    for (let i = this.order.lowerBound(key); i < slots.length && out.length < max; i++) {
+      const slot = slots[i]!;
+      if (!toEnd && compareKeys(slot.key, rangeEnd) >= 0) break;
+      out.push(slot.entry);
     }
     return out;
   }
@@ -718,7 +722,7 @@ export class KvStore {
         return prev ? { op: 'put', revision: index, prev } : { op: 'put', revision: index };
       case 'delete':
         if (!prev) return { op: 'delete', revision: index, deleted: 0 };
-        this.remove(cmd.key, prev);
+        this.remove(slot!);
         return { op: 'delete', revision: index, deleted: 1, prev };
       case 'cas': {
         const ok =
@@ -731,7 +735,7 @@ export class KvStore {
 
   private write(index: number, key: string, value: string, slot: Slot | undefined): KvEntry {
     const prev = slot?.entry;
-    if (prev !== undefined && this.preimages.length > 0) this.keepPreimage(key, prev);
+    if (prev !== undefined && this.preimages.length > 0) this.keepPreimage(slot!, prev);
     // Entries are frozen and replaced, never mutated, so results holding them stay true.
     const entry: KvEntry = Object.freeze({
       key,
@@ -742,16 +746,20 @@ export class KvStore {
     });
     if (slot) slot.entry = entry;
     else {
-      this.order.add(key);
-      this.data.set(key, { entry });
+      const created: Slot = { key, entry };
+      this.order.add(created);
+      this.data.set(key, created);
     }
     return entry;
   }
 
-  private remove(key: string, prev: KvEntry): void {
-    if (this.preimages.length > 0) this.keepPreimage(key, prev);
-    this.data.delete(key);
-    this.order.delete(key);
+  /**
+   * A deleted slot keeps its entry, so a capture reading it still finds the entry of the
+   * capture's time (or the preimage, if it was written in between): no preimage is kept.
+   */
+  private remove(slot: Slot): void {
+    this.data.delete(slot.key);
+    this.order.delete(slot);
   }
 
   /**
@@ -763,9 +771,9 @@ export class KvStore {
     this.preimages = [];
   }
 
-  /** Keeps `prev` for every live capture that has not yet seen `key` change. */
-  private keepPreimage(key: string, prev: KvEntry): void {
-    for (const m of this.preimages) if (!m.has(key)) m.set(key, prev);
+  /** Keeps `prev` for every live capture that has not yet seen `slot` change. */
+  private keepPreimage(slot: Slot, prev: KvEntry): void {
+    for (const m of this.preimages) if (!m.has(slot)) m.set(slot, prev);
   }
 
   private remember(
@@ -865,13 +873,12 @@ export class KvStore {
    * released). The mutable parts (sessions' counters, members) are copied.
    */
   capture(): KvCapture {
-    const before = new Map<string, KvEntry>();
+    const before = new Map<Slot, KvEntry>();
     this.preimages.push(before);
     return new KvCapture(
       this.rev,
       [...this.memberMap].sort((a, b) => a[0] - b[0]).map(([id, m]) => [id, { ...m }]),
-      this.order.keys(),
-      this.data,
+      this.order.items(),
       before,
       Array.from(this.sessionsByRecency(), (s) => ({
         clientId: s.clientId,
@@ -921,16 +928,17 @@ export class KvStore {
     }
 
     const data = new Map<string, Slot>();
-    const sorted: string[] = [];
+    const sorted: Slot[] = [];
     const keyCount = r.varint('key count');
     for (let i = 0; i < keyCount; i++) {
       const e = readEntry(r, rev);
       const last = sorted[sorted.length - 1];
-      if (last !== undefined && compareKeys(last, e.key) >= 0) {
+      if (last !== undefined && compareKeys(last.key, e.key) >= 0) {
         throw new KvCodecError(`kv snapshot: keys not in ascending order at ${JSON.stringify(e.key)}`);
       }
-      sorted.push(e.key);
-      data.set(e.key, { entry: e });
+      const slot: Slot = { key: e.key, entry: e };
+      sorted.push(slot);
+      data.set(e.key, slot);
     }
 
     const sessions = new Map<string, Session>();
@@ -974,12 +982,13 @@ export class KvCapture {
   constructor(
     readonly rev: number,
     readonly members: readonly (readonly [number, KvMember])[],
-    /** Every key at the capture, in key order. */
-    readonly keys: readonly string[],
-    /** The store's slots: a slot's entry may have been replaced since, and then `before` has the old one. */
-    private readonly data: ReadonlyMap<string, { readonly entry: KvEntry }>,
-    /** Entries at the capture of keys written or deleted since. */
-    private readonly before: ReadonlyMap<string, KvEntry>,
+    /**
+     * The slot of every key at the capture, in key order. A slot's entry may have been
+     * replaced since (its modRevision is then above `rev`), and `before` has the old one.
+     */
+    private readonly slots: readonly Slot[],
+    /** Entries at the capture of slots written since. */
+    private readonly before: ReadonlyMap<Slot, KvEntry>,
     readonly sessions: readonly {
       clientId: string;
       lastIndex: number;
@@ -990,10 +999,16 @@ export class KvCapture {
     private readonly onRelease: () => void,
   ) {}
 
-  /** The entry of keys[i] as it was at the capture. */
+  /** Keys at the capture. */
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** The entry of the i-th key (in key order) as it was at the capture. */
   entry(i: number): KvEntry {
-    const key = this.keys[i]!;
-    return this.before.get(key) ?? this.data.get(key)!.entry;
+    const slot = this.slots[i]!;
+    // Every write after the capture is at a higher index than any before it.
+    return slot.entry.modRevision <= this.rev ? slot.entry : this.before.get(slot)!;
   }
 
   /** Lets the store stop keeping old entries for this capture; it can no longer be read. */
@@ -1033,8 +1048,8 @@ function* writeCapture(w: Writer, c: KvCapture, chunk: number): Generator<void> 
     w.u8(m.learner ? 1 : 0);
     w.str(m.address);
   }
-  w.varint(c.keys.length);
-  for (let i = 0; i < c.keys.length; i++) {
+  w.varint(c.size);
+  for (let i = 0; i < c.size; i++) {
     writeEntry(w, c.entry(i));
     if ((i + 1) % chunk === 0) yield;
   }

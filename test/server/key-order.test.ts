@@ -11,40 +11,51 @@ describe('KeyOrder', () => {
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
-        const order = new KeyOrder();
-        const reference: string[] = [];
+        const order = new KeyOrder<{ key: string }>();
+        // The item of each present key; a key added again gets a new one, as in the store.
+        const present = new Map<string, { key: string }>();
+        const reference = () => [...present.values()].sort((a, b) => compareKeys(a.key, b.key));
         for (const o of ops) {
           if (o.kind === 'toggle') {
             // Present keys are removed, absent ones added: the store's only two transitions.
-            const at = reference.indexOf(o.key);
-            if (at >= 0) {
-              reference.splice(at, 1);
-              order.delete(o.key);
+            const item = present.get(o.key);
+            if (item) {
+              present.delete(o.key);
+              order.delete(item);
             } else {
-              reference.push(o.key);
-              reference.sort(compareKeys);
-              order.add(o.key);
+              const created = { key: o.key };
+              present.set(o.key, created);
+              order.add(created);
             }
           } else {
-            expect(order.keys()).toEqual(reference);
-            const lb = reference.findIndex((k) => compareKeys(k, o.key) >= 0);
-            expect(order.lowerBound(o.key)).toBe(lb === -1 ? reference.length : lb);
+            const expected = reference();
+            expect(order.items()).toEqual(expected);
+            // The very objects, not equal copies.
+            order.items().forEach((item, i) => expect(item).toBe(expected[i]));
+            const lb = expected.findIndex((item) => compareKeys(item.key, o.key) >= 0);
+            expect(order.lowerBound(o.key)).toBe(lb === -1 ? expected.length : lb);
           }
         }
-        expect(order.keys()).toEqual(reference);
+        expect(order.items()).toEqual(reference());
       }),
     );
   });
 
-  it('starts from a sorted array and merges what came after it', () => {
-    const order = new KeyOrder(['b', 'd', 'f']);
-    order.add('e');
-    order.delete('b');
-    order.add('a');
-    order.delete('a');
-    order.delete('f');
-    order.add('f');
-    expect(order.keys()).toEqual(['d', 'e', 'f']);
+  it('starts from a sorted array, merges what came after it into a new array', () => {
+    const [b, d, f] = [{ key: 'b' }, { key: 'd' }, { key: 'f' }];
+    const order = new KeyOrder([b, d, f]);
+    const before = order.items();
+    const [a, e, f2] = [{ key: 'a' }, { key: 'e' }, { key: 'f' }];
+    order.add(e);
+    order.delete(b);
+    order.add(a);
+    order.delete(a);
+    order.delete(f);
+    order.add(f2);
+    expect(order.items().map((i) => i.key)).toEqual(['d', 'e', 'f']);
+    expect(order.items()[2]).toBe(f2);
     expect(order.lowerBound('e')).toBe(1);
+    // Whoever held the old array (a snapshot being encoded) still has the old order.
+    expect(before).toEqual([b, d, f]);
   });
 });
