@@ -31,7 +31,7 @@ describe('KeyOrder', () => {
             const expected = reference();
             expect(order.items()).toEqual(expected);
             // The very objects, not equal copies.
-            order.items().forEach((item, i) => expect(item).toBe(expected[i]));
+            for (const [i, item] of order.items().entries()) expect(item).toBe(expected[i]);
             const lb = expected.findIndex((item) => compareKeys(item.key, o.key) >= 0);
             expect(order.lowerBound(o.key)).toBe(lb === -1 ? expected.length : lb);
           }
