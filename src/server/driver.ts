@@ -192,6 +192,8 @@ export class RaftDriver {
   /** The snapshot being written, if any (one at a time). */
   private snapshotInFlight: Promise<unknown> | undefined;
   private lastLeader = NONE;
+  /** Ticks until the campaign peerLost scheduled; 0: none. */
+  private campaignInTicks = 0;
   private lastState: StateType = 'StateFollower';
   private lastYieldAt = 0;
   /** Set while a Ready's committed entries are applied but the Ready is not yet advanced. */
@@ -272,6 +274,7 @@ export class RaftDriver {
   start(): void {
     this.ticker = setInterval(() => {
       this.rawNode.tick();
+      this.campaignIfDue();
       this.expireWaiters(performance.now());
       this.schedule();
     }, this.opts.tickMs);
@@ -316,6 +319,37 @@ export class RaftDriver {
       return;
     }
     this.schedule();
+  }
+
+  /**
+   * The transport lost its open connection to `id`. If that is our leader, it has most
+   * likely crashed (a dead process's sockets close at once), and waiting out the election
+   * timeout — 1 to 2 s with default timings — only prolongs the outage. So, as etcd's
+   * ForgetLeader is meant for ("a side-channel or external failure detector"): forget the
+   * leader, which lets this node grant pre-votes at once, and campaign a random 1 to
+   * electionTicks/2 ticks later unless a leader shows up first. The other followers see
+   * the same connection close and do the same; the random delay keeps them from splitting
+   * the vote. If the leader is in fact alive, nothing is lost: followers that still hear
+   * from it refuse the pre-vote (CheckQuorum's lease), and its next heartbeat makes this
+   * node its follower again.
+   */
+  peerLost(id: number): void {
+    if (this.stopped || this.rawNode.raft.state !== 'StateFollower' || this.rawNode.raft.lead !== id) return;
+    this.rawNode.forgetLeader();
+    if (this.rawNode.raft.lead !== NONE) return; // refused (lease-based reads rely on the lease)
+    this.campaignInTicks =
+      1 + Math.floor(Math.random() * Math.max(1, Math.floor(this.opts.electionTicks / 2)));
+    this.log.info(
+      `lost the connection to leader ${id}: forgot it; campaigning in ${this.campaignInTicks} ticks unless a leader appears`,
+    );
+    this.schedule();
+  }
+
+  /** Counts down the campaign peerLost scheduled; a leader appearing meanwhile calls it off. */
+  private campaignIfDue(): void {
+    if (this.campaignInTicks === 0 || --this.campaignInTicks > 0) return;
+    const r = this.rawNode.raft;
+    if (r.state === 'StateFollower' && r.lead === NONE) this.rawNode.campaign();
   }
 
   reportUnreachable(id: number): void {
@@ -705,7 +739,10 @@ export class RaftDriver {
     }
     if (ss.lead !== this.lastLeader) {
       this.lastLeader = ss.lead;
-      if (ss.lead !== NONE) this.stats.leaderChanges++;
+      if (ss.lead !== NONE) {
+        this.stats.leaderChanges++;
+        this.campaignInTicks = 0;
+      }
       this.log.info(
         ss.lead === NONE ? `lost leader at term ${term}` : `leader is ${ss.lead} at term ${term}`,
       );

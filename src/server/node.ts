@@ -126,6 +126,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     logger: logger.child('transport'),
     onMessage: (m) => driver?.step(m),
     onUnreachable: (id) => driver?.reportUnreachable(id),
+    onPeerLost: (id) => driver?.peerLost(id),
     onSnapshotStatus: (id, ok) => driver?.reportSnapshot(id, ok),
   });
 

@@ -157,6 +157,25 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     expect(metrics).toMatch(/raft_proposals_total\{result="timeout"\} 1\b/);
   }, 20_000);
 
+  it('after kill -9 of the leader, followers elect a new one without waiting out the election timeout', async () => {
+    // Election timeout 50 ticks of 20 ms: randomized, no follower times out before 980 ms.
+    const c = await cluster(3, ['--election-ticks', '50']);
+    const leader = await c.waitLeader(undefined, 15_000);
+    const followers = c.nodes.filter((n) => n !== leader);
+    const killedAt = Date.now();
+    await leader.kill('SIGKILL');
+    const next = await c.waitLeader(followers, 5000);
+    const elected = Date.now() - killedAt;
+    // The connection to the dead leader closed at once; the followers forgot it and one
+    // campaigned within 25 ticks (500 ms), which only that failure detector explains.
+    expect(elected).toBeLessThan(800);
+    expect(followers).toContain(next);
+    const told = followers.filter((f) =>
+      /lost the connection to leader \d+: forgot it/.test(f.stdout + f.stderr),
+    );
+    expect(told.length).toBeGreaterThan(0);
+  }, 30_000);
+
   it('kill -9 of the leader loses nothing acknowledged; the old leader restarts and catches up by log', async () => {
     const c = await cluster(3, ['--request-timeout-ms', '1500']);
     const leader = await c.waitLeader();

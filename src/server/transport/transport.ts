@@ -76,6 +76,11 @@ export interface TransportOptions {
   onMessage(m: Message): void;
   onUnreachable(id: number): void;
   onSnapshotStatus(id: number, ok: boolean): void;
+  /**
+   * The open connection to a peer closed (not a failed dial, not our own close): the peer's
+   * process or host is most likely gone, since a crash closes its sockets at once.
+   */
+  onPeerLost?(id: number): void;
 }
 
 type PeerState = 'connecting' | 'open' | 'backoff' | 'invalid';
@@ -149,7 +154,10 @@ export class Transport {
   private readonly connectTimeoutMs: number;
   private readonly pingIntervalMs: number;
   private readonly random: () => number;
-  private readonly cb: Pick<TransportOptions, 'onMessage' | 'onUnreachable' | 'onSnapshotStatus'>;
+  private readonly cb: Pick<
+    TransportOptions,
+    'onMessage' | 'onUnreachable' | 'onSnapshotStatus' | 'onPeerLost'
+  >;
   private readonly wss: WebSocketServer;
 
   private readonly peers = new Map<number, Peer>();
@@ -187,6 +195,7 @@ export class Transport {
       onMessage: opts.onMessage,
       onUnreachable: opts.onUnreachable,
       onSnapshotStatus: opts.onSnapshotStatus,
+      ...(opts.onPeerLost ? { onPeerLost: opts.onPeerLost } : {}),
     };
     // Raft payloads are mostly small or already-compact entries: deflate would cost CPU on
     // every heartbeat for little gain. maxPayload makes ws refuse an oversized frame from its
@@ -581,8 +590,11 @@ export class Transport {
     peer.state = 'backoff';
     // Log the first failure of a streak loudly and the retries quietly: a peer that is down
     // for minutes would otherwise fill the log.
-    if (wasOpen) this.log.warn(`lost connection to peer ${peer.id} at ${peer.address}: ${why}`);
-    else if (peer.attempt > 0) this.log.debug(`still cannot connect to peer ${peer.id}: ${why}`);
+    if (wasOpen) {
+      this.log.warn(`lost connection to peer ${peer.id} at ${peer.address}: ${why}`);
+      // Never inside a send(): the driver may step raft from it.
+      queueMicrotask(() => this.callPeerLost(peer.id));
+    } else if (peer.attempt > 0) this.log.debug(`still cannot connect to peer ${peer.id}: ${why}`);
     else if (peer.refusal !== undefined) this.log.error(`peer ${peer.id} at ${peer.address}: ${why}`);
     else this.log.warn(`cannot connect to peer ${peer.id} at ${peer.address}: ${why}`);
     this.dropQueue(peer);
@@ -966,6 +978,15 @@ export class Transport {
       this.cb.onUnreachable(id);
     } catch (err) {
       this.log.error(`onUnreachable(${id}) threw: ${errText(err)}`);
+    }
+  }
+
+  private callPeerLost(id: number): void {
+    if (this.closed || this.cb.onPeerLost === undefined) return;
+    try {
+      this.cb.onPeerLost(id);
+    } catch (err) {
+      this.log.error(`onPeerLost(${id}) threw: ${errText(err)}`);
     }
   }
 

@@ -318,6 +318,21 @@ describe('Transport: failures', () => {
     expect(a.t.health().get(2)!.lastError).toBeUndefined();
   });
 
+  it('reports a lost open connection once (onPeerLost), but not a dial that fails', async () => {
+    const lostA: number[] = [];
+    const a = await startNode(1, { onPeerLost: (p) => lostA.push(p) });
+    const b = await startNode(2);
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected, 'connected');
+    expect(lostA).toEqual([]);
+    await stopNode(b);
+    await waitFor(() => lostA.length > 0, 'onPeerLost after the peer went away');
+    // The redials that fail while it is down are not losses of a connection.
+    await waitFor(() => logged(a, /cannot connect to peer 2|still cannot connect/), 'a failed redial');
+    await sleep(100);
+    expect(lostA).toEqual([2]);
+  });
+
   it('dials a peer at once when it dials in, instead of waiting out a long backoff', async () => {
     const slow = { backoff: { initialMs: 10_000, maxMs: 10_000 } };
     const a = await startNode(1, slow);
