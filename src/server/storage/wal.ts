@@ -183,7 +183,8 @@ function writeFullySync(fd: number, buf: Uint8Array, position: number): void {
   while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done, position + done);
 }
 
-async function writeFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+/** Writes all of buf at `position`, however many calls the kernel takes. */
+export async function writeFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < buf.length) {
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);

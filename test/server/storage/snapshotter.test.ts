@@ -37,7 +37,8 @@ function noise(n: number): Uint8Array {
 /** Larger than save()'s 1 MiB crc slice, and not a multiple of it. */
 function bigSnap(): Snapshot {
   return {
-    data: noise(3.5 * 2 ** 20),
+    // Over two of the 4 MiB pieces save() writes and flushes one at a time.
+    data: noise(9.5 * 2 ** 20),
     metadata: {
       index: 2 ** 40 + 7,
       term: 300,
@@ -72,7 +73,7 @@ describe('Snapshotter', () => {
       const header = Buffer.alloc(4);
       header.writeUInt32LE(crc32(payload), 0);
       const file = await s.save(sn);
-      // equals(), not toEqual: a mismatch of 3.5 MiB would print as a huge diff.
+      // equals(), not toEqual: a mismatch of 9.5 MiB would print as a huge diff.
       expect(readFileSync(file).equals(Buffer.concat([header, payload]))).toBe(true);
     }
   });
