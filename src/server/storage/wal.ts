@@ -154,6 +154,9 @@ function hex16(n: number): string {
   return n.toString(16).padStart(16, '0');
 }
 
+/** The largest append buffer a WAL keeps for reuse. */
+const MAX_SCRATCH = 8 << 20;
+
 function padded(n: number): number {
   return (n + 7) & ~7;
 }
@@ -392,6 +395,12 @@ export class Wal {
   /** Bytes written since the last fdatasync. */
   private dirty = false;
   private busy = false;
+  /**
+   * The buffer appends encode records into, kept between appends (the write that reads it
+   * is synchronous). A fresh buffer per append — tens of KB under load — was a malloc, a
+   * free and page faults on every Ready.
+   */
+  private scratch = Buffer.allocUnsafeSlow(64 * 1024);
   private failed: WalWriteError | undefined;
   private closed = false;
 
@@ -579,7 +588,11 @@ export class Wal {
         if (mustSync && this.dirty) await this.sync();
         return;
       }
-      const buf = Buffer.allocUnsafe(total);
+      // A rare huge append (a large entry) gets a buffer of its own rather than pinning that much.
+      if (total > this.scratch.length && total <= MAX_SCRATCH) {
+        this.scratch = Buffer.allocUnsafeSlow(Math.min(total * 2, MAX_SCRATCH));
+      }
+      const buf = total <= this.scratch.length ? this.scratch.subarray(0, total) : Buffer.allocUnsafe(total);
       let pos = 0;
       let crc = this.lastCrc;
       if (marker) {
