@@ -42,6 +42,7 @@ import {
   type KvResult,
   type KvStore,
   kvCommandCount,
+  MAX_BATCH_BYTES,
   MAX_BATCH_COMMANDS,
   requestKey,
 } from './kv.js';
@@ -331,10 +332,12 @@ export class RaftDriver {
    * the same connection close and do the same; the random delay keeps them from splitting
    * the vote. If the leader is in fact alive, nothing is lost: followers that still hear
    * from it refuse the pre-vote (CheckQuorum's lease), and its next heartbeat makes this
-   * node its follower again.
+   * node its follower again. Hence only with PreVote and CheckQuorum both on: without
+   * them, a connection that merely blinked could depose a healthy leader.
    */
   peerLost(id: number): void {
-    if (this.stopped || this.rawNode.raft.state !== 'StateFollower' || this.rawNode.raft.lead !== id) return;
+    if (!(this.opts.preVote && this.opts.checkQuorum) || this.stopped) return;
+    if (this.rawNode.raft.state !== 'StateFollower' || this.rawNode.raft.lead !== id) return;
     this.rawNode.forgetLeader();
     if (this.rawNode.raft.lead !== NONE) return; // refused (lease-based reads rely on the lease)
     this.campaignInTicks =
@@ -441,10 +444,22 @@ export class RaftDriver {
     const batch = this.proposalBatch;
     this.proposalBatch = [];
     const entries: Entry[] = [];
-    for (let i = 0; i < batch.length; i += MAX_BATCH_COMMANDS) {
-      const part = batch.slice(i, i + MAX_BATCH_COMMANDS);
-      const data = part.length === 1 ? part[0]!.data : encodeKvBatch(part.map((w) => w.data));
+    for (let i = 0; i < batch.length; ) {
+      // Up to MAX_BATCH_COMMANDS commands and MAX_BATCH_BYTES (a command larger than that
+      // goes alone, as it always did): an entry must still fit in one peer frame.
+      let end = i + 1;
+      let bytes = batch[i]!.data.length;
+      while (
+        end < batch.length &&
+        end - i < MAX_BATCH_COMMANDS &&
+        bytes + batch[end]!.data.length <= MAX_BATCH_BYTES
+      ) {
+        bytes += batch[end]!.data.length;
+        end++;
+      }
+      const data = end - i === 1 ? batch[i]!.data : encodeKvBatch(batch.slice(i, end).map((w) => w.data));
       entries.push({ term: 0, index: 0, type: 'EntryNormal', data });
+      i = end;
     }
     try {
       this.rawNode.step(message({ type: 'MsgProp', from: this.id, entries }));

@@ -74,6 +74,12 @@ const OP_BATCH = 4;
  * one turn; past a few hundred there is little left to amortize.
  */
 export const MAX_BATCH_COMMANDS = 256;
+/**
+ * Bytes of commands a batch entry collects at most (a larger command makes an entry of its
+ * own). An entry travels whole in one MsgApp frame (16 MiB at most), and values may be up to
+ * 1 MiB each: 256 of those in one entry could never be sent.
+ */
+export const MAX_BATCH_BYTES = 512 * 1024;
 /** Bounds what one client id may cost in every session table of every replica. */
 const MAX_CLIENT_ID_BYTES = 1024;
 

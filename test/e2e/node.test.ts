@@ -98,6 +98,18 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
       for (let i = 0; i < 40; i++) expect(got.get(`burst/${i}`), `node ${n.id}`).toBe(`v${i}`);
     }
 
+    // ...but a batch stays small enough to travel in one frame: 300 KB values never share
+    // an entry (512 KiB at most per batch), so six of them take six revisions.
+    const big = 'x'.repeat(300_000);
+    const bigPuts = await Promise.all(
+      Array.from(
+        { length: 6 },
+        async (_, i) => (await fc.command('put', { key: `big/${i}`, value: big })) as { revision: number },
+      ),
+    );
+    expect(new Set(bigPuts.map((r) => r.revision)).size).toBe(6);
+    for (const n of c.nodes) expect((await n.rangePrefix('big/')).size, `node ${n.id}`).toBe(6);
+
     // The etcd gateway writes and reads the same store.
     await leader.gateway('put', { key: Buffer.from('k').toString('base64'), value: 'dg==' });
     for (const n of c.nodes) expect((await n.rangePrefix('k')).get('k'), `node ${n.id}`).toBe('v');
