@@ -36,8 +36,12 @@ export interface HttpApi {
   readonly memberId: number;
   readonly metrics: Metrics;
   health(): HealthReport;
-  /** Proposes a put; resolves once applied. `prev` is returned when the key existed. */
-  put(key: string, value: string): Promise<{ revision: number; term: number; prev?: KvEntry }>;
+  /** Proposes a put; resolves once applied. `prev` is returned when asked for and the key existed. */
+  put(
+    key: string,
+    value: string,
+    prevKv: boolean,
+  ): Promise<{ revision: number; term: number; prev?: KvEntry }>;
   /**
    * Reads [key, rangeEnd) with etcd's conventions (see KvStore.range). `kvs` holds at most
    * `limit` entries (0 = no limit); `count` is the number of keys in the whole range.
@@ -48,8 +52,11 @@ export interface HttpApi {
     rangeEnd: string | undefined,
     opts: { limit: number; serializable: boolean },
   ): Promise<{ revision: number; term: number; kvs: KvEntry[]; count: number }>;
-  /** Proposes a delete of one key; resolves once applied. */
-  deleteRange(key: string): Promise<{ revision: number; term: number; deleted: number; prev?: KvEntry }>;
+  /** Proposes a delete of one key; resolves once applied. `prev` as for put. */
+  deleteRange(
+    key: string,
+    prevKv: boolean,
+  ): Promise<{ revision: number; term: number; deleted: number; prev?: KvEntry }>;
 }
 
 export interface HttpHandlerOptions {
@@ -143,7 +150,7 @@ export function createHttpHandler(api: HttpApi, opts: HttpHandlerOptions = {}): 
     }
     if (int64Field(body, 'lease') !== 0)
       throw new GatewayError(GRPC.Unimplemented, 'leases are not supported');
-    const r = await api.put(key, value);
+    const r = await api.put(key, value, prevKv);
     return {
       header: header(r.revision, r.term),
       ...(prevKv && r.prev ? { prev_kv: kvJson(r.prev, false) } : {}),
@@ -180,7 +187,7 @@ export function createHttpHandler(api: HttpApi, opts: HttpHandlerOptions = {}): 
       throw new GatewayError(GRPC.Unimplemented, 'range deletes are not supported: delete one key at a time');
     }
     const prevKv = boolField(body, 'prev_kv');
-    const r = await api.deleteRange(key);
+    const r = await api.deleteRange(key, prevKv);
     return {
       header: header(r.revision, r.term),
       ...(r.deleted > 0 ? { deleted: String(r.deleted) } : {}),

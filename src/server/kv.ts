@@ -15,9 +15,14 @@
 import { goQuote } from '../raft/describe.js';
 import { compareKeys, KeyOrder } from './key-order.js';
 
+/**
+ * `prevKv: false` on a put or delete: the result leaves out the entry it replaced. Every
+ * client's recent results are kept on every replica (and in every snapshot) to answer
+ * retries, and a previous entry is a whole value that most writers never ask for.
+ */
 export type KvCommand =
-  | { op: 'put'; clientId: string; seq: number; key: string; value: string }
-  | { op: 'delete'; clientId: string; seq: number; key: string }
+  | { op: 'put'; clientId: string; seq: number; key: string; value: string; prevKv?: false }
+  | { op: 'delete'; clientId: string; seq: number; key: string; prevKv?: false }
   | { op: 'cas'; clientId: string; seq: number; key: string; expected: string | null; value: string };
 
 export interface KvEntry {
@@ -68,6 +73,9 @@ const SNAPSHOT_MAGIC = [0x52, 0x4b, 0x56, 0x53]; // "RKVS"
 const OP_CODES = { put: 1, delete: 2, cas: 3 } as const;
 /** The op byte of an entry holding several commands (see encodeKvBatch). */
 const OP_BATCH = 4;
+/** Put and delete whose result leaves out the previous entry (`prevKv: false`). */
+const OP_PUT_WITHOUT_PREV = 5;
+const OP_DELETE_WITHOUT_PREV = 6;
 /**
  * Commands per batch entry at most. Batching amortizes what every entry costs (its log and
  * WAL records and checksums, its frame in each MsgApp) over the writes a node collects in
@@ -361,8 +369,12 @@ const commandWriter = new Writer(1024);
 const commandSlab = new Slab();
 
 export function encodeKvCommand(c: KvCommand): Uint8Array {
-  const code = OP_CODES[c.op as keyof typeof OP_CODES];
+  let code: number = OP_CODES[c.op as keyof typeof OP_CODES];
   if (code === undefined) throw new KvCodecError(`unknown op ${String(c.op)}`);
+  if (c.op !== 'cas' && c.prevKv !== undefined) {
+    if (c.prevKv !== false) throw new KvCodecError('prevKv must be false or absent');
+    code = c.op === 'put' ? OP_PUT_WITHOUT_PREV : OP_DELETE_WITHOUT_PREV;
+  }
   checkText(c.clientId, 'clientId');
   if (c.clientId.length === 0) throw new KvCodecError('clientId must not be empty');
   if (checkCount(c.seq, 'seq') === 0) throw new KvCodecError('seq must be at least 1');
@@ -479,7 +491,7 @@ export function encodeKvBatch(commands: readonly Uint8Array[]): Uint8Array {
 
 /** A command's fields after its version byte and op (the entry's own, or one of a batch's). */
 function readKvCommand(r: Reader, op: number): KvCommand {
-  if (op !== OP_CODES.put && op !== OP_CODES.delete && op !== OP_CODES.cas) {
+  if (op < OP_CODES.put || op > OP_DELETE_WITHOUT_PREV || op === OP_BATCH) {
     throw new KvCodecError(`kv command: unknown op ${op}`);
   }
   const clientId = r.str('clientId', MAX_CLIENT_ID_BYTES, clientIds);
@@ -491,8 +503,12 @@ function readKvCommand(r: Reader, op: number): KvCommand {
   switch (op) {
     case OP_CODES.put:
       return { op: 'put', clientId, seq, key, value: r.str('value') };
+    case OP_PUT_WITHOUT_PREV:
+      return { op: 'put', clientId, seq, key, value: r.str('value'), prevKv: false };
     case OP_CODES.delete:
       return { op: 'delete', clientId, seq, key };
+    case OP_DELETE_WITHOUT_PREV:
+      return { op: 'delete', clientId, seq, key, prevKv: false };
     default: {
       // cas, the only op left (checked above)
       const expected = r.bool('expected present') ? r.str('expected') : null;
@@ -725,11 +741,15 @@ export class KvStore {
     switch (cmd.op) {
       case 'put':
         this.write(index, cmd.key, cmd.value, slot);
-        return prev ? { op: 'put', revision: index, prev } : { op: 'put', revision: index };
+        return prev && cmd.prevKv !== false
+          ? { op: 'put', revision: index, prev }
+          : { op: 'put', revision: index };
       case 'delete':
         if (!prev) return { op: 'delete', revision: index, deleted: 0 };
         this.remove(slot!);
-        return { op: 'delete', revision: index, deleted: 1, prev };
+        return cmd.prevKv !== false
+          ? { op: 'delete', revision: index, deleted: 1, prev }
+          : { op: 'delete', revision: index, deleted: 1 };
       case 'cas': {
         const ok =
           cmd.expected === null ? prev === undefined : prev !== undefined && prev.value === cmd.expected;

@@ -229,8 +229,10 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         applied: r.raftLog.applied,
       };
     },
-    put: async (key, value) => {
-      const res = await d.propose({ op: 'put', key, value });
+    put: async (key, value, prevKv) => {
+      const res = await d.propose(
+        prevKv ? { op: 'put', key, value } : { op: 'put', key, value, prevKv: false },
+      );
       if (res.op !== 'put') throw new Error('unexpected result');
       return { revision: res.revision, term: d.rawNode.raft.term, prev: res.prev };
     },
@@ -244,8 +246,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         count: all.length,
       };
     },
-    deleteRange: async (key) => {
-      const res = await d.propose({ op: 'delete', key });
+    deleteRange: async (key, prevKv) => {
+      const res = await d.propose(prevKv ? { op: 'delete', key } : { op: 'delete', key, prevKv: false });
       if (res.op !== 'delete') throw new Error('unexpected result');
       return { revision: res.revision, term: d.rawNode.raft.term, deleted: res.deleted, prev: res.prev };
     },
@@ -516,7 +518,12 @@ function execute(call: CommandCall, ctx: ExecContext): Promise<unknown> {
 
 async function put(d: RaftDriver, args: CommandArgs<'put'>): Promise<unknown> {
   const { key, value, prevKv, clientId, seq } = args;
-  const res = await d.propose({ op: 'put', key, value, clientId, seq });
+  // The replaced entry is kept in the result (and so in every replica's sessions) only when asked for.
+  const res = await d.propose(
+    prevKv === true
+      ? { op: 'put', key, value, clientId, seq }
+      : { op: 'put', key, value, clientId, seq, prevKv: false },
+  );
   return withoutPrev(res, prevKv, d.rawNode.raft.term);
 }
 
@@ -557,7 +564,11 @@ async function executeOther(call: CommandCall, ctx: ExecContext): Promise<unknow
       return { leader: d.leader };
     case 'propose': {
       const key = `proposal/${Date.now().toString(36)}`;
-      return withoutPrev(await d.propose({ op: 'put', key, value: call[1].data }), false, term());
+      return withoutPrev(
+        await d.propose({ op: 'put', key, value: call[1].data, prevKv: false }),
+        false,
+        term(),
+      );
     }
     case 'get': {
       if (!call[1].serializable) await d.linearizableBarrier();
@@ -571,7 +582,11 @@ async function executeOther(call: CommandCall, ctx: ExecContext): Promise<unknow
     }
     case 'delete': {
       const { key, prevKv, clientId, seq } = call[1];
-      return withoutPrev(await d.propose({ op: 'delete', key, clientId, seq }), prevKv, term());
+      const cmd =
+        prevKv === true
+          ? { op: 'delete' as const, key, clientId, seq }
+          : { op: 'delete' as const, key, clientId, seq, prevKv: false as const };
+      return withoutPrev(await d.propose(cmd), prevKv, term());
     }
     case 'cas': {
       const res = await d.propose({ op: 'cas', ...call[1] });

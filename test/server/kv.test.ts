@@ -87,6 +87,39 @@ describe('KvStore semantics', () => {
     expect(kv.size).toBe(1);
   });
 
+  it('a put or delete with prevKv false leaves the replaced entry out of its result, and so out of the session', () => {
+    const kv = new KvStore();
+    applyAll(kv, [put('c', 1, 'k', 'first')]);
+    const quiet = applyOne(
+      kv,
+      2,
+      encodeKvCommand({ op: 'put', clientId: 'c', seq: 2, key: 'k', value: 'second', prevKv: false }),
+    );
+    expect(quiet?.result).toEqual({ op: 'put', revision: 2 });
+    expect(kv.get('k')).toMatchObject({ value: 'second', version: 2 });
+    // A retry gets the same result, without the previous entry.
+    expect(applyOne(kv, 3, encodeKvCommand(put('c', 2, 'k', 'second')))?.result).toEqual({
+      op: 'put',
+      revision: 2,
+    });
+    const gone = applyOne(
+      kv,
+      4,
+      encodeKvCommand({ op: 'delete', clientId: 'c', seq: 3, key: 'k', prevKv: false }),
+    );
+    expect(gone?.result).toEqual({ op: 'delete', revision: 4, deleted: 1 });
+    expect(kv.get('k')).toBeUndefined();
+    // Without the flag, as entries written before it existed: the previous entry is kept.
+    applyAll(kv, [put('c', 4, 'k', 'again')], 5);
+    expect(applyOne(kv, 6, encodeKvCommand(del('c', 5, 'k')))?.result).toMatchObject({
+      prev: { value: 'again' },
+    });
+    expectCodecError(
+      () => encodeKvCommand({ ...put('c', 6, 'k', 'v'), prevKv: true } as unknown as KvCommand),
+      /prevKv/,
+    );
+  });
+
   it('delete removes a key; a later put starts a new generation', () => {
     const kv = new KvStore();
     applyAll(kv, [put('c', 1, 'a', 'x'), put('c', 2, 'a', 'y')]);
@@ -278,7 +311,22 @@ describe('KV command codec', () => {
   );
   const command: fc.Arbitrary<KvCommand> = fc.oneof(
     fc.record({ op: fc.constant('put' as const), clientId: nonEmpty, seq, key: nonEmpty, value: text }),
+    fc.record({
+      op: fc.constant('put' as const),
+      clientId: nonEmpty,
+      seq,
+      key: nonEmpty,
+      value: text,
+      prevKv: fc.constant(false as const),
+    }),
     fc.record({ op: fc.constant('delete' as const), clientId: nonEmpty, seq, key: nonEmpty }),
+    fc.record({
+      op: fc.constant('delete' as const),
+      clientId: nonEmpty,
+      seq,
+      key: nonEmpty,
+      prevKv: fc.constant(false as const),
+    }),
     fc.record({
       op: fc.constant('cas' as const),
       clientId: nonEmpty,
