@@ -2,8 +2,9 @@
 //
 // Writes vastly outnumber the reads that need the order (ranges with a range end, and
 // snapshots), so the order is kept lazily: a new or removed key is only noted, in O(1), and
-// the sorted array is brought up to date (as a new array) when someone asks for it. Keeping the array sorted
-// on every insert was an O(n) splice per new key — at 100k keys, most of a put's cost.
+// the sorted array is brought up to date (as a new array) when someone asks for it. Keeping
+// the array sorted on every insert was an O(n) splice per new key — at 100k keys, most of a
+// put's cost.
 
 /**
  * Orders keys as etcd does, by their UTF-8 bytes — which is code point order. JS compares

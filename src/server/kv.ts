@@ -162,6 +162,11 @@ class Writer {
 
   bytes(b: Uint8Array): void {
     this.varint(b.length);
+    this.raw(b);
+  }
+
+  /** b as it is, with no length prefix. */
+  raw(b: Uint8Array): void {
     this.reserve(b.length);
     this.buf.set(b, this.len);
     this.len += b.length;
@@ -411,18 +416,26 @@ export function encodeKvCommand(c: KvCommand): Uint8Array {
 /** Decoding is synchronous and never re-entered: one reader serves every command, not one allocation each. */
 const commandReader = new Reader(NO_BYTES, 'kv command');
 
-/** Decodes and validates an entry's data; throws KvCodecError naming the problem and byte offset. */
-export function decodeKvCommand(b: Uint8Array): KvCommand {
+/**
+ * Reads entry data with the shared reader: the version byte, then `read` from the op on,
+ * then nothing left over. The reader lets go of the data afterwards: holding on to it
+ * would keep its whole buffer (a WAL segment on replay) alive.
+ */
+function readEntryData<T>(b: Uint8Array, read: (r: Reader, op: number) => T): T {
   try {
     const r = commandReader.reset(b);
     if (r.u8() !== COMMAND_VERSION) r.fail(`unsupported version ${b[0]}`, 0);
-    const cmd = readKvCommand(r, r.u8());
+    const out = read(r, r.u8());
     r.end();
-    return cmd;
+    return out;
   } finally {
-    // Holding on to the data would keep its whole buffer (a WAL segment on replay) alive.
     commandReader.reset(NO_BYTES);
   }
+}
+
+/** Decodes and validates an entry's data; throws KvCodecError naming the problem and byte offset. */
+export function decodeKvCommand(b: Uint8Array): KvCommand {
+  return readEntryData(b, readKvCommand);
 }
 
 /**
@@ -431,25 +444,19 @@ export function decodeKvCommand(b: Uint8Array): KvCommand {
  * does not decode is refused whole, on every replica alike.
  */
 export function decodeKvEntryData(b: Uint8Array): KvCommand[] {
-  try {
-    const r = commandReader.reset(b);
-    if (r.u8() !== COMMAND_VERSION) r.fail(`unsupported version ${b[0]}`, 0);
-    const op = r.u8();
-    let cmds: KvCommand[];
-    if (op === OP_BATCH) {
-      const n = r.varint('batch count');
-      if (n < 2 || n > MAX_BATCH_COMMANDS) r.fail(`batch count ${n} outside 2..${MAX_BATCH_COMMANDS}`, 2);
-      cmds = new Array<KvCommand>(n);
-      for (let i = 0; i < n; i++) {
-        if (r.u8() !== COMMAND_VERSION) r.fail(`batch command ${i}: unsupported version`);
-        cmds[i] = readKvCommand(r, r.u8());
-      }
-    } else cmds = [readKvCommand(r, op)];
-    r.end();
-    return cmds;
-  } finally {
-    commandReader.reset(NO_BYTES);
+  return readEntryData(b, (r, op) => (op === OP_BATCH ? readBatch(r) : [readKvCommand(r, op)]));
+}
+
+/** A batch's commands, after its op byte. */
+function readBatch(r: Reader): KvCommand[] {
+  const n = r.varint('batch count');
+  if (n < 2 || n > MAX_BATCH_COMMANDS) r.fail(`batch count ${n} outside 2..${MAX_BATCH_COMMANDS}`, 2);
+  const cmds = new Array<KvCommand>(n);
+  for (let i = 0; i < n; i++) {
+    if (r.u8() !== COMMAND_VERSION) r.fail(`batch command ${i}: unsupported version`);
+    cmds[i] = readKvCommand(r, r.u8());
   }
+  return cmds;
 }
 
 /**
@@ -472,21 +479,15 @@ export function encodeKvBatch(commands: readonly Uint8Array[]): Uint8Array {
   if (commands.length < 2 || commands.length > MAX_BATCH_COMMANDS) {
     throw new RangeError(`a batch holds 2..${MAX_BATCH_COMMANDS} commands, not ${commands.length}`);
   }
-  let size = 2 + varintSize(commands.length);
+  // Sized up front (varint() reserves 8 bytes): take() then hands over the buffer itself.
+  let size = 2 + 8;
   for (const c of commands) size += c.length;
-  const out = new Uint8Array(size);
-  out[0] = COMMAND_VERSION;
-  out[1] = OP_BATCH;
-  let pos = 2;
-  for (let n = commands.length; ; n = Math.floor(n / 0x80)) {
-    out[pos++] = n >= 0x80 ? (n & 0x7f) | 0x80 : n;
-    if (n < 0x80) break;
-  }
-  for (const c of commands) {
-    out.set(c, pos);
-    pos += c.length;
-  }
-  return out;
+  const w = new Writer(size);
+  w.u8(COMMAND_VERSION);
+  w.u8(OP_BATCH);
+  w.varint(commands.length);
+  for (const c of commands) w.raw(c);
+  return w.take();
 }
 
 /** A command's fields after its version byte and op (the entry's own, or one of a batch's). */
