@@ -214,6 +214,9 @@ export class RaftDriver {
     sent: new Map<string, number>(),
     received: new Map<string, number>(),
     fsyncSeconds: [] as number[],
+    snapshots: { created: 0, restored: 0 },
+    /** Wall time of each snapshot created since the metrics last took them. */
+    snapshotSeconds: [] as number[],
   };
 
   constructor(opts: DriverOptions) {
@@ -797,6 +800,7 @@ export class RaftDriver {
   private applySnapshot(rd: Ready): void {
     const snap = rd.snapshot!;
     this.opts.kv.restore(snap.data);
+    this.stats.snapshots.restored++;
     this.appliedSinceSnapshot = 0;
     this.refreshPeers();
     this.log.info(
@@ -965,6 +969,7 @@ export class RaftDriver {
     const cs = this.rawNode.raft.trk.confState();
     const catchUpEntries = this.entriesHolding(applied, this.opts.snapshotCatchUpWrites);
     // Captured now, at `applied`; encoded in slices between Readys, then written.
+    const started = process.hrtime.bigint();
     const state = this.opts.kv.capture();
     const previousBytes = this.opts.storage.storage.snap.data.length;
     const run = encodeCapture(state, undefined, previousBytes).then((data) =>
@@ -974,6 +979,8 @@ export class RaftDriver {
     this.snapshotInFlight = run;
     try {
       const snap = await run;
+      this.stats.snapshots.created++;
+      this.stats.snapshotSeconds.push(Number(process.hrtime.bigint() - started) / 1e9);
       this.log.info(`created snapshot at index ${snap.metadata.index} (term ${snap.metadata.term})`);
       this.opts.events?.snapshot?.('created', snap.metadata.index, snap.metadata.term);
       return { index: snap.metadata.index, term: snap.metadata.term };

@@ -254,6 +254,10 @@ export interface RaftMetrics {
   readonly messagesSent: Counter;
   readonly messagesReceived: Counter;
   readonly leaderChanges: Counter;
+  /** Labelled {kind: 'created' | 'restored'}: taken of this node's state, or installed from the leader's. */
+  readonly snapshots: Counter;
+  /** From capturing the state to the snapshot being durable and the log compacted. */
+  readonly snapshotSeconds: Histogram;
 }
 
 export function createRaftMetrics(registry = new Metrics()): RaftMetrics {
@@ -277,5 +281,15 @@ export function createRaftMetrics(registry = new Metrics()): RaftMetrics {
       ['type'],
     ),
     leaderChanges: registry.counter('raft_leader_changes_total', 'Times this node saw a new leader.'),
+    snapshots: registry.counter(
+      'raft_snapshots_total',
+      'Snapshots created here or restored from the leader.',
+      ['kind'],
+    ),
+    snapshotSeconds: registry.histogram(
+      'snapshot_save_seconds',
+      'Wall time of creating a snapshot: encoding the captured state, writing and syncing the file.',
+      FSYNC_BUCKETS,
+    ),
   };
 }

@@ -212,6 +212,9 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     for (const [type, n] of d.stats.sent) metrics.messagesSent.set(n, { type });
     for (const [type, n] of d.stats.received) metrics.messagesReceived.set(n, { type });
     for (const s of d.stats.fsyncSeconds.splice(0)) metrics.walFsyncSeconds.observe(s);
+    metrics.snapshots.set(d.stats.snapshots.created, { kind: 'created' });
+    metrics.snapshots.set(d.stats.snapshots.restored, { kind: 'restored' });
+    for (const s of d.stats.snapshotSeconds.splice(0)) metrics.snapshotSeconds.observe(s);
   });
   const httpApi: HttpApi = {
     clusterId: opts.cluster,

@@ -65,6 +65,14 @@ function expectAll(actual: Map<string, string>, expected: Map<string, string>, w
   );
 }
 
+/** One sample of a node's /metrics, by its exposition name with labels; fails if it is absent. */
+async function metric(node: NodeProc, sample: string): Promise<number> {
+  const text = await (await fetch(`http://${node.address}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  expect(line, `${sample} in node ${node.id}'s /metrics`).toBeDefined();
+  return Number(line!.slice(sample.length + 1));
+}
+
 describe('raftctl node: a 3-node cluster on loopback', () => {
   it('elects a leader and replicates; linearizable reads on every node see a write', async () => {
     const c = await cluster(3);
@@ -273,6 +281,7 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     await leader.waitForLog(/applied snapshot at index \d+/, 10_000);
     await c.waitCaughtUp(leader, newLeader);
     expect((await leader.status()).snapshotIndex).toBeGreaterThan(0);
+    expect(await metric(leader, 'raft_snapshots_total{kind="restored"}')).toBeGreaterThanOrEqual(1);
     expectAll(await leader.rangePrefix('a', true), before, `node ${leader.id}`);
     expectAll(await leader.rangePrefix('b', true), after, `node ${leader.id}`);
   }, 30_000);
@@ -286,6 +295,13 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     // Every node has snapshotted (after at most two periods), each at its own index.
     for (const i of indexes) expect(i).toBeGreaterThan(0);
     expect(new Set(indexes).size, `snapshot indexes ${indexes.join(', ')}`).toBe(3);
+    // Operators see them too: how many, and how long each took from capture to disk.
+    for (const n of c.nodes) {
+      const created = await metric(n, 'raft_snapshots_total{kind="created"}');
+      expect(created).toBeGreaterThanOrEqual(1);
+      expect(await metric(n, 'snapshot_save_seconds_count')).toBe(created);
+      expect(await metric(n, 'snapshot_save_seconds_sum')).toBeGreaterThan(0);
+    }
   }, 30_000);
 
   it('a removed node stops with exit code 0 and says why; the rest carry on', async () => {

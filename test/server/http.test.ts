@@ -212,6 +212,8 @@ describe('/metrics', () => {
     api.raft.messagesSent.set(12, { type: 'MsgApp' });
     api.raft.messagesReceived.inc({ type: 'MsgAppResp' });
     api.raft.leaderChanges.inc();
+    api.raft.snapshots.set(2, { kind: 'created' });
+    api.raft.snapshotSeconds.observe(0.3);
     for (const s of [0.0005, 0.003, 0.003, 0.02, 100]) api.raft.walFsyncSeconds.observe(s);
     let collected = 0;
     api.metrics.onCollect(() => {
@@ -232,6 +234,8 @@ describe('/metrics', () => {
       raft_messages_sent_total: 'counter',
       raft_messages_received_total: 'counter',
       raft_leader_changes_total: 'counter',
+      raft_snapshots_total: 'counter',
+      snapshot_save_seconds: 'histogram',
     });
     const value = (name: string, labels: Record<string, string> = {}) =>
       samples.find((s) => s.name === name && JSON.stringify(s.labels) === JSON.stringify(labels))?.value;
@@ -241,6 +245,8 @@ describe('/metrics', () => {
     expect(value('raft_proposals_total', { result: 'dropped' })).toBe(1);
     expect(value('raft_messages_sent_total', { type: 'MsgApp' })).toBe(12);
     expect(value('raft_leader_changes_total')).toBe(1);
+    expect(value('raft_snapshots_total', { kind: 'created' })).toBe(2);
+    expect(value('snapshot_save_seconds_count')).toBe(1);
 
     const buckets = samples.filter((s) => s.name === 'wal_fsync_seconds_bucket');
     const les = buckets.map((b) => (b.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(b.labels.le)));
