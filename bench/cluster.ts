@@ -6,7 +6,8 @@
 //     256-byte values with 1, 16, 256 and 1,024 concurrent clients; each client waits for
 //     its answer before its next op. Clients share a few connections spread over the nodes
 //     (connection j goes to the j-th node counting from the leader, so one client talks to
-//     the leader). Per run: ops/s, p50/p99/p99.9 latency, errors, CPU of each node.
+//     the leader). Per run: ops/s, p50/p99/p99.9 latency, p99 through the leader and through
+//     followers, snapshots the nodes took (from /metrics), errors, CPU of each node.
 //   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
 //     leader's profile of a 256-client put run is summarized (self time by function).
 // Usage: npm run build && npm run bench -- cluster [--secs 5] [--nodes 3,5] [--clients 1,16,256,1024]
@@ -268,6 +269,13 @@ interface RunResult {
   ops: number;
   opsPerSec: number;
   latency: Latency;
+  /**
+   * The same latencies split by where the client's connection goes: to the leader, or to a
+   * follower that forwards the write (absent when every connection goes to the leader).
+   */
+  latencyVia?: { leader: Latency; followers: Latency };
+  /** Snapshots the nodes created during the run, and their total wall time in seconds. */
+  snapshots: { created: number; seconds: number };
   errors: number;
   errorCodes: Record<string, number>;
   /** CPU used per node during the run, in cores (1 = one core busy), leader first. */
@@ -279,39 +287,57 @@ interface RunResult {
   leaderChanged: boolean;
 }
 
+/** A connection of the load generator and whether it goes to the leader. */
+interface PoolConnection {
+  client: ControlClient;
+  toLeader: boolean;
+}
+
 async function openPool(
   c: TestCluster,
   leader: NodeProc,
   n: number,
   to: Args['conns'] = 'spread',
-): Promise<ControlClient[]> {
+): Promise<PoolConnection[]> {
   const order = to === 'leader' ? [leader] : [leader, ...c.nodes.filter((x) => x !== leader)];
   return Promise.all(
     Array.from({ length: n }, async (_, j) => {
-      const cl = new ControlClient();
-      await cl.connect(order[j % order.length]!.address, {
-        timeoutMs: 5000,
-        commandTimeoutMs: OP_TIMEOUT_MS,
-      });
-      return cl;
+      const node = order[j % order.length]!;
+      const client = new ControlClient();
+      await client.connect(node.address, { timeoutMs: 5000, commandTimeoutMs: OP_TIMEOUT_MS });
+      return { client, toLeader: node === leader };
     }),
   );
 }
 
+async function closePool(pool: PoolConnection[]): Promise<void> {
+  await Promise.all(pool.map((p) => p.client.close()));
+}
+
 async function load(
-  pool: ControlClient[],
+  pool: PoolConnection[],
   clients: number,
   op: Op,
   secs: number,
-): Promise<{ lat: number[]; errors: number; errorCodes: Record<string, number>; elapsed: number }> {
+): Promise<{
+  lat: number[];
+  viaLeader: number[];
+  viaFollowers: number[];
+  errors: number;
+  errorCodes: Record<string, number>;
+  elapsed: number;
+}> {
   const lat: number[] = [];
+  const viaLeader: number[] = [];
+  const viaFollowers: number[] = [];
   const errorCodes: Record<string, number> = {};
   let errors = 0;
   const t0 = performance.now();
   const end = t0 + secs * 1000;
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
-      const cl = pool[i % pool.length]!;
+      const { client: cl, toLeader } = pool[i % pool.length]!;
+      const via = toLeader ? viaLeader : viaFollowers;
       let seq = i; // Start clients on different keys of their range.
       while (performance.now() < end) {
         const key = `bench/${i}/${seq++ % KEYS_PER_CLIENT}`;
@@ -319,7 +345,9 @@ async function load(
         try {
           if (op === 'put') await cl.command('put', { key, value: VALUE });
           else await cl.command('get', { key, serializable: op === 'sget' });
-          lat.push(performance.now() - t);
+          const took = performance.now() - t;
+          lat.push(took);
+          via.push(took);
         } catch (err) {
           errors++;
           const code = (err as { code?: string }).code ?? 'other';
@@ -330,13 +358,28 @@ async function load(
       }
     }),
   );
-  return { lat, errors, errorCodes, elapsed: (performance.now() - t0) / 1000 };
+  return { lat, viaLeader, viaFollowers, errors, errorCodes, elapsed: (performance.now() - t0) / 1000 };
+}
+
+/** Snapshots each node has created so far and their total seconds, from its /metrics. */
+async function snapshotCounters(c: TestCluster): Promise<{ created: number; seconds: number }> {
+  let created = 0;
+  let seconds = 0;
+  for (const n of c.nodes) {
+    const text = await (await fetch(`http://${n.address}/metrics`)).text().catch(() => '');
+    for (const line of text.split('\n')) {
+      const [name, value] = line.split(' ');
+      if (name === 'raft_snapshots_total{kind="created"}') created += Number(value);
+      else if (name === 'snapshot_save_seconds_sum') seconds += Number(value);
+    }
+  }
+  return { created, seconds };
 }
 
 async function measureRun(
   c: TestCluster,
   leader: NodeProc,
-  pool: ControlClient[],
+  pool: PoolConnection[],
   op: Op,
   clients: number,
   secs: number,
@@ -344,9 +387,11 @@ async function measureRun(
   const before = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
   const self0 = process.cpuUsage();
   const termBefore = (await leader.health()).term;
+  const snapsBefore = await snapshotCounters(c);
   const r = await load(pool, clients, op, secs);
   const self = process.cpuUsage(self0);
   const after = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
+  const snapsAfter = await snapshotCounters(c);
   const h = await leader.health().catch(() => undefined);
   const cpu = c.nodes
     .map((n, i) => ({
@@ -367,6 +412,13 @@ async function measureRun(
     ops: r.lat.length,
     opsPerSec: r.lat.length / r.elapsed,
     latency: latency(r.lat),
+    ...(r.viaFollowers.length > 0 && r.viaLeader.length > 0
+      ? { latencyVia: { leader: latency(r.viaLeader), followers: latency(r.viaFollowers) } }
+      : {}),
+    snapshots: {
+      created: snapsAfter.created - snapsBefore.created,
+      seconds: snapsAfter.seconds - snapsBefore.seconds,
+    },
     errors: r.errors,
     errorCodes: r.errorCodes,
     cpu,
@@ -402,7 +454,7 @@ async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<v
       const pool = await openPool(c, leader, connectionsFor(64, n), a.conns);
       await load(pool, 64, 'put', 1.5);
       await load(pool, 64, 'get', 0.5);
-      await Promise.all(pool.map((p) => p.close()));
+      await closePool(pool);
     }
     for (const clients of a.clients) {
       const pool = await openPool(c, leader, connectionsFor(clients, n), a.conns);
@@ -412,10 +464,11 @@ async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<v
         process.stderr.write(
           `  ${OP_NAMES[op].padEnd(18)} ${String(clients).padStart(4)} clients: ${fmtRate(r.opsPerSec).padStart(9)}` +
             `  p50 ${fmtMs(r.latency.p50)}  p99 ${fmtMs(r.latency.p99)}  p99.9 ${fmtMs(r.latency.p999)}` +
-            `  errors ${r.errors}  leader CPU ${r.cpu[0]!.cores.toFixed(2)}${r.leaderChanged ? '  (LEADER CHANGED)' : ''}\n`,
+            `  errors ${r.errors}  leader CPU ${r.cpu[0]!.cores.toFixed(2)}  snapshots ${r.snapshots.created}` +
+            `${r.leaderChanged ? '  (LEADER CHANGED)' : ''}\n`,
         );
       }
-      await Promise.all(pool.map((p) => p.close()));
+      await closePool(pool);
     }
   } finally {
     await c.destroy();
@@ -505,7 +558,7 @@ async function profileLeader(a: Args): Promise<{
     const pool = await openPool(c, leader, connectionsFor(clients, 3), a.conns);
     await load(pool, 64, 'put', 1);
     run = await measureRun(c, leader, pool, 'put', clients, a.secs);
-    await Promise.all(pool.map((p) => p.close()));
+    await closePool(pool);
   } finally {
     // A graceful stop, so each process writes its profile on exit.
     await Promise.all(c.nodes.map((n) => n.kill('SIGTERM')));
@@ -590,6 +643,8 @@ export async function main(argv: string[]): Promise<void> {
         'p50',
         'p99',
         'p99.9',
+        'p99 via leader/followers',
+        'snapshots (s)',
         'errors',
         'CPU leader/others/client',
         'CPU µs/op',
@@ -603,6 +658,8 @@ export async function main(argv: string[]): Promise<void> {
         fmtMs(r.latency.p50),
         fmtMs(r.latency.p99),
         fmtMs(r.latency.p999),
+        r.latencyVia ? `${fmtMs(r.latencyVia.leader.p99)} / ${fmtMs(r.latencyVia.followers.p99)}` : '-',
+        r.snapshots.created === 0 ? '0' : `${r.snapshots.created} (${r.snapshots.seconds.toFixed(2)})`,
         `${r.errors}${r.leaderChanged ? ' (leader changed)' : ''}`,
         `${r.cpu[0]!.cores.toFixed(2)} / ${r.cpu
           .slice(1)
