@@ -366,7 +366,10 @@ async function snapshotCounters(c: TestCluster): Promise<{ created: number; seco
   let created = 0;
   let seconds = 0;
   for (const n of c.nodes) {
-    const text = await (await fetch(`http://${n.address}/metrics`)).text().catch(() => '');
+    // A node that died mid-run counts nothing rather than failing the whole bench.
+    const text = await fetch(`http://${n.address}/metrics`)
+      .then((res) => res.text())
+      .catch(() => '');
     for (const line of text.split('\n')) {
       const [name, value] = line.split(' ');
       if (name === 'raft_snapshots_total{kind="created"}') created += Number(value);
