@@ -367,14 +367,9 @@ async function snapshotCounters(c: TestCluster): Promise<{ created: number; seco
   let seconds = 0;
   for (const n of c.nodes) {
     // A node that died mid-run counts nothing rather than failing the whole bench.
-    const text = await fetch(`http://${n.address}/metrics`)
-      .then((res) => res.text())
-      .catch(() => '');
-    for (const line of text.split('\n')) {
-      const [name, value] = line.split(' ');
-      if (name === 'raft_snapshots_total{kind="created"}') created += Number(value);
-      else if (name === 'snapshot_save_seconds_sum') seconds += Number(value);
-    }
+    const samples = await n.metrics().catch(() => new Map<string, number>());
+    created += samples.get('raft_snapshots_total{kind="created"}') ?? 0;
+    seconds += samples.get('snapshot_save_seconds_sum') ?? 0;
   }
   return { created, seconds };
 }

@@ -305,6 +305,18 @@ export class NodeProc {
     return (await res.json()) as Health;
   }
 
+  /** The node's /metrics samples, by exposition name with labels (`raft_snapshots_total{kind="created"}`). */
+  async metrics(): Promise<Map<string, number>> {
+    const res = await fetch(`http://${this.address}/metrics`, { signal: AbortSignal.timeout(2000) });
+    const samples = new Map<string, number>();
+    for (const line of (await res.text()).split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      const space = line.lastIndexOf(' ');
+      samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+    }
+    return samples;
+  }
+
   /** POST to the etcd JSON gateway. */
   async gateway<T>(op: 'put' | 'range' | 'deleterange', body: object): Promise<T> {
     const res = await fetch(`http://${this.address}/v3/kv/${op}`, {

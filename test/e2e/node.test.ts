@@ -67,10 +67,9 @@ function expectAll(actual: Map<string, string>, expected: Map<string, string>, w
 
 /** One sample of a node's /metrics, by its exposition name with labels; fails if it is absent. */
 async function metric(node: NodeProc, sample: string): Promise<number> {
-  const text = await (await fetch(`http://${node.address}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  expect(line, `${sample} in node ${node.id}'s /metrics`).toBeDefined();
-  return Number(line!.slice(sample.length + 1));
+  const value = (await node.metrics()).get(sample);
+  expect(value, `${sample} in node ${node.id}'s /metrics`).toBeDefined();
+  return value!;
 }
 
 describe('raftctl node: a 3-node cluster on loopback', () => {
@@ -173,8 +172,7 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     // Swept on the node's ticks (20 ms here): late by at most a tick or so, never early.
     expect(waited).toBeGreaterThanOrEqual(400);
     expect(waited).toBeLessThan(1500);
-    const metrics = await (await fetch(`http://${leader.address}/metrics`)).text();
-    expect(metrics).toMatch(/raft_proposals_total\{result="timeout"\} 1\b/);
+    expect(await metric(leader, 'raft_proposals_total{result="timeout"}')).toBe(1);
   }, 20_000);
 
   it('after kill -9 of the leader, followers elect a new one without waiting out the election timeout', async () => {
