@@ -10,7 +10,8 @@ import { CliError, EXIT } from './exit.js';
 import type { Settings } from './settings.js';
 
 export interface TargetOptions {
-  endpoints?: string | undefined;
+  /** Several when the flag is repeated (`-e a:1 -e b:2`). */
+  endpoints?: string | string[] | undefined;
   token?: string | undefined;
   name?: string | undefined;
   'data-dir'?: string | undefined;
@@ -65,7 +66,7 @@ export function resolveTarget(opts: TargetOptions, settings: Settings, env = pro
   const tls = tlsFromFlags(opts);
   if (opts.endpoints !== undefined) {
     return {
-      endpoints: parseEndpoints([opts.endpoints], 'endpoint in --endpoints'),
+      endpoints: parseEndpoints([opts.endpoints].flat(), 'endpoint in --endpoints'),
       token,
       cluster: undefined,
       source: '--endpoints',

@@ -57,6 +57,23 @@ function usageMessage(argv: readonly string[], msg: string): string {
   return msg;
 }
 
+/** Options that may be given more than once: their values add up to one list. */
+const LIST_OPTIONS = new Set(['_', 'endpoints', 'e']);
+
+/**
+ * A flag given twice reaches a command as an array of both values (yargs' default, which
+ * the list options rely on), where every other option expects one value: say so instead.
+ */
+function rejectRepeatedFlags(args: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(args)) {
+    if (!Array.isArray(value) || LIST_OPTIONS.has(name)) continue;
+    const flag = name.length === 1 ? `-${name}` : `--${name}`;
+    throw new UsageError(
+      `${flag} was given ${value.length} times (${value.map(String).join(', ')}); give it once`,
+    );
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   // `raftctl node` stops itself cleanly on signals; every other command gets exit 130
   // (or its own cleanup, see onInterrupt).
@@ -86,6 +103,7 @@ export async function main(argv: string[]): Promise<void> {
         'Exit codes: 0 ok, 1 failure, 2 usage, 3 no leader or quorum, 130 interrupted.',
     )
     .wrap(Math.min(110, process.stdout.columns || 100))
+    .middleware(rejectRepeatedFlags, true)
     .fail((msg, err) => {
       if (err && !(err instanceof UsageError)) throw err;
       process.stderr.write(

@@ -109,6 +109,8 @@ describe('resolveTarget', () => {
       'h:1',
       'h:2',
     ]);
+    // A repeated --endpoints (`-e h:1 -e h:2,h:3`) adds up.
+    expect(resolveTarget({ endpoints: ['h:1', 'h:2,h:3'] }, s, {}).endpoints).toEqual(['h:1', 'h:2', 'h:3']);
     expect(resolveTarget({}, s, { RAFTCTL_ENDPOINTS: 'x:1', RAFTCTL_TOKEN: 't' })).toMatchObject({
       endpoints: ['x:1'],
       token: 't',

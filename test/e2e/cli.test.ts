@@ -302,6 +302,15 @@ describe('usage errors and unreachable clusters', { timeout: 30_000 }, () => {
     const st = await run(['status', '--endpoints', `127.0.0.1:${port}`]);
     expect(st.code).toBe(1);
     expect((await run(['campaign', 'two'])).code).toBe(2);
+    // A one-value flag given twice is named, not passed on as a list (found by the CLI fuzzer).
+    const twice = await run(['status', '--token', 'a', '--token', 'b', '--endpoints', `127.0.0.1:${port}`]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/--token was given 2 times \(a, b\); give it once/);
+    const both = await run(['status', '-e', `127.0.0.1:${port}`, `-e=127.0.0.1:${port + 1}`]);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(
+      new RegExp(`127.0.0.1:${port}: connection refused; 127.0.0.1:${port + 1}: connection refused`),
+    );
     const cfg = await run(['config', 'set', 'cluster-size', '40']);
     expect(cfg.code).toBe(2);
     expect(cfg.stderr).toMatch(/expected a whole number 1–15/);

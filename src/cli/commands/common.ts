@@ -89,7 +89,7 @@ export function jsonOption<T>(y: Argv<T>) {
 }
 
 export interface TargetArgs {
-  endpoints?: string | undefined;
+  endpoints?: string | string[] | undefined;
   token?: string | undefined;
   name?: string | undefined;
   'data-dir'?: string | undefined;
