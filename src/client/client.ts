@@ -2,8 +2,9 @@
 // the bench. Commands are promises matched to results by id; subscriptions survive
 // reconnects (the client re-sends its last subscribe after every new hello).
 
-import { WebSocket } from 'ws';
+import { type RawData, WebSocket } from 'ws';
 import type { z } from 'zod';
+import { type PutAnswer, PutFrameWriter, readPutResults } from '../protocol/binary.js';
 import {
   COMMAND_RESULTS,
   type CommandArgs,
@@ -173,6 +174,8 @@ export class ControlClient {
   private helloFrame: NodeHello | undefined;
   /** Commands written in this turn, sent together as one batched frame (nodes that accept it). */
   private outbox: string[] = [];
+  /** Plain puts written in this turn, sent as one binary frame (nodes that accept it). */
+  private readonly putOutbox = new PutFrameWriter();
   private outboxBytes = 0;
   private outboxQueued = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -259,6 +262,17 @@ export class ControlClient {
         deadline,
       });
       this.armSweep(deadline);
+      if (
+        name === 'put' &&
+        this.helloFrame?.binary === true &&
+        isBarePut(parsed.args as CommandArgs<'put'>)
+      ) {
+        const { key, value } = parsed.args as CommandArgs<'put'>;
+        this.putOutbox.add(id, key, value);
+        if (this.putOutbox.byteLength > OUTBOX_BYTES) this.flushOutbox(ws);
+        else this.queueFlush(ws);
+        return;
+      }
       this.sendCommand(ws, JSON.stringify({ type: 'command', id, command: name, args: parsed.args }));
     });
   }
@@ -303,17 +317,28 @@ export class ControlClient {
     }
     this.outbox.push(text);
     this.outboxBytes += text.length;
+    this.queueFlush(ws);
+  }
+
+  /** Sends this turn's commands once the turn is over. */
+  private queueFlush(ws: WebSocket): void {
     if (this.outboxQueued) return;
     this.outboxQueued = true;
     process.nextTick(() => {
       this.outboxQueued = false;
       // A reconnect in between has already failed these commands; a new socket gets none of them.
       if (this.ws === ws) this.flushOutbox(ws);
-      else this.outbox = [];
+      else {
+        this.outbox = [];
+        this.outboxBytes = 0;
+        this.putOutbox.take();
+      }
     });
   }
 
   private flushOutbox(ws: WebSocket): void {
+    const puts = this.putOutbox.take();
+    if (puts !== undefined) ws.send(puts, { binary: true });
     const batch = this.outbox;
     if (batch.length === 0) return;
     this.outbox = [];
@@ -398,17 +423,19 @@ export class ControlClient {
         timeoutMs,
       );
       ws.on('error', (err) => settle(new ControlError('unavailable', `${url}: ${err.message}`)));
-      const hello = (batch: boolean) =>
+      // Optional features this client offers in its hello; a node from before one of them
+      // refuses the unknown field by name, and is greeted again without it.
+      const offered = new Set(['batch', 'binary']);
+      const hello = () =>
         ws.send(
           JSON.stringify({
             type: 'hello',
             version: PROTOCOL_VERSION,
             token: this.opts.token,
-            ...(batch ? { batch } : {}),
+            ...Object.fromEntries([...offered].map((f) => [f, true])),
           }),
         );
-      let offeredBatch = true;
-      ws.on('open', () => hello(true));
+      ws.on('open', hello);
       ws.on('close', (code, reason) => {
         if (!settled) {
           settle(
@@ -422,7 +449,10 @@ export class ControlClient {
         this.onDropped(ws, code, reason.toString());
       });
       ws.on('message', (data, isBinary) => {
-        if (isBinary) return;
+        if (isBinary) {
+          this.onBinary(data);
+          return;
+        }
         for (const parsed of parseNodeFrames(data.toString())) {
           if (!parsed.ok) {
             const e = parsed.error;
@@ -442,11 +472,8 @@ export class ControlClient {
             // Restore the subscription before anyone sees the new connection.
             if (this.subscription !== undefined) this.send({ type: 'subscribe', ...this.subscription });
             this.emit('open', f, reconnected);
-          } else if (f.type === 'error' && f.error.field === 'batch' && offeredBatch) {
-            // A node from before batching refuses the unknown hello field (and keeps the
-            // connection open): greet it the old way.
-            offeredBatch = false;
-            hello(false);
+          } else if (f.type === 'error' && f.error.field !== undefined && offered.delete(f.error.field)) {
+            hello();
           } else if (f.type === 'error') {
             settle(new ControlError(f.error.code, f.error.message, { field: f.error.field }));
           }
@@ -487,6 +514,31 @@ export class ControlClient {
         // A second hello is not part of the protocol; ignore it.
         return;
     }
+  }
+
+  /** A frame of answers to binary puts. */
+  private onBinary(data: RawData): void {
+    const bytes = Array.isArray(data)
+      ? Buffer.concat(data)
+      : data instanceof ArrayBuffer
+        ? new Uint8Array(data)
+        : data;
+    const error = readPutResults(bytes, (id, answer) => this.onPutAnswer(id, answer));
+    if (error !== undefined) {
+      this.emit(
+        'protocolError',
+        new ControlError('bad_frame', `unreadable binary frame from node: ${error}`),
+      );
+    }
+  }
+
+  private onPutAnswer(id: number, answer: PutAnswer): void {
+    const p = this.pending.get(id);
+    // Unknown ids are answers that arrived after their timeout.
+    if (p === undefined) return;
+    this.pending.delete(id);
+    if (p.name === 'put') p.resolve({ op: 'put', revision: answer.revision, term: answer.term });
+    else p.reject(new ControlError('internal', `${p.name}: node answered with a put's binary result`));
   }
 
   private onDropped(ws: WebSocket, code: number, reason: string): void {
@@ -559,6 +611,11 @@ function tlsOptions(t: TlsOptions): TlsOptions {
 }
 
 /** Checks a result value against its documented schema, where the protocol defines one. */
+/** A put the binary frames carry: no previous entry asked for, no request id of the caller's. */
+function isBarePut(args: CommandArgs<'put'>): boolean {
+  return args.prevKv !== true && args.clientId === undefined && args.seq === undefined;
+}
+
 function checkValue<N extends CommandName>(
   name: N,
   value: unknown,

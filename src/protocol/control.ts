@@ -428,6 +428,11 @@ export const ClientHelloSchema = z.strictObject({
    * array in a single text frame. Absent means one message per frame.
    */
   batch: z.boolean().optional(),
+  /**
+   * The client may send plain puts in binary frames and reads their answers in binary
+   * frames (see protocol/binary.ts). Absent means JSON only, both ways.
+   */
+  binary: z.boolean().optional(),
 });
 export type ClientHello = z.infer<typeof ClientHelloSchema>;
 
@@ -481,6 +486,8 @@ export const NodeHelloSchema = z.object({
   allowFaults: z.boolean(),
   /** The node accepts batched client frames (a JSON array of messages in one text frame). */
   batch: z.boolean().optional(),
+  /** The node accepts binary put frames from a client whose hello had `binary: true`. */
+  binary: z.boolean().optional(),
 });
 export type NodeHello = z.infer<typeof NodeHelloSchema>;
 /** What the node supplies for its hello; the server adds version and allowFaults. */

@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import { type BinaryPut, type PutAnswer, PutResultWriter, parsePutFrame } from '../protocol/binary.js';
 import {
   type ClientFrame,
   COMMAND_ERROR_CODES,
@@ -48,6 +49,8 @@ export interface NodeApi {
    * Written as `execute(...[cmd, args]: CommandCall)`, a `switch (cmd)` narrows `args`.
    */
   execute(...call: CommandCall): Promise<unknown>;
+  /** Runs a plain put that came in a binary frame (see protocol/binary.ts); throws as execute does. */
+  putBytes(key: Uint8Array, value: Uint8Array): Promise<PutAnswer>;
   /** Whether the `fault` command may run; checked here before execute is called. */
   readonly allowFaults: boolean;
 }
@@ -99,6 +102,10 @@ interface Session {
   batch: boolean;
   /** A batched flush is already scheduled for this turn. */
   flushQueued: boolean;
+  /** The client sends binary puts and reads their answers in binary frames (said so in its hello). */
+  binary: boolean;
+  /** Answers to binary puts not yet handed to the socket. */
+  putResults: PutResultWriter | undefined;
   alive: boolean;
   closed: boolean;
 }
@@ -234,6 +241,8 @@ export class ControlServer {
       commandsInFlight: 0,
       batch: false,
       flushQueued: false,
+      binary: false,
+      putResults: undefined,
       alive: true,
       closed: false,
     };
@@ -249,6 +258,7 @@ export class ControlServer {
       this.endSubscription(s);
       s.control = [];
       s.events = [];
+      s.putResults = undefined;
       this.sessions.delete(s);
       this.logger.debug(`control: ${peer} disconnected (${code})`);
     });
@@ -268,11 +278,21 @@ export class ControlServer {
 
   private onMessage(s: Session, data: RawData, isBinary: boolean): void {
     if (s.closed) return;
-    if (isBinary) {
-      this.sendError(s, { code: 'bad_frame', message: 'binary frames are not accepted; send JSON text' });
+    if (!isBinary) {
+      for (const parsed of parseClientFrames(rawText(data))) this.onFrame(s, parsed);
       return;
     }
-    for (const parsed of parseClientFrames(rawText(data))) this.onFrame(s, parsed);
+    if (!s.binary) {
+      const message = s.greeted
+        ? 'binary frames are accepted only after a hello with "binary": true; send JSON text'
+        : 'send hello before any binary frame';
+      this.sendError(s, { code: 'bad_frame', message });
+      return;
+    }
+    for (const parsed of parsePutFrame(rawBytes(data))) {
+      if (parsed.ok) this.runPut(s, parsed.msg);
+      else this.onFrame(s, parsed);
+    }
   }
 
   /** One message of a frame (a batch is handled as if each message had its own frame). */
@@ -295,7 +315,7 @@ export class ControlServer {
     }
     const msg: ClientFrame = parsed.msg;
     if (msg.type === 'hello') {
-      this.onHello(s, msg.version, msg.token, msg.batch === true);
+      this.onHello(s, msg.version, msg.token, msg.batch === true, msg.binary === true);
       return;
     }
     if (!s.greeted) {
@@ -321,7 +341,13 @@ export class ControlServer {
     }
   }
 
-  private onHello(s: Session, version: number, token: string | undefined, batch: boolean): void {
+  private onHello(
+    s: Session,
+    version: number,
+    token: string | undefined,
+    batch: boolean,
+    binary: boolean,
+  ): void {
     if (s.greeted) {
       this.sendError(s, { code: 'bad_frame', field: 'type', message: 'hello already received' });
       return;
@@ -357,6 +383,7 @@ export class ControlServer {
     }
     s.greeted = true;
     s.batch = batch;
+    s.binary = binary;
     const hello: NodeHello = {
       type: 'hello',
       version: PROTOCOL_VERSION,
@@ -365,6 +392,7 @@ export class ControlServer {
       members: info.members,
       allowFaults: this.api.allowFaults,
       batch: true,
+      binary: true,
     };
     s.control.push(frame(hello));
     this.flush(s);
@@ -429,28 +457,13 @@ export class ControlServer {
       );
       return;
     }
-    if (s.commandsInFlight >= this.maxInFlight) {
-      this.failCommand(
-        s,
-        cmd.id,
-        'unavailable',
-        `too many commands in flight on this connection (max ${this.maxInFlight})`,
-      );
-      return;
-    }
-    s.commandsInFlight++;
+    if (!this.admit(s, cmd.id)) return;
     let value: unknown;
     try {
       value = await this.api.execute(...commandCall(cmd));
     } catch (err) {
       s.commandsInFlight--;
-      const known = asCommandError(err);
-      if (known !== undefined) {
-        this.failCommand(s, cmd.id, known.code, known.message, known.leader);
-      } else {
-        this.logger.error(`control: command ${cmd.command} failed: ${errorText(err)}`);
-        this.failCommand(s, cmd.id, 'internal', errorText(err));
-      }
+      this.commandFailed(s, cmd.id, cmd.command, err);
       return;
     }
     s.commandsInFlight--;
@@ -464,6 +477,50 @@ export class ControlServer {
       return;
     }
     this.sendControl(s, text);
+  }
+
+  /** Counts a command in flight on the connection, or fails it if the connection is at its limit. */
+  private admit(s: Session, id: number): boolean {
+    if (s.commandsInFlight >= this.maxInFlight) {
+      this.failCommand(
+        s,
+        id,
+        'unavailable',
+        `too many commands in flight on this connection (max ${this.maxInFlight})`,
+      );
+      return false;
+    }
+    s.commandsInFlight++;
+    return true;
+  }
+
+  /** Answers a command that threw: with its own code if it has a known one, else as `internal`. */
+  private commandFailed(s: Session, id: number, name: string, err: unknown): void {
+    const known = asCommandError(err);
+    if (known !== undefined) {
+      this.failCommand(s, id, known.code, known.message, known.leader);
+      return;
+    }
+    this.logger.error(`control: command ${name} failed: ${errorText(err)}`);
+    this.failCommand(s, id, 'internal', errorText(err));
+  }
+
+  /** A put from a binary frame: answered in the next binary frame, or as a failed result. */
+  private async runPut(s: Session, put: BinaryPut): Promise<void> {
+    if (!this.admit(s, put.id)) return;
+    let answer: PutAnswer;
+    try {
+      answer = await this.api.putBytes(put.key, put.value);
+    } catch (err) {
+      s.commandsInFlight--;
+      this.commandFailed(s, put.id, 'put', err);
+      return;
+    }
+    s.commandsInFlight--;
+    if (s.closed) return;
+    s.putResults ??= new PutResultWriter();
+    s.putResults.add(put.id, answer);
+    this.flush(s);
   }
 
   private failCommand(
@@ -526,6 +583,14 @@ export class ControlServer {
   private drain(s: Session): void {
     const ws = s.ws;
     while (!s.closed && ws.readyState === WebSocket.OPEN && ws.bufferedAmount < this.maxBufferedBytes) {
+      // Answers to binary puts go out once the text answers and errors queued before them have.
+      const answers = s.control.length === 0 ? s.putResults?.take() : undefined;
+      if (answers !== undefined) {
+        ws.send(answers, { binary: true }, (err) => {
+          if (err === undefined || err === null) this.drain(s);
+        });
+        continue;
+      }
       const first = this.nextFrame(s);
       if (first === undefined) return;
       let text = first;
@@ -637,6 +702,12 @@ function rawText(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
   return data.toString('utf8');
+}
+
+function rawBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
 }
 
 function errorText(err: unknown): string {

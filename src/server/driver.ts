@@ -37,6 +37,7 @@ import {
   encodeCapture,
   encodeKvBatch,
   encodeKvCommand,
+  encodeKvPutBytes,
   encodeMemberContext,
   type KvCommand,
   type KvResult,
@@ -383,7 +384,6 @@ export class RaftDriver {
     this.assertRunning();
     const clientId = cmd.clientId ?? this.clientId;
     const seq = cmd.seq ?? ++this.seq;
-    const full = { ...cmd, clientId, seq } as KvCommand;
     const existing = this.waiters.get(clientId, seq);
     if (existing) {
       // A retry of a request still in flight: answer both callers when it applies, or
@@ -400,13 +400,28 @@ export class RaftDriver {
         };
       });
     }
+    return this.submit(clientId, seq, encodeKvCommand({ ...cmd, clientId, seq } as KvCommand));
+  }
+
+  /**
+   * Proposes a put given as UTF-8 bytes (a binary client frame's) under a request id of
+   * this node's; resolves with its result once applied on this node.
+   */
+  proposePut(key: Uint8Array, value: Uint8Array): Promise<KvResult> {
+    this.assertRunning();
+    const seq = ++this.seq;
+    return this.submit(this.clientId, seq, encodeKvPutBytes(this.clientId, seq, key, value));
+  }
+
+  /** Files a waiter for an encoded command and queues it for the next proposal batch. */
+  private submit(clientId: string, seq: number, data: Uint8Array): Promise<KvResult> {
     // No timer per request: on a busy node that is a timer object, a closure and a
     // timer-list insert and removal for every write. The ticker sweeps deadlines instead
     // (expireWaiters), so a request times out within a tick of its deadline.
     const w: Waiter = {
       clientId,
       seq,
-      data: encodeKvCommand(full),
+      data,
       resolve: noResult,
       reject: noResult,
       deadline: performance.now() + this.opts.requestTimeoutMs,

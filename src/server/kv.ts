@@ -380,20 +380,9 @@ export function encodeKvCommand(c: KvCommand): Uint8Array {
     if (c.prevKv !== false) throw new KvCodecError('prevKv must be false or absent');
     code = c.op === 'put' ? OP_PUT_WITHOUT_PREV : OP_DELETE_WITHOUT_PREV;
   }
-  checkText(c.clientId, 'clientId');
-  if (c.clientId.length === 0) throw new KvCodecError('clientId must not be empty');
-  if (checkCount(c.seq, 'seq') === 0) throw new KvCodecError('seq must be at least 1');
+  const w = commandHeader(code, c.clientId, c.seq);
   checkText(c.key, 'key');
   if (c.key.length === 0) throw new KvCodecError('key must not be empty');
-  // Every proposal is encoded here: one scratch writer serves them all (the bytes are
-  // copied out into a slab).
-  const w = commandWriter.reset();
-  w.u8(COMMAND_VERSION);
-  w.u8(code);
-  if (w.str(c.clientId) > MAX_CLIENT_ID_BYTES) {
-    throw new KvCodecError(`clientId exceeds ${MAX_CLIENT_ID_BYTES} bytes`);
-  }
-  w.varint(c.seq);
   w.str(c.key);
   switch (c.op) {
     case 'put':
@@ -411,6 +400,41 @@ export function encodeKvCommand(c: KvCommand): Uint8Array {
       break;
   }
   return w.finishIn(commandSlab);
+}
+
+/**
+ * A put without its previous entry, from the key's and value's UTF-8 bytes as a binary
+ * client frame carried them (their size and UTF-8 were checked there): the same bytes
+ * encodeKvCommand makes of the strings, without making the strings.
+ */
+export function encodeKvPutBytes(
+  clientId: string,
+  seq: number,
+  key: Uint8Array,
+  value: Uint8Array,
+): Uint8Array {
+  if (key.length === 0) throw new KvCodecError('key must not be empty');
+  const w = commandHeader(OP_PUT_WITHOUT_PREV, clientId, seq);
+  w.bytes(key);
+  w.bytes(value);
+  return w.finishIn(commandSlab);
+}
+
+/** The scratch writer holding a command's version, op, client id and seq. */
+function commandHeader(code: number, clientId: string, seq: number): Writer {
+  checkText(clientId, 'clientId');
+  if (clientId.length === 0) throw new KvCodecError('clientId must not be empty');
+  if (checkCount(seq, 'seq') === 0) throw new KvCodecError('seq must be at least 1');
+  // Every proposal is encoded here: one scratch writer serves them all (the bytes are
+  // copied out into a slab).
+  const w = commandWriter.reset();
+  w.u8(COMMAND_VERSION);
+  w.u8(code);
+  if (w.str(clientId) > MAX_CLIENT_ID_BYTES) {
+    throw new KvCodecError(`clientId exceeds ${MAX_CLIENT_ID_BYTES} bytes`);
+  }
+  w.varint(seq);
+  return w;
 }
 
 /** Decoding is synchronous and never re-entered: one reader serves every command, not one allocation each. */

@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
+import type { PutAnswer } from '../protocol/binary.js';
 import {
   type CommandArgs,
   type CommandCall,
@@ -197,6 +198,10 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     hello: (): HelloInfo => ({ nodeId: opts.id, clusterId: opts.cluster, members: members(kv, d) }),
     state,
     execute: (...call: CommandCall) => execute(call, execContext),
+    putBytes: async (key: Uint8Array, value: Uint8Array): Promise<PutAnswer> => {
+      const res = await d.proposePut(key, value);
+      return { revision: res.revision, term: d.rawNode.raft.term };
+    },
   };
   control = new ControlServer({ api, logger: logger.child('control'), token: opts.token });
 

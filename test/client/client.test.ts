@@ -87,7 +87,7 @@ describe('ControlClient', () => {
     expect(c.connected).toBe(true);
     expect(opened).toEqual([false]);
 
-    expect(await c.command('put', { key: 'a', value: '1' })).toEqual({ revision: 1 });
+    expect(await c.command('put', { key: 'a', value: '1' })).toEqual({ op: 'put', revision: 1, term: 3 });
     expect(await c.command('get', { key: 'a' })).toEqual({ value: '1', serializable: false });
     const status = await c.command('status');
     expectTypeOfState(status);
@@ -118,7 +118,7 @@ describe('ControlClient', () => {
     expect(e.code).toBe('timeout');
     for (const resolve of h.node.hanging) resolve({ index: 1 });
     // The connection carries on normally.
-    expect(await c.command('put', { key: 'k', value: 'v' })).toEqual({ revision: 1 });
+    expect(await c.command('put', { key: 'k', value: 'v' })).toEqual({ op: 'put', revision: 1, term: 3 });
   });
 
   it('times out each command at its own deadline, a shorter one issued later first', async () => {
@@ -253,7 +253,29 @@ describe('ControlClient', () => {
     expect(Array.isArray(frames[2])).toBe(false);
   });
 
-  it('greets a node from before batching without the batch field, and does not batch to it', async () => {
+  it('sends the plain puts of one turn in one binary frame, and any other put as JSON', async () => {
+    const h = await harness();
+    const c = client();
+    expect((await c.connect(`127.0.0.1:${h.port}`)).binary).toBe(true);
+    const keys = ['a', 'b', 'ключ'];
+    const answers = await Promise.all(keys.map((key, i) => c.command('put', { key, value: `v${i} ✓` })));
+    expect(answers).toEqual([1, 2, 3].map((revision) => ({ op: 'put', revision, term: 3 })));
+    expect(h.node.binaryPuts).toEqual(keys.map((key, i) => ({ key, value: `v${i} ✓` })));
+    // Asking for the previous entry, or naming the request, is a put the binary frame cannot say.
+    await c.command('put', { key: 'a', value: 'x', prevKv: true });
+    await c.command('put', { key: 'b', value: 'y', clientId: 'me', seq: 1 });
+    expect(h.node.calls.map(([cmd, args]) => [cmd, (args as { key: string }).key])).toEqual([
+      ['put', 'a'],
+      ['put', 'b'],
+    ]);
+    // A failed binary put is answered by id, in JSON.
+    expect(await rejection(c.command('put', { key: 'fail', value: '' }))).toMatchObject({
+      code: 'no_leader',
+    });
+    expect(h.node.binaryPuts).toHaveLength(3);
+  });
+
+  it('greets a node from before binary puts and batching without those fields, and sends it plain frames', async () => {
     const hellos: unknown[] = [];
     const frames: { type: string; id?: number }[] = [];
     const url = await scriptedNode((ws, f) => {
@@ -263,12 +285,13 @@ describe('ControlClient', () => {
         return;
       }
       hellos.push(f);
-      // As an older node's strict schema would: the unknown key is refused, the connection stays.
-      if ('batch' in f) {
+      // As an older node's strict schema would: an unknown key is refused, the connection stays.
+      const unknown = ['batch', 'binary'].find((k) => k in f);
+      if (unknown !== undefined) {
         ws.send(
           JSON.stringify({
             type: 'error',
-            error: { code: 'bad_frame', field: 'batch', message: 'unknown key' },
+            error: { code: 'bad_frame', field: unknown, message: 'unknown key' },
           }),
         );
       } else ws.send(JSON.stringify(HELLO));
@@ -276,10 +299,11 @@ describe('ControlClient', () => {
     const c = client();
     await c.connect(url);
     expect(hellos).toEqual([
-      { type: 'hello', version: 1, batch: true },
+      { type: 'hello', version: 1, batch: true, binary: true },
+      { type: 'hello', version: 1, binary: true },
       { type: 'hello', version: 1 },
     ]);
-    await Promise.all([c.command('read-index'), c.command('read-index')]);
+    await Promise.all([c.command('read-index'), c.command('put', { key: 'k', value: 'v' })]);
     expect(frames.filter((f) => f.type === 'command')).toHaveLength(2);
   });
 
@@ -337,7 +361,7 @@ describe('ControlClient', () => {
     expect(delays[0]).toBe(20);
     // The subscription came back with the new connection: its immediate state frame arrives.
     await waitUntil(() => states === 2);
-    expect(await c.command('put', { key: 'k', value: 'v' })).toEqual({ revision: 1 });
+    expect(await c.command('put', { key: 'k', value: 'v' })).toEqual({ op: 'put', revision: 1, term: 3 });
   });
 
   it('backs off while the node stays down, and close() stops trying', async () => {

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
+import type { PutAnswer } from '../../src/protocol/binary.js';
 import {
   type CommandCall,
   CommandError,
@@ -25,6 +26,8 @@ export class FakeNode implements NodeApi {
   readonly calls: CommandCall[] = [];
   term = 3;
   stateCalls = 0;
+  /** Puts that came in binary frames, decoded. */
+  readonly binaryPuts: { key: string; value: string }[] = [];
   /** Resolvers of commands that never answer on their own (read-index). */
   readonly hanging: ((v: unknown) => void)[] = [];
 
@@ -61,13 +64,22 @@ export class FakeNode implements NodeApi {
     };
   }
 
+  /** A put from a binary frame; the key `fail` fails as a node without a leader would. */
+  async putBytes(key: Uint8Array, value: Uint8Array): Promise<PutAnswer> {
+    const put = { key: Buffer.from(key).toString('utf8'), value: Buffer.from(value).toString('utf8') };
+    if (put.key === 'fail') throw new CommandError('no_leader', 'no leader at the moment: retry shortly');
+    this.binaryPuts.push(put);
+    this.kv.set(put.key, put.value);
+    return { revision: this.kv.size, term: this.term };
+  }
+
   async execute(...call: CommandCall): Promise<unknown> {
     this.calls.push(call);
     const [cmd, args] = call;
     switch (cmd) {
       case 'put':
         this.kv.set(args.key, args.value);
-        return { revision: this.kv.size };
+        return { op: 'put', revision: this.kv.size, term: this.term };
       case 'get':
         return { value: this.kv.get(args.key) ?? null, serializable: args.serializable ?? false };
       case 'status':
@@ -146,13 +158,20 @@ export class RawPeer {
   readonly frames: NodeFrame[] = [];
   /** How many messages came in each WebSocket frame (more than 1 only for a batching peer). */
   readonly batchSizes: number[] = [];
+  /** Binary frames from the node (answers to binary puts), as they came. */
+  readonly binaryFrames: Uint8Array[] = [];
   readonly ws: WebSocket;
   private waiters: (() => void)[] = [];
   closed: { code: number; reason: string } | undefined;
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
-    ws.on('message', (data) => {
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        this.binaryFrames.push(data as Buffer);
+        this.wake();
+        return;
+      }
       const all = parseNodeFrames(data.toString());
       for (const parsed of all) {
         if (!parsed.ok) throw new Error(`unparseable node frame: ${parsed.error.message}`);
@@ -178,13 +197,14 @@ export class RawPeer {
     this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
-  /** Says hello (as a batching client with `batch`) and returns the node's answer. */
-  async hello(token?: string, batch?: boolean): Promise<NodeFrame> {
+  /** Says hello (as a batching client with `batch`, a binary one with `binary`) and returns the node's answer. */
+  async hello(token?: string, batch?: boolean, binary?: boolean): Promise<NodeFrame> {
     this.send({
       type: 'hello',
       version: 1,
       ...(token === undefined ? {} : { token }),
       ...(batch === undefined ? {} : { batch }),
+      ...(binary === undefined ? {} : { binary }),
     });
     return this.next();
   }

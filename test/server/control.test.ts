@@ -1,5 +1,6 @@
 import { createConnection } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type PutAnswer, PutFrameWriter, readPutResults } from '../../src/protocol/binary.js';
 import { MAX_BATCH_FRAMES, type NodeFrame } from '../../src/protocol/control.js';
 import { entry, message } from '../../src/raft/types.js';
 import { entryView, messageEvent, readyEvent } from '../../src/server/control.js';
@@ -44,6 +45,7 @@ describe('ControlServer', () => {
       ],
       allowFaults: false,
       batch: true,
+      binary: true,
     });
     expect(h.control.connections).toBe(1);
   }, 10_000);
@@ -86,7 +88,12 @@ describe('ControlServer', () => {
 
     // Still usable.
     p.send({ type: 'command', id: 7, command: 'put', args: { key: 'k', value: 'v' } });
-    expect(await p.next()).toEqual({ type: 'result', id: 7, ok: true, value: { revision: 1 } });
+    expect(await p.next()).toEqual({
+      type: 'result',
+      id: 7,
+      ok: true,
+      value: { op: 'put', revision: 1, term: 3 },
+    });
     expect(p.closed).toBeUndefined();
   });
 
@@ -129,7 +136,12 @@ describe('ControlServer', () => {
       const f = await p.next();
       if (f.type === 'result') got.set(f.id, f);
     }
-    expect(got.get(1)).toEqual({ type: 'result', id: 1, ok: true, value: { revision: 1 } });
+    expect(got.get(1)).toEqual({
+      type: 'result',
+      id: 1,
+      ok: true,
+      value: { op: 'put', revision: 1, term: 3 },
+    });
     expect(got.get(2)).toEqual({
       type: 'result',
       id: 2,
@@ -167,7 +179,12 @@ describe('ControlServer', () => {
       const f = await p.next();
       if (f.type === 'result') got.set(f.id, f);
     }
-    expect(got.get(1)).toEqual({ type: 'result', id: 1, ok: true, value: { revision: 1 } });
+    expect(got.get(1)).toEqual({
+      type: 'result',
+      id: 1,
+      ok: true,
+      value: { op: 'put', revision: 1, term: 3 },
+    });
     expect(got.get(2)).toMatchObject({ ok: false, error: { code: 'unknown_command', field: 'command' } });
     expect(got.get(3)).toMatchObject({ ok: false, error: { code: 'bad_args', field: 'args.value' } });
     expect(got.get(4)).toMatchObject({ ok: true, value: { value: '1' } });
@@ -209,6 +226,117 @@ describe('ControlServer', () => {
     expect(results.every((r) => r.type === 'result' && r.ok)).toBe(true);
     // The hello went out alone; the five answers, produced in one turn, share one frame.
     expect(p.batchSizes).toEqual([1, 5]);
+  });
+
+  describe('binary puts', () => {
+    /** Every answer in the binary frames received so far, by id. */
+    const answers = (p: RawPeer) => {
+      const out = new Map<number, PutAnswer>();
+      for (const f of p.binaryFrames) expect(readPutResults(f, (id, a) => out.set(id, a))).toBeUndefined();
+      return out;
+    };
+    /** A binary frame of puts written byte by byte: [kind, then id, key length, key, value length, value]*. */
+    const raw = (...bytes: (number | string)[]) =>
+      Buffer.concat(bytes.map((b) => (typeof b === 'string' ? Buffer.from(b) : Buffer.from([b]))));
+
+    it('runs the puts of a binary frame and answers them in one', async () => {
+      const h = await start();
+      const p = await peer(h, false);
+      expect(await p.hello(undefined, true, true)).toMatchObject({ type: 'hello', binary: true });
+      const w = new PutFrameWriter();
+      w.add(5, 'k1', 'v1');
+      w.add(2 ** 40, 'ключ', 'значение ✓');
+      p.ws.send(w.take()!, { binary: true });
+      await p.waitFor(() => answers(p).size === 2);
+      expect(answers(p)).toEqual(
+        new Map([
+          [5, { revision: 1, term: 3 }],
+          [2 ** 40, { revision: 2, term: 3 }],
+        ]),
+      );
+      expect(p.binaryFrames).toHaveLength(1);
+      expect(h.node.binaryPuts).toEqual([
+        { key: 'k1', value: 'v1' },
+        { key: 'ключ', value: 'значение ✓' },
+      ]);
+      expect(h.node.calls).toEqual([]);
+    });
+
+    it('fails a bad put by its id and runs the rest of the frame', async () => {
+      const h = await start();
+      const p = await peer(h, false);
+      await p.hello(undefined, true, true);
+      p.ws.send(
+        raw(
+          1,
+          1,
+          0,
+          1,
+          'v',
+          2,
+          1,
+          'k',
+          2,
+          0xc3,
+          0x28,
+          3,
+          2,
+          'ok',
+          1,
+          'v',
+          4,
+          4,
+          'fail',
+          0,
+          5,
+          1,
+          'k',
+          9,
+          'short',
+        ),
+        { binary: true },
+      );
+      const failed = new Map<number, unknown>();
+      await p.waitFor(() => {
+        for (const f of p.frames) if (f.type === 'result' && !f.ok) failed.set(f.id, f.error);
+        return failed.size === 4 && answers(p).size === 1;
+      });
+      expect(failed.get(1)).toMatchObject({
+        code: 'bad_args',
+        field: 'args.key',
+        message: 'args.key: must not be empty',
+      });
+      expect(failed.get(2)).toMatchObject({
+        code: 'bad_args',
+        field: 'args.value',
+        message: 'args.value: not valid UTF-8',
+      });
+      expect(failed.get(4)).toMatchObject({ code: 'no_leader' });
+      expect(failed.get(5)).toMatchObject({ code: 'bad_args', field: 'args.value' });
+      expect(answers(p)).toEqual(new Map([[3, { revision: 1, term: 3 }]]));
+      expect(h.node.binaryPuts).toEqual([{ key: 'ok', value: 'v' }]);
+      expect(p.closed).toBeUndefined();
+    });
+
+    it('refuses binary frames of another kind, and from clients that did not say binary', async () => {
+      const h = await start();
+      const plain = await peer(h);
+      plain.ws.send(raw(1, 1, 1, 'k', 1, 'v'), { binary: true });
+      const e1 = await plain.next();
+      expect(e1).toMatchObject({ type: 'error', error: { code: 'bad_frame' } });
+      if (e1.type === 'error') expect(e1.error.message).toMatch(/"binary": true/);
+      const early = await peer(h, false);
+      early.ws.send(raw(1, 1, 1, 'k', 1, 'v'), { binary: true });
+      const e2 = await early.next();
+      if (e2.type === 'error') expect(e2.error.message).toMatch(/send hello before/);
+      const binary = await peer(h, false);
+      await binary.hello(undefined, true, true);
+      binary.ws.send(raw(9, 1, 1, 'k', 1, 'v'), { binary: true });
+      const e3 = await binary.next();
+      expect(e3).toMatchObject({ type: 'error', error: { code: 'bad_frame' } });
+      if (e3.type === 'error') expect(e3.error.message).toMatch(/expected kind 1 \(puts\), got kind 9/);
+      expect(h.node.binaryPuts).toEqual([]);
+    });
   });
 
   it('limits commands in flight per connection', async () => {
