@@ -2,11 +2,13 @@
 // random bytes, random JSON and structure-aware mutations of valid frames, over one raw
 // WebSocket. Every frame must get its error/result (or be a valid frame that needs none),
 // the connection may only be closed for what the protocol says (invalid UTF-8 text: 1007),
-// and afterwards the node still round-trips a put and a get. Bounded: about 10 s.
+// and afterwards the node still round-trips a put and a get. Bounded: about 10 s. Then binary
+// put frames (protocol/binary.ts), valid and mutated, on a connection that asked for them.
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../../src/client/client.js';
+import { PutFrameWriter, parsePutFrame, readPutResults } from '../../src/protocol/binary.js';
 import { COMMAND_NAMES, parseClientFrames } from '../../src/protocol/control.js';
 import { killAll, TestCluster, waitFor } from '../e2e/harness.js';
 
@@ -25,12 +27,18 @@ class RawConn {
   closed: number | undefined;
   private constructor(readonly ws: WebSocket) {}
 
-  static async open(address: string): Promise<RawConn> {
+  /** With `binary`, the hello asks for binary puts; their answers are kept as `put-answer` frames. */
+  static async open(address: string, binary = false): Promise<RawConn> {
     const ws = new WebSocket(`ws://${address}/control`, { perMessageDeflate: false });
     const c = new RawConn(ws);
-    ws.on('message', (d, binary) => {
-      if (binary) throw new Error('the node sent a binary frame');
-      c.frames.push(JSON.parse(d.toString()) as Frame);
+    ws.on('message', (d, isBinary) => {
+      if (!isBinary) {
+        c.frames.push(JSON.parse(d.toString()) as Frame);
+        return;
+      }
+      if (!binary) throw new Error('the node sent a binary frame to a client that did not ask for them');
+      const error = readPutResults(d as Buffer, (id) => c.frames.push({ type: 'put-answer', id }));
+      if (error !== undefined) throw new Error(`unreadable binary frame from the node: ${error}`);
     });
     ws.on('close', (code) => {
       c.closed = code;
@@ -40,7 +48,7 @@ class RawConn {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    ws.send(JSON.stringify({ type: 'hello', version: 1 }));
+    ws.send(JSON.stringify({ type: 'hello', version: 1, ...(binary ? { binary } : {}) }));
     await waitFor('hello', () => c.frames.some((f) => f.type === 'hello'));
     c.frames.length = 0;
     return c;
@@ -147,16 +155,53 @@ const payloads: fc.Arbitrary<Payload> = fc.oneof(
 
 let cluster: TestCluster | undefined;
 
+beforeAll(async () => {
+  cluster = await TestCluster.start(1, { args: ['--request-timeout-ms', '2000'] });
+  const node = cluster.node(1);
+  await waitFor('a leader', async () => (await node.health()).leader === 1);
+}, 30_000);
+
 afterAll(async () => {
   await killAll();
   await cluster?.destroy();
 });
 
+/** Binary put frames: valid ones, and ones cut, flipped, extended, of another kind or random. */
+const binaryPayloads: fc.Arbitrary<Uint8Array> = fc
+  .tuple(
+    fc.array(fc.tuple(fc.nat({ max: 2 ** 40 }), fc.string({ maxLength: 12 }), fc.string({ maxLength: 40 })), {
+      minLength: 1,
+      maxLength: 5,
+    }),
+    fc.constantFrom('valid', 'cut', 'flip', 'extend', 'kind', 'random'),
+    fc.nat(),
+    fc.uint8Array({ minLength: 1, maxLength: 40 }),
+  )
+  .map(([puts, how, at, bytes]) => {
+    const w = new PutFrameWriter();
+    for (const [id, key, value] of puts) w.add(id, key, value);
+    const frame = w.take()!;
+    switch (how) {
+      case 'valid':
+        return frame;
+      case 'cut':
+        return frame.subarray(0, at % frame.length);
+      case 'flip':
+        frame[at % frame.length] ^= bytes[0]!;
+        return frame;
+      case 'extend':
+        return Buffer.concat([frame, bytes]);
+      case 'kind':
+        frame[0] = bytes[0]!;
+        return frame;
+      default:
+        return bytes;
+    }
+  });
+
 describe('control API fuzzing', () => {
   it('answers or ignores every frame and keeps serving', async () => {
-    cluster = await TestCluster.start(1, { args: ['--request-timeout-ms', '2000'] });
-    const node = cluster.node(1);
-    await waitFor('a leader', async () => (await node.health()).leader === 1);
+    const node = cluster!.node(1);
     let conn = await RawConn.open(node.address);
     let sentinel = SENTINEL_BASE;
     const pending = new Set<number>();
@@ -239,6 +284,55 @@ describe('control API fuzzing', () => {
     await c.close();
     expect(node.stderr).not.toMatch(/^\s+at /m);
     process.stderr.write(`control fuzz: ${frames} frames, ${closes} connections closed with 1007\n`);
+  }, 30_000);
+
+  it('answers every put of a binary frame by id, or the frame with an error, and keeps serving', async () => {
+    const node = cluster!.node(1);
+    const conn = await RawConn.open(node.address, true);
+    let sentinel = SENTINEL_BASE;
+    const pending = new Set<number>();
+    let frames = 0;
+    const deadline = Date.now() + 5000;
+    await fc.assert(
+      fc.asyncProperty(binaryPayloads, async (bytes) => {
+        if (Date.now() > deadline) return;
+        frames++;
+        const start = conn.frames.length;
+        conn.ws.send(bytes, { binary: true });
+        const s = ++sentinel;
+        conn.ws.send(JSON.stringify({ type: 'command', id: s, command: 'members' }));
+        await waitFor(
+          'the sentinel after a binary frame',
+          () => conn.frames.some((f) => f.id === s) || undefined,
+          {
+            timeoutMs: 5000,
+            intervalMs: 2,
+          },
+        );
+        expect(conn.closed).toBeUndefined();
+        const seen = conn.frames.slice(start);
+        // The node's own parser says what each part of the frame deserves.
+        for (const parsed of parsePutFrame(bytes)) {
+          if (parsed.ok) pending.add(parsed.msg.id);
+          else if (parsed.command !== undefined) {
+            const id = parsed.command.id;
+            expect(seen.some((f) => f.type === 'result' && f.id === id && f.ok === false)).toBe(true);
+          } else expect(seen.some((f) => f.type === 'error')).toBe(true);
+        }
+      }),
+      { numRuns: 400, seed: Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31), endOnFailure: true },
+    );
+    // Every well-formed put was answered: applied (a binary answer) or failed by id.
+    await waitFor(
+      `answers to ${pending.size} binary puts`,
+      () => [...pending].every((id) => conn.frames.some((f) => f.id === id)) || undefined,
+      { timeoutMs: 5000 },
+    );
+    conn.ws.terminate();
+    expect(frames).toBeGreaterThan(50);
+    expect(node.running).toBe(true);
+    expect(node.stderr).not.toMatch(/^\s+at /m);
+    process.stderr.write(`binary put fuzz: ${frames} frames, ${pending.size} puts\n`);
   }, 30_000);
 });
 
