@@ -1,17 +1,18 @@
 // Cluster benchmark: real `raftctl node` processes on loopback with fsync on, driven
-// through our own ControlClient, next to what this machine can do at best:
+// through our own client, next to what this machine can do at best:
 //   - limits: fdatasync rate of a 256-byte append in the data dir's file system, and
 //     WebSocket round trips between two processes (ws echo), one at a time and 256 in flight;
 //   - for a 3-node (and a 5-node) cluster: puts, linearizable gets and serializable gets of
 //     256-byte values with 1, 16, 256 and 1,024 concurrent clients; each client waits for
-//     its answer before its next op. Clients share a few connections spread over the nodes
-//     (connection j goes to the j-th node counting from the leader, so one client talks to
-//     the leader). Per run: ops/s, p50/p99/p99.9 latency, p99 through the leader and through
+//     its answer before its next op. Clients share a ClusterClient with a few connections to
+//     every node, which sends writes to the leader and reads to the nodes in turn (or, with
+//     --conns spread, a few connections spread over the nodes, client i keeping to connection
+//     i). Per run: ops/s, p50/p99/p99.9 latency, p99 through the leader and through
 //     followers, snapshots the nodes took (from /metrics), errors, CPU of each node.
 //   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
 //     leader's profile of a 256-client put run is summarized (self time by function).
 // Usage: npm run build && npm run bench -- cluster [--secs 5] [--nodes 3,5] [--clients 1,16,256,1024]
-//        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--node-args "FLAGS"] [--conns spread|leader] [--profile] [--no-json]
+//        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--node-args "FLAGS"] [--conns route|spread|leader] [--profile] [--no-json]
 import { type ChildProcess, execSync, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -31,7 +32,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../src/client/client.js';
-import { type NodeProc, ROOT, TestCluster } from '../test/e2e/harness.js';
+import { ClusterClient } from '../src/client/cluster.js';
+import { type NodeProc, ROOT, TestCluster, waitFor } from '../test/e2e/harness.js';
 import { fmtRate, machineInfo, table } from './harness.js';
 
 const VALUE = 'v'.repeat(256);
@@ -56,8 +58,12 @@ interface Args {
   profile: boolean;
   /** Extra flags for every node, e.g. `--snapshot-every 1000000000`. */
   nodeArgs: string[];
-  /** `spread`: connection j goes to the j-th node counting from the leader; `leader`: all to it. */
-  conns: 'spread' | 'leader';
+  /**
+   * `route` (default): a ClusterClient, connected to every node, sends writes to the leader
+   * and reads to the nodes in turn; `spread`: connection j goes to the j-th node counting
+   * from the leader, and client i keeps to connection i; `leader`: every connection to it.
+   */
+  conns: 'route' | 'spread' | 'leader';
   json: boolean;
 }
 
@@ -71,7 +77,7 @@ function parseArgs(argv: string[]): Args {
     dir: tmpdir(),
     profile: false,
     nodeArgs: [],
-    conns: 'spread',
+    conns: 'route',
     json: true,
   };
   const list = (s: string | undefined) => (s ?? '').split(',').map((x) => Number(x.trim()));
@@ -104,7 +110,7 @@ function parseArgs(argv: string[]): Args {
     a.nodes.some((n) => !Number.isInteger(n) || n < 1) ||
     a.clients.some((n) => !Number.isInteger(n) || n < 1) ||
     a.ops.some((o) => !(o in OP_NAMES)) ||
-    (a.conns !== 'spread' && a.conns !== 'leader') ||
+    !['route', 'spread', 'leader'].includes(a.conns) ||
     !(a.tickMs >= 1);
   if (bad) throw new Error(`bad arguments: ${argv.join(' ')}`);
   return a;
@@ -287,35 +293,49 @@ interface RunResult {
   leaderChanged: boolean;
 }
 
-/** A connection of the load generator and whether it goes to the leader. */
-interface PoolConnection {
-  client: ControlClient;
-  toLeader: boolean;
+/** The load generator's connections: which one client `i` uses for an op, and whether it goes to the leader. */
+interface Pool {
+  connections: number;
+  pick(i: number, op: Op): { client: ControlClient; toLeader: boolean };
+  close(): Promise<void>;
 }
 
-async function openPool(
-  c: TestCluster,
-  leader: NodeProc,
-  n: number,
-  to: Args['conns'] = 'spread',
-): Promise<PoolConnection[]> {
+async function openPool(c: TestCluster, leader: NodeProc, n: number, to: Args['conns']): Promise<Pool> {
+  const opts = { timeoutMs: 5000, commandTimeoutMs: OP_TIMEOUT_MS };
+  if (to === 'route') {
+    // Twice the connections per node of the other modes: the leader's carry every write.
+    const perNode = 2 * Math.ceil(n / c.nodes.length);
+    const cluster = await ClusterClient.connect([leader.address], { ...opts, connectionsPerNode: perNode });
+    await waitFor('the client to learn the leader', () => cluster.leader === leader.id || undefined);
+    return {
+      connections: perNode * cluster.memberIds.length,
+      pick: (_i, op) => {
+        const t = cluster.pick(op === 'put' ? 'put' : 'get')!;
+        return { client: t.client, toLeader: t.node === leader.id };
+      },
+      close: () => cluster.close(),
+    };
+  }
   const order = to === 'leader' ? [leader] : [leader, ...c.nodes.filter((x) => x !== leader)];
-  return Promise.all(
+  const fixed = await Promise.all(
     Array.from({ length: n }, async (_, j) => {
       const node = order[j % order.length]!;
       const client = new ControlClient();
-      await client.connect(node.address, { timeoutMs: 5000, commandTimeoutMs: OP_TIMEOUT_MS });
+      await client.connect(node.address, opts);
       return { client, toLeader: node === leader };
     }),
   );
-}
-
-async function closePool(pool: PoolConnection[]): Promise<void> {
-  await Promise.all(pool.map((p) => p.client.close()));
+  return {
+    connections: n,
+    pick: (i) => fixed[i % fixed.length]!,
+    close: async () => {
+      await Promise.all(fixed.map((p) => p.client.close()));
+    },
+  };
 }
 
 async function load(
-  pool: PoolConnection[],
+  pool: Pool,
   clients: number,
   op: Op,
   secs: number,
@@ -336,11 +356,11 @@ async function load(
   const end = t0 + secs * 1000;
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
-      const { client: cl, toLeader } = pool[i % pool.length]!;
-      const via = toLeader ? viaLeader : viaFollowers;
       let seq = i; // Start clients on different keys of their range.
       while (performance.now() < end) {
         const key = `bench/${i}/${seq++ % KEYS_PER_CLIENT}`;
+        const { client: cl, toLeader } = pool.pick(i, op);
+        const via = toLeader ? viaLeader : viaFollowers;
         const t = performance.now();
         try {
           if (op === 'put') await cl.command('put', { key, value: VALUE });
@@ -377,7 +397,7 @@ async function snapshotCounters(c: TestCluster): Promise<{ created: number; seco
 async function measureRun(
   c: TestCluster,
   leader: NodeProc,
-  pool: PoolConnection[],
+  pool: Pool,
   op: Op,
   clients: number,
   secs: number,
@@ -405,7 +425,7 @@ async function measureRun(
     nodes: c.nodes.length,
     op,
     clients,
-    connections: pool.length,
+    connections: pool.connections,
     secs: r.elapsed,
     ops: r.lat.length,
     opsPerSec: r.lat.length / r.elapsed,
@@ -452,7 +472,7 @@ async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<v
       const pool = await openPool(c, leader, connectionsFor(64, n), a.conns);
       await load(pool, 64, 'put', 1.5);
       await load(pool, 64, 'get', 0.5);
-      await closePool(pool);
+      await pool.close();
     }
     for (const clients of a.clients) {
       const pool = await openPool(c, leader, connectionsFor(clients, n), a.conns);
@@ -466,7 +486,7 @@ async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<v
             `${r.leaderChanged ? '  (LEADER CHANGED)' : ''}\n`,
         );
       }
-      await closePool(pool);
+      await pool.close();
     }
   } finally {
     await c.destroy();
@@ -556,7 +576,7 @@ async function profileLeader(a: Args): Promise<{
     const pool = await openPool(c, leader, connectionsFor(clients, 3), a.conns);
     await load(pool, 64, 'put', 1);
     run = await measureRun(c, leader, pool, 'put', clients, a.secs);
-    await closePool(pool);
+    await pool.close();
   } finally {
     // A graceful stop, so each process writes its profile on exit.
     await Promise.all(c.nodes.map((n) => n.kill('SIGTERM')));

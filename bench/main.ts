@@ -18,7 +18,8 @@ if (suite === 'core') {
   console.error(
     'usage: npm run bench -- core [--reps N] [--min-ms MS] [--warmup-ms MS] [--filter TEXT] [--no-json]\n' +
       '       npm run bench -- cluster [--secs S] [--nodes 3,5] [--clients 1,16,256,1024] [--ops put,get,sget]\n' +
-      '                                [--tick-ms MS] [--dir DIR] [--profile | --profile-only] [--no-json]\n' +
+      '                                [--tick-ms MS] [--dir DIR] [--node-args "FLAGS"] [--conns route|spread|leader]\n' +
+      '                                [--profile | --profile-only] [--no-json]\n' +
       '       npm run bench -- failover [--runs 5] [--clients 16] [--warmup-ms MS] [--tick-ms 100] [--election-ticks 10]\n' +
       '       npm run bench -- recovery [--entries 1000000] [--value-bytes 256] [--runs 3] [--catchup-puts 10000]\n' +
       '                                 [--dir DIR] [--profile] [--only log|snapshot] [--no-json]\n' +

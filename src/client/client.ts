@@ -118,7 +118,7 @@ type Listener<K extends EventName> = (...args: ControlClientEvents[K]) => void;
 type ListenerTable = { [K in EventName]?: Set<Listener<K>> };
 
 /** Arguments can be left out for commands that take none. */
-type ArgsParam<N extends CommandName> =
+export type ArgsParam<N extends CommandName> =
   Record<string, never> extends CommandArgs<N>
     ? [args?: CommandArgs<N>, opts?: CommandOptions]
     : [args: CommandArgs<N>, opts?: CommandOptions];
@@ -186,6 +186,11 @@ export class ControlClient {
   /** The node's hello on the current connection, if connected. */
   get hello(): NodeHello | undefined {
     return this.helloFrame;
+  }
+
+  /** Commands sent and not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
   }
 
   get connected(): boolean {

@@ -11,6 +11,7 @@ import {
   type CommandCall,
   CommandError,
   type HelloInfo,
+  type Member,
   type NodeEvent,
   type NodeFrame,
   type NodeState,
@@ -25,6 +26,14 @@ export class FakeNode implements NodeApi {
   readonly kv = new Map<string, string>();
   readonly calls: CommandCall[] = [];
   term = 3;
+  /** Who this node is, and whom it reports as leader (itself when role is leader). */
+  id = 1;
+  role: NodeState['role'] = 'follower';
+  leader = 2;
+  members: Member[] = [
+    { id: 1, address: '127.0.0.1:7001', learner: false },
+    { id: 2, address: '127.0.0.1:7002', learner: false },
+  ];
   stateCalls = 0;
   /** Puts that came in binary frames, decoded. */
   readonly binaryPuts: { key: string; value: string }[] = [];
@@ -32,24 +41,17 @@ export class FakeNode implements NodeApi {
   readonly hanging: ((v: unknown) => void)[] = [];
 
   hello(): HelloInfo {
-    return {
-      nodeId: 1,
-      clusterId: 'c-test',
-      members: [
-        { id: 1, address: '127.0.0.1:7001', learner: false },
-        { id: 2, address: '127.0.0.1:7002', learner: false },
-      ],
-    };
+    return { nodeId: this.id, clusterId: 'c-test', members: this.members };
   }
 
   state(): NodeState {
     this.stateCalls++;
     return {
-      id: 1,
-      role: 'follower',
+      id: this.id,
+      role: this.role,
       term: this.term,
       vote: 2,
-      leader: 2,
+      leader: this.role === 'leader' ? this.id : this.leader,
       commit: 10,
       applied: 9,
       lastIndex: 11,
