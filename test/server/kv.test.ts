@@ -9,6 +9,7 @@ import {
   encodeCapture,
   encodeKvBatch,
   encodeKvCommand,
+  encodeKvPutBytes,
   encodeMemberContext,
   KvCodecError,
   type KvCommand,
@@ -343,6 +344,27 @@ describe('KV command codec', () => {
         expect(decodeKvCommand(encodeKvCommand(c))).toEqual(c);
       }),
     );
+  });
+
+  it("encodes a put from its key's and value's bytes exactly as from the strings", () => {
+    const utf8 = (t: string) => new TextEncoder().encode(t);
+    fc.assert(
+      fc.property(nonEmpty, seq, nonEmpty, text, (clientId, n, key, value) => {
+        const fromBytes = encodeKvPutBytes(clientId, n, utf8(key), utf8(value));
+        expect(fromBytes).toEqual(
+          encodeKvCommand({ op: 'put', clientId, seq: n, key, value, prevKv: false }),
+        );
+        expect(decodeKvCommand(fromBytes)).toEqual({
+          op: 'put',
+          clientId,
+          seq: n,
+          key,
+          value,
+          prevKv: false,
+        });
+      }),
+    );
+    expect(() => encodeKvPutBytes('c', 1, new Uint8Array(0), utf8('v'))).toThrow(KvCodecError);
   });
 
   it('keeps every encoded command intact while later ones are encoded (shared buffers)', () => {
