@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../../src/client/client.js';
+import { ClusterClient } from '../../src/client/cluster.js';
 import {
   BIN,
   freePorts,
@@ -146,6 +147,29 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     const states = await Promise.all(c.nodes.map((n) => n.status()));
     for (const s of states) expect(s.config.voters).toEqual([1, 2, 3]);
     expect(states.find((s) => s.role === 'leader')?.progress).toHaveLength(3);
+  }, 20_000);
+
+  it('a ClusterClient finds the leader from any member, writes through it, and follows a transfer', async () => {
+    const c = await cluster(3);
+    const leader = await c.waitLeader();
+    const other = c.nodes.find((n) => n !== leader)!;
+    const cc = await ClusterClient.connect([other.address], { leaderEveryMs: 100 });
+    try {
+      expect([...cc.memberIds].sort()).toEqual([1, 2, 3]);
+      await waitFor('the client to learn the leader', () => cc.leader === leader.id || undefined);
+      expect(cc.pick('put')?.node).toBe(leader.id);
+      expect(await cc.command('put', { key: 'cc', value: '1' })).toMatchObject({ op: 'put' });
+      await (await leader.client()).command('transfer', { to: other.id });
+      await waitFor('the client to follow the transfer', () => cc.leader === other.id || undefined);
+      expect(cc.pick('put')?.node).toBe(other.id);
+      await cc.command('put', { key: 'cc', value: '2' });
+      for (const n of c.nodes) {
+        const got = await (await n.client()).command('get', { key: 'cc' });
+        expect(got, `node ${n.id}`).toMatchObject({ found: true, value: '2' });
+      }
+    } finally {
+      await cc.close();
+    }
   }, 20_000);
 
   it('a write that cannot commit times out after --request-timeout-ms, saying its outcome is unknown', async () => {
