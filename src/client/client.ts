@@ -4,7 +4,7 @@
 
 import { type RawData, WebSocket } from 'ws';
 import type { z } from 'zod';
-import { type PutAnswer, PutFrameWriter, readPutResults } from '../protocol/binary.js';
+import { messageBytes, type PutAnswer, PutFrameWriter, readPutResults } from '../protocol/binary.js';
 import {
   COMMAND_RESULTS,
   type CommandArgs,
@@ -523,12 +523,7 @@ export class ControlClient {
 
   /** A frame of answers to binary puts. */
   private onBinary(data: RawData): void {
-    const bytes = Array.isArray(data)
-      ? Buffer.concat(data)
-      : data instanceof ArrayBuffer
-        ? new Uint8Array(data)
-        : data;
-    const error = readPutResults(bytes, (id, answer) => this.onPutAnswer(id, answer));
+    const error = readPutResults(messageBytes(data), (id, answer) => this.onPutAnswer(id, answer));
     if (error !== undefined) {
       this.emit(
         'protocolError',
@@ -615,12 +610,12 @@ function tlsOptions(t: TlsOptions): TlsOptions {
   return out;
 }
 
-/** Checks a result value against its documented schema, where the protocol defines one. */
 /** A put the binary frames carry: no previous entry asked for, no request id of the caller's. */
 function isBarePut(args: CommandArgs<'put'>): boolean {
   return args.prevKv !== true && args.clientId === undefined && args.seq === undefined;
 }
 
+/** Checks a result value against its documented schema, where the protocol defines one. */
 function checkValue<N extends CommandName>(
   name: N,
   value: unknown,

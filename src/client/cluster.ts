@@ -6,8 +6,8 @@
 // writes to the leader — which it learns from the state every member reports — and spreads
 // everything else (reads, status) over the members in turn. With the leader unknown or its
 // connections down, a write goes to any member, which forwards it. Measured on a 3-node
-// loopback cluster at 1,024 clients: p99 45–46 ms against 60–70 ms with the same connections
-// spread over the members.
+// loopback cluster at 1,024 clients, interleaved: p99 45–52 ms against 50–68 ms with the
+// clients' connections spread over the members (BENCHMARKS.md).
 
 import type { CommandName, CommandValue, NodeState } from '../protocol/control.js';
 import { type ArgsParam, type ConnectOptions, ControlClient, ControlError } from './client.js';

@@ -130,6 +130,12 @@ export class PutResultWriter extends FrameWriter {
 
 // ---- Reading ---------------------------------------------------------------------------
 
+/** A WebSocket message's bytes, whichever of its forms (ws' RawData) it arrived in. */
+export function messageBytes(data: Uint8Array | ArrayBuffer | Uint8Array[]): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+}
+
 class FrameReader {
   pos = 1;
 

@@ -7,7 +7,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import { type BinaryPut, type PutAnswer, PutResultWriter, parsePutFrame } from '../protocol/binary.js';
+import {
+  type BinaryPut,
+  messageBytes,
+  type PutAnswer,
+  PutResultWriter,
+  parsePutFrame,
+} from '../protocol/binary.js';
 import {
   type ClientFrame,
   COMMAND_ERROR_CODES,
@@ -289,8 +295,8 @@ export class ControlServer {
       this.sendError(s, { code: 'bad_frame', message });
       return;
     }
-    for (const parsed of parsePutFrame(rawBytes(data))) {
-      if (parsed.ok) this.runPut(s, parsed.msg);
+    for (const parsed of parsePutFrame(messageBytes(data))) {
+      if (parsed.ok) void this.runPut(s, parsed.msg);
       else this.onFrame(s, parsed);
     }
   }
@@ -702,12 +708,6 @@ function rawText(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
   return data.toString('utf8');
-}
-
-function rawBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
 }
 
 function errorText(err: unknown): string {
