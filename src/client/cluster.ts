@@ -32,7 +32,12 @@ const WRITES: ReadonlySet<CommandName> = new Set<CommandName>([
 
 interface Member {
   id: number;
+  address: string;
+  /** Connections that have connected once (they reconnect by themselves after a drop). */
   clients: ControlClient[];
+  /** While some of its connections have never connected: the next attempt. */
+  retry: ReturnType<typeof setTimeout> | undefined;
+  attempts: number;
 }
 
 /** Where the commands of this turn go, and how many went so far. */
@@ -63,12 +68,21 @@ export class ClusterClient {
   private writeTarget: Target | undefined;
   private resetQueued = false;
 
-  private constructor() {}
+  /** A `members` request is out to the leader (the membership changed). */
+  private fetchingMembers = false;
+  private closed = false;
+
+  private constructor(
+    private readonly perNode: number,
+    private readonly leaderEveryMs: number,
+    private readonly connectOpts: ConnectOptions,
+  ) {}
 
   /**
-   * Connects to the members of the cluster that `endpoints` (any of them) belongs to.
-   * Members that cannot be reached now are left out; the ones reached reconnect by
-   * themselves after a drop. Rejects with ControlError if no endpoint answers.
+   * Connects to the members of the cluster that `endpoints` (any of them) belongs to. A
+   * member that cannot be reached now is tried again in the background (backing off to
+   * 5 s), and the membership is followed: members the leader's configuration gains are
+   * connected, members it drops let go. Rejects with ControlError if no endpoint answers.
    */
   static async connect(
     endpoints: readonly string[],
@@ -82,33 +96,15 @@ export class ClusterClient {
       );
     }
     const first = await firstAnswer(endpoints, connect);
-    const cluster = new ClusterClient();
-    const hello = first.hello;
     await first.client.close();
-    const reached = await Promise.all(
-      hello.members.map(async (m) => {
-        const clients = await Promise.allSettled(
-          Array.from({ length: connectionsPerNode }, async () => {
-            const c = new ControlClient();
-            await c.connect(m.address, { reconnect: true, ...connect });
-            return c;
-          }),
-        );
-        const ok = clients.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-        return ok.length === 0 ? undefined : { id: m.id, clients: ok };
-      }),
-    );
-    for (const m of reached) if (m !== undefined) cluster.members.push(m);
-    if (cluster.members.length === 0) {
+    const cluster = new ClusterClient(connectionsPerNode, leaderEveryMs, connect);
+    await Promise.all(first.hello.members.map((m) => cluster.join(m.id, m.address)));
+    if (!cluster.members.some((m) => m.clients.length > 0)) {
+      await cluster.close();
       throw new ControlError(
         'unavailable',
         `no member of the cluster at ${endpoints.join(', ')} could be reached`,
       );
-    }
-    for (const m of cluster.members) {
-      const reporter = m.clients[0]!;
-      reporter.on('state', (s) => cluster.onState(s));
-      reporter.subscribe({ state: { everyMs: leaderEveryMs } });
     }
     return cluster;
   }
@@ -118,7 +114,7 @@ export class ClusterClient {
     return this.leaderId;
   }
 
-  /** Ids of the members this client is connected to (or reconnecting to). */
+  /** Ids of the members this client follows (connected, reconnecting or still trying). */
   get memberIds(): number[] {
     return this.members.map((m) => m.id);
   }
@@ -160,7 +156,55 @@ export class ClusterClient {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.members.flatMap((m) => m.clients.map((c) => c.close())));
+    this.closed = true;
+    await Promise.all(this.members.splice(0).map((m) => this.letGo(m)));
+  }
+
+  /** Starts following a member: its connections now, and again later for those that fail. */
+  private async join(id: number, address: string): Promise<void> {
+    if (this.closed || this.members.some((m) => m.id === id)) return;
+    const m: Member = { id, address, clients: [], retry: undefined, attempts: 0 };
+    this.members.push(m);
+    await this.fill(m);
+  }
+
+  private async fill(m: Member): Promise<void> {
+    m.retry = undefined;
+    const opened = await Promise.allSettled(
+      Array.from({ length: this.perNode - m.clients.length }, async () => {
+        const c = new ControlClient();
+        try {
+          await c.connect(m.address, { reconnect: true, ...this.connectOpts });
+          return c;
+        } catch (err) {
+          await c.close();
+          throw err;
+        }
+      }),
+    );
+    const following = !this.closed && this.members.includes(m);
+    for (const r of opened) {
+      if (r.status !== 'fulfilled') continue;
+      if (!following) {
+        void r.value.close();
+        continue;
+      }
+      m.clients.push(r.value);
+      // The first connection of a member carries its state reports.
+      if (m.clients.length === 1) {
+        const reporter = r.value;
+        reporter.on('state', (s) => this.onState(s, reporter));
+        reporter.subscribe({ state: { everyMs: this.leaderEveryMs } });
+      }
+    }
+    if (following && m.clients.length < this.perNode) {
+      m.retry = setTimeout(() => void this.fill(m), Math.min(5000, 200 * 2 ** m.attempts++));
+    }
+  }
+
+  private async letGo(m: Member): Promise<void> {
+    if (m.retry !== undefined) clearTimeout(m.retry);
+    await Promise.all(m.clients.map((c) => c.close()));
   }
 
   private leaderTarget(): Target | undefined {
@@ -187,14 +231,42 @@ export class ClusterClient {
     });
   }
 
-  /** A member's report: a newer term wins; in a term, a node that says it leads, or whom a follower follows. */
-  private onState(s: NodeState): void {
+  /**
+   * A member's report: a newer term wins; in a term, a node that says it leads, or whom a
+   * follower follows. The leader's report also carries the configuration the client follows.
+   */
+  private onState(s: NodeState, reporter: ControlClient): void {
     if (s.term < this.leaderTerm) return;
     const leader = s.role === 'leader' ? s.id : s.leader;
     if (s.term > this.leaderTerm || (this.leaderId === undefined && leader !== 0)) {
       this.leaderTerm = s.term;
       this.leaderId = leader === 0 ? undefined : leader;
     }
+    if (s.role === 'leader') this.followConfig(s.config, reporter);
+  }
+
+  private followConfig(config: NodeState['config'], leader: ControlClient): void {
+    const ids = new Set([
+      ...config.voters,
+      ...config.votersOutgoing,
+      ...config.learners,
+      ...config.learnersNext,
+    ]);
+    for (const m of this.members.filter((x) => !ids.has(x.id))) {
+      this.members.splice(this.members.indexOf(m), 1);
+      void this.letGo(m);
+    }
+    if (this.fetchingMembers || [...ids].every((id) => this.members.some((m) => m.id === id))) return;
+    // A member to add: its address comes from the leader's membership.
+    this.fetchingMembers = true;
+    leader
+      .command('members')
+      .then((list) => Promise.all(list.filter((m) => ids.has(m.id)).map((m) => this.join(m.id, m.address))))
+      // A fetch that fails (the leader went away) is tried again on the next leader's report.
+      .catch(() => undefined)
+      .finally(() => {
+        this.fetchingMembers = false;
+      });
   }
 }
 

@@ -100,11 +100,41 @@ describe('ClusterClient', () => {
     expect(err).toMatchObject({ code: 'unavailable' });
   });
 
-  it('connects to the members it can reach, and fails only when no endpoint answers', async () => {
+  it('keeps trying a member that is down when it connects, and uses it once it is up', async () => {
     const hs = await threeNodes();
+    const port = hs[2]!.port;
     await hs[2]!.stop();
     const c = await connect([`127.0.0.1:1`, `127.0.0.1:${hs[0]!.port}`]);
+    expect(c.memberIds).toEqual([1, 2, 3]);
+    expect(c.node(3)).toBeUndefined();
+    const back = await startHarness({}, port);
+    cleanups.push(() => back.stop());
+    back.node.id = 3;
+    back.node.members = hs[0]!.node.members;
+    await waitUntil(() => c.node(3)?.connected === true, 5000);
+    expect(await c.node(3)!.command('status')).toMatchObject({ id: 3 });
+  });
+
+  it('follows the membership: connects to a member the leader adds, lets go of one it removes', async () => {
+    const hs = await threeNodes();
+    const [one, two, three] = hs.map((h) => h.node.members.find((m) => m.address === `127.0.0.1:${h.port}`)!);
+    for (const h of hs) h.node.members = [one!, two!];
+    const c = await connect([`127.0.0.1:${hs[0]!.port}`]);
     expect(c.memberIds).toEqual([1, 2]);
+    for (const h of hs) h.node.members = [one!, two!, three!];
+    await waitUntil(() => c.node(3)?.connected === true);
+    expect(c.memberIds).toEqual([1, 2, 3]);
+    const dropped = c.node(1)!;
+    for (const h of hs) h.node.members = [two!, three!];
+    await waitUntil(() => !c.memberIds.includes(1));
+    expect(c.memberIds).toEqual([2, 3]);
+    await waitUntil(() => !dropped.connected);
+  });
+
+  it('discovers the cluster from the first endpoint that answers, and fails when none does', async () => {
+    const hs = await threeNodes();
+    const c = await connect(['127.0.0.1:1', `127.0.0.1:${hs[0]!.port}`]);
+    expect(c.memberIds).toEqual([1, 2, 3]);
     const none = await ClusterClient.connect(['127.0.0.1:1'], { timeoutMs: 1000 }).catch((e: unknown) => e);
     expect(none).toMatchObject({ code: 'unavailable' });
     expect((none as Error).message).toMatch(/no endpoint answered \(127\.0\.0\.1:1: /);

@@ -57,7 +57,13 @@ export class FakeNode implements NodeApi {
       lastIndex: 11,
       firstIndex: 1,
       leadTransferee: 0,
-      config: { voters: [1, 2], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false },
+      config: {
+        voters: this.members.map((m) => m.id),
+        votersOutgoing: [],
+        learners: [],
+        learnersNext: [],
+        autoLeave: false,
+      },
       transport: [{ peer: 2, address: '127.0.0.1:7002', connected: true, queued: 0 }],
       faults: [],
       snapshotIndex: 0,
@@ -115,8 +121,10 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
+/** A control server for a FakeNode on loopback, on `port` (default: any free one). */
 export async function startHarness(
   opts: Partial<Omit<ControlServerOptions, 'api' | 'logger'>> = {},
+  port = 0,
 ): Promise<Harness> {
   const node = new FakeNode();
   const logger = testLogger();
@@ -135,15 +143,15 @@ export async function startHarness(
     socket.once('close', () => sockets.delete(socket));
     control.handleUpgrade(req, socket, head);
   });
-  http.listen(0, '127.0.0.1');
+  http.listen(port, '127.0.0.1');
   await once(http, 'listening');
-  const port = (http.address() as AddressInfo).port;
+  const bound = (http.address() as AddressInfo).port;
   return {
     node,
     control,
     http,
-    port,
-    url: `ws://127.0.0.1:${port}/control`,
+    port: bound,
+    url: `ws://127.0.0.1:${bound}/control`,
     logger,
     sockets,
     async stop() {
