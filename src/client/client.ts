@@ -273,6 +273,8 @@ export class ControlClient {
         isBarePut(parsed.args as CommandArgs<'put'>)
       ) {
         const { key, value } = parsed.args as CommandArgs<'put'>;
+        // Commands leave in the order they were issued: JSON ones queued before this put go first.
+        if (this.outbox.length > 0) this.flushOutbox(ws);
         this.putOutbox.add(id, key, value);
         if (this.putOutbox.byteLength > OUTBOX_BYTES) this.flushOutbox(ws);
         else this.queueFlush(ws);
@@ -311,6 +313,9 @@ export class ControlClient {
    * on each side instead of one per command.
    */
   private sendCommand(ws: WebSocket, text: string): void {
+    // Binary puts queued before this command go first, so commands leave in the order they
+    // were issued (and at most one of the two outboxes holds anything).
+    if (this.putOutbox.count > 0) this.flushOutbox(ws);
     if (this.helloFrame?.batch !== true) {
       ws.send(text);
       return;

@@ -268,11 +268,20 @@ describe('ControlClient', () => {
       ['put', 'a'],
       ['put', 'b'],
     ]);
+    // Binary and JSON puts issued in one turn reach the node in the order they were issued.
+    h.node.putOrder.length = 0;
+    const keysInOrder = ['o1', 'o2', 'o3', 'o4', 'o5'];
+    await Promise.all(
+      keysInOrder.map((key, i) =>
+        c.command('put', i % 2 === 1 ? { key, value: 'j', prevKv: true } : { key, value: 'b' }),
+      ),
+    );
+    expect(h.node.putOrder).toEqual(keysInOrder);
     // A failed binary put is answered by id, in JSON.
     expect(await rejection(c.command('put', { key: 'fail', value: '' }))).toMatchObject({
       code: 'no_leader',
     });
-    expect(h.node.binaryPuts).toHaveLength(3);
+    expect(h.node.binaryPuts).toHaveLength(6);
   });
 
   it('greets a node from before binary puts and batching without those fields, and sends it plain frames', async () => {

@@ -37,6 +37,8 @@ export class FakeNode implements NodeApi {
   stateCalls = 0;
   /** Puts that came in binary frames, decoded. */
   readonly binaryPuts: { key: string; value: string }[] = [];
+  /** The key of every put, binary or JSON, in the order they ran. */
+  readonly putOrder: string[] = [];
   /** Resolvers of commands that never answer on their own (read-index). */
   readonly hanging: ((v: unknown) => void)[] = [];
 
@@ -77,6 +79,7 @@ export class FakeNode implements NodeApi {
     const put = { key: Buffer.from(key).toString('utf8'), value: Buffer.from(value).toString('utf8') };
     if (put.key === 'fail') throw new CommandError('no_leader', 'no leader at the moment: retry shortly');
     this.binaryPuts.push(put);
+    this.putOrder.push(put.key);
     this.kv.set(put.key, put.value);
     return { revision: this.kv.size, term: this.term };
   }
@@ -86,6 +89,7 @@ export class FakeNode implements NodeApi {
     const [cmd, args] = call;
     switch (cmd) {
       case 'put':
+        this.putOrder.push(args.key);
         this.kv.set(args.key, args.value);
         return { op: 'put', revision: this.kv.size, term: this.term };
       case 'get':
