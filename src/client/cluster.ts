@@ -5,10 +5,10 @@
 // follower to apply it as well. So, as the Raft paper has clients do (§8), this client sends
 // writes to the leader — which it learns from the state every member reports — and spreads
 // everything else (reads, status) over the members in turn. With the leader unknown or its
-// connections down, a write goes to any member, which forwards it. Commands that go to different
-// members have no order between them: await a write before a read that must see it. Measured on a 3-node
-// loopback cluster at 1,024 clients, interleaved: p99 45–52 ms against 50–68 ms with the
-// clients' connections spread over the members (BENCHMARKS.md).
+// connections down, a write goes to any member, which forwards it. Commands that go to
+// different members have no order between them: await a write before a read that must see
+// it. Measured on a 3-node loopback cluster at 1,024 clients, interleaved: p99 45–52 ms
+// against 50–68 ms with the clients' connections spread over the members (BENCHMARKS.md).
 
 import type { CommandName, CommandValue, NodeState } from '../protocol/control.js';
 import { type ArgsParam, type ConnectOptions, ControlClient, ControlError } from './client.js';
