@@ -6,6 +6,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { type CloseInfo, ControlClient, ControlError, controlUrl } from '../../src/client/client.js';
 import type { NodeEvent, NodeState } from '../../src/protocol/control.js';
 import { type Harness, leaderEvent, startHarness } from '../server/control-fixture.js';
+import { waitUntil } from '../support/wait-until.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -32,18 +33,6 @@ async function rejection(p: Promise<unknown>): Promise<ControlError> {
     return err as ControlError;
   }
   throw new Error('expected a rejection');
-}
-
-function waitUntil(pred: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (pred()) return resolve();
-      if (Date.now() > deadline) return reject(new Error('timed out'));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
 }
 
 /** A scripted node for protocol corners the real server never produces. */

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ControlError } from '../../src/client/client.js';
 import { ClusterClient } from '../../src/client/cluster.js';
 import { type Harness, startHarness } from '../server/control-fixture.js';
+import { waitUntil } from '../support/wait-until.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -26,18 +27,6 @@ async function connect(endpoints: string[], connectionsPerNode = 1): Promise<Clu
   const c = await ClusterClient.connect(endpoints, { connectionsPerNode, leaderEveryMs: 50 });
   cleanups.push(() => c.close());
   return c;
-}
-
-function waitUntil(pred: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (pred()) return resolve();
-      if (Date.now() > deadline) return reject(new Error('timed out'));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
 }
 
 const putsOn = (hs: Harness[]) =>
