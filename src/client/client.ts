@@ -174,6 +174,13 @@ export class ControlClient {
   private helloFrame: NodeHello | undefined;
   /** Commands written in this turn, sent together as one batched frame (nodes that accept it). */
   private outbox: string[] = [];
+  /**
+   * Commands sent on this connection and not yet answered by the node, those timed out here
+   * included: the node still counts them against its limit (hello's maxInFlight).
+   */
+  private running = 0;
+  /** Commands waiting for the node to answer others, oldest first. */
+  private held: { ws: WebSocket; id: number; name: CommandName; args: unknown }[] = [];
   /** Plain puts written in this turn, sent as one binary frame (nodes that accept it). */
   private readonly putOutbox = new PutFrameWriter();
   private outboxBytes = 0;
@@ -267,21 +274,38 @@ export class ControlClient {
         deadline,
       });
       this.armSweep(deadline);
-      if (
-        name === 'put' &&
-        this.helloFrame?.binary === true &&
-        isBarePut(parsed.args as CommandArgs<'put'>)
-      ) {
-        const { key, value } = parsed.args as CommandArgs<'put'>;
-        // Commands leave in the order they were issued: JSON ones queued before this put go first.
-        if (this.outbox.length > 0) this.flushOutbox(ws);
-        this.putOutbox.add(id, key, value);
-        if (this.putOutbox.byteLength > OUTBOX_BYTES) this.flushOutbox(ws);
-        else this.queueFlush(ws);
-        return;
-      }
-      this.sendCommand(ws, JSON.stringify({ type: 'command', id, command: name, args: parsed.args }));
+      // Beyond the node's limit of commands in flight on a connection, a command would be
+      // refused: it waits here for an answer to make room instead.
+      if (this.running < (this.helloFrame?.maxInFlight ?? Number.POSITIVE_INFINITY)) {
+        this.dispatch(ws, id, name, parsed.args);
+      } else this.held.push({ ws, id, name, args: parsed.args });
     });
+  }
+
+  /** Sends a command: a plain put in this turn's binary frame, anything else as JSON. */
+  private dispatch(ws: WebSocket, id: number, name: CommandName, args: unknown): void {
+    this.running++;
+    if (name === 'put' && this.helloFrame?.binary === true && isBarePut(args as CommandArgs<'put'>)) {
+      const { key, value } = args as CommandArgs<'put'>;
+      // Commands leave in the order they were issued: JSON ones queued before this put go first.
+      if (this.outbox.length > 0) this.flushOutbox(ws);
+      this.putOutbox.add(id, key, value);
+      if (this.putOutbox.byteLength > OUTBOX_BYTES) this.flushOutbox(ws);
+      else this.queueFlush(ws);
+      return;
+    }
+    this.sendCommand(ws, JSON.stringify({ type: 'command', id, command: name, args }));
+  }
+
+  /** The node answered a command (any, timed out here or not): held ones may go now. */
+  private answered(): void {
+    this.running--;
+    const limit = this.helloFrame?.maxInFlight ?? Number.POSITIVE_INFINITY;
+    while (this.held.length > 0 && this.running < limit) {
+      const h = this.held.shift()!;
+      // One that timed out while held, or whose connection is gone, is not sent.
+      if (this.pending.has(h.id) && this.ws === h.ws) this.dispatch(h.ws, h.id, h.name, h.args);
+    }
   }
 
   /** Makes sure the sweep runs by `deadline`. */
@@ -504,6 +528,7 @@ export class ControlClient {
         this.emit('lost', f.count);
         return;
       case 'result': {
+        this.answered();
         const p = this.pending.get(f.id);
         // Unknown ids are answers that arrived after their timeout.
         if (p === undefined) return;
@@ -538,6 +563,7 @@ export class ControlClient {
   }
 
   private onPutAnswer(id: number, answer: PutAnswer): void {
+    this.answered();
     const p = this.pending.get(id);
     // Unknown ids are answers that arrived after their timeout.
     if (p === undefined) return;
@@ -591,6 +617,9 @@ export class ControlClient {
   }
 
   private failPending(why: string): void {
+    // The connection these counted against is gone (or going).
+    this.running = 0;
+    this.held = [];
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
     this.sweepAt = Number.POSITIVE_INFINITY;

@@ -488,6 +488,8 @@ export const NodeHelloSchema = z.object({
   batch: z.boolean().optional(),
   /** The node accepts binary put frames from a client whose hello had `binary: true`. */
   binary: z.boolean().optional(),
+  /** Commands one connection may have running at once; the node refuses more with `unavailable`. */
+  maxInFlight: z.int().positive().optional(),
 });
 export type NodeHello = z.infer<typeof NodeHelloSchema>;
 /** What the node supplies for its hello; the server adds version and allowFaults. */

@@ -399,6 +399,7 @@ export class ControlServer {
       allowFaults: this.api.allowFaults,
       batch: true,
       binary: true,
+      maxInFlight: this.maxInFlight,
     };
     s.control.push(frame(hello));
     this.flush(s);

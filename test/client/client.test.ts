@@ -273,6 +273,31 @@ describe('ControlClient', () => {
     expect(h.node.binaryPuts).toHaveLength(6);
   });
 
+  it("holds commands beyond the node's limit in flight until answers make room, instead of having them refused", async () => {
+    const h = await harness({ maxInFlight: 2 });
+    const c = client();
+    expect((await c.connect(`127.0.0.1:${h.port}`)).maxInFlight).toBe(2);
+    // Two reads that the node keeps open take the connection's whole allowance...
+    const slow = [c.command('read-index'), c.command('read-index')];
+    const puts = Array.from({ length: 20 }, (_, i) => c.command('put', { key: `h${i}`, value: 'v' }));
+    await waitUntil(() => h.node.hanging.length === 2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.node.binaryPuts).toHaveLength(0);
+    // ...and every put goes once they are answered, none refused.
+    for (const done of h.node.hanging.splice(0)) done(null);
+    await Promise.all(slow);
+    expect(await Promise.all(puts)).toHaveLength(20);
+    expect(h.node.binaryPuts.map((p) => p.key)).toEqual(Array.from({ length: 20 }, (_, i) => `h${i}`));
+    // A held command still times out at its own deadline.
+    const a = c.command('read-index');
+    const b = c.command('read-index');
+    const late = c.command('status', undefined, { timeoutMs: 100 });
+    expect(await rejection(late)).toMatchObject({ code: 'timeout' });
+    for (const done of h.node.hanging.splice(0)) done(null);
+    await Promise.all([a, b]);
+    expect(h.node.stateCalls).toBe(0);
+  });
+
   it('greets a node from before binary puts and batching without those fields, and sends it plain frames', async () => {
     const hellos: unknown[] = [];
     const frames: { type: string; id?: number }[] = [];

@@ -46,6 +46,7 @@ describe('ControlServer', () => {
       allowFaults: false,
       batch: true,
       binary: true,
+      maxInFlight: 256,
     });
     expect(h.control.connections).toBe(1);
   }, 10_000);
