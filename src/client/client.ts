@@ -195,7 +195,7 @@ export class ControlClient {
     return this.helloFrame;
   }
 
-  /** Commands sent and not yet answered. */
+  /** Commands issued and not yet settled: sent, or held until the node has room for them. */
   get inFlight(): number {
     return this.pending.size;
   }
@@ -276,7 +276,7 @@ export class ControlClient {
       this.armSweep(deadline);
       // Beyond the node's limit of commands in flight on a connection, a command would be
       // refused: it waits here for an answer to make room instead.
-      if (this.running < (this.helloFrame?.maxInFlight ?? Number.POSITIVE_INFINITY)) {
+      if (this.hasRoom()) {
         this.dispatch(ws, id, name, parsed.args);
       } else this.held.push({ ws, id, name, args: parsed.args });
     });
@@ -297,15 +297,24 @@ export class ControlClient {
     this.sendCommand(ws, JSON.stringify({ type: 'command', id, command: name, args }));
   }
 
-  /** The node answered a command (any, timed out here or not): held ones may go now. */
-  private answered(): void {
+  private hasRoom(): boolean {
+    return this.running < (this.helloFrame?.maxInFlight ?? Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * The node answered command `id` (timed out here or not): held commands may go now. Returns
+   * its pending entry, taken out, unless it already timed out.
+   */
+  private answered(id: number): Pending | undefined {
     this.running--;
-    const limit = this.helloFrame?.maxInFlight ?? Number.POSITIVE_INFINITY;
-    while (this.held.length > 0 && this.running < limit) {
+    while (this.held.length > 0 && this.hasRoom()) {
       const h = this.held.shift()!;
       // One that timed out while held, or whose connection is gone, is not sent.
       if (this.pending.has(h.id) && this.ws === h.ws) this.dispatch(h.ws, h.id, h.name, h.args);
     }
+    const p = this.pending.get(id);
+    if (p !== undefined) this.pending.delete(id);
+    return p;
   }
 
   /** Makes sure the sweep runs by `deadline`. */
@@ -528,11 +537,9 @@ export class ControlClient {
         this.emit('lost', f.count);
         return;
       case 'result': {
-        this.answered();
-        const p = this.pending.get(f.id);
+        const p = this.answered(f.id);
         // Unknown ids are answers that arrived after their timeout.
         if (p === undefined) return;
-        this.pending.delete(f.id);
         if (!f.ok) {
           p.reject(new ControlError(f.error.code, f.error.message, f.error));
           return;
@@ -563,11 +570,8 @@ export class ControlClient {
   }
 
   private onPutAnswer(id: number, answer: PutAnswer): void {
-    this.answered();
-    const p = this.pending.get(id);
-    // Unknown ids are answers that arrived after their timeout.
+    const p = this.answered(id);
     if (p === undefined) return;
-    this.pending.delete(id);
     if (p.name === 'put') p.resolve({ op: 'put', revision: answer.revision, term: answer.term });
     else p.reject(new ControlError('internal', `${p.name}: node answered with a put's binary result`));
   }
