@@ -12,17 +12,8 @@
 // Keys and values are Unicode strings. The etcd gateway accepts bytes (base64) but refuses
 // those that are not valid UTF-8; that keeps the console, CLI and gateway on one model.
 
-import { isUtf8 } from 'node:buffer';
 import { goQuote } from '../raft/describe.js';
 import { compareKeys, KeyOrder } from './key-order.js';
-import {
-  type ArenaRecord,
-  type ArenaStats,
-  NO_CHUNK,
-  RecordArena,
-  type RecordSpan,
-  varintSize,
-} from './kv-arena.js';
 
 /**
  * `prevKv: false` on a put or delete: the result leaves out the entry it replaced. Every
@@ -128,6 +119,13 @@ function checkCount(n: unknown, what: string): number {
   return n;
 }
 
+/** Bytes of the LEB128 encoding of v. */
+function varintSize(v: number): number {
+  let n = 1;
+  for (let rest = v; rest >= 0x80; rest = Math.floor(rest / 0x80)) n++;
+  return n;
+}
+
 class Writer {
   private buf: Uint8Array;
   private len = 0;
@@ -172,13 +170,6 @@ class Writer {
     this.reserve(b.length);
     this.buf.set(b, this.len);
     this.len += b.length;
-  }
-
-  /** src[start, end) as it is. */
-  rawRange(src: Uint8Array, start: number, end: number): void {
-    this.reserve(end - start);
-    this.buf.set(src.subarray(start, end), this.len);
-    this.len += end - start;
   }
 
   /**
@@ -279,8 +270,6 @@ const NO_BYTES = new Uint8Array(0);
 
 class Reader {
   private pos = 0;
-  /** Where the bytes of the last length-prefixed field read start (they end at `offset`). */
-  spanStart = 0;
 
   constructor(
     private buf: Uint8Array,
@@ -327,38 +316,14 @@ class Reader {
     }
   }
 
-  get offset(): number {
-    return this.pos;
-  }
-
-  /** Skips a length-prefixed byte string, checking its bounds; returns where its bytes start. */
-  private span(field: string, maxBytes: number): number {
+  /** A length-prefixed UTF-8 string; with a cache, bytes decoded before are answered from it. */
+  str(field: string, maxBytes = Number.MAX_SAFE_INTEGER, cache?: TextCache): string {
     const at = this.pos;
     const n = this.varint(field, ' length');
     if (n > maxBytes) this.fail(`${field}: ${n} bytes exceeds the limit of ${maxBytes}`, at);
     if (n > this.buf.length - this.pos) this.fail(`${field}: truncated (needs ${n} bytes)`, at);
-    this.spanStart = this.pos;
+    const start = this.pos;
     this.pos += n;
-    return this.spanStart;
-  }
-
-  /** A length-prefixed UTF-8 string, checked but not decoded; returns where its bytes start. */
-  utf8Span(field: string, maxBytes = Number.MAX_SAFE_INTEGER): number {
-    const at = this.pos;
-    const start = this.span(field, maxBytes);
-    if (!isUtf8(this.buf.subarray(start, this.pos))) this.fail(`${field}: invalid UTF-8`, at);
-    return start;
-  }
-
-  /** The text of bytes already checked by utf8Span. */
-  textAt(start: number, end: number): string {
-    return utf8Decoder.decode(this.buf.subarray(start, end));
-  }
-
-  /** A length-prefixed UTF-8 string; with a cache, bytes decoded before are answered from it. */
-  str(field: string, maxBytes = Number.MAX_SAFE_INTEGER, cache?: TextCache): string {
-    const at = this.pos;
-    const start = this.span(field, maxBytes);
     const cached = cache?.get(this.buf, start, this.pos);
     if (cached !== undefined) return cached;
     let text: string;
@@ -494,7 +459,7 @@ function readEntryData<T>(b: Uint8Array, read: (r: Reader, op: number) => T): T 
 
 /** Decodes and validates an entry's data; throws KvCodecError naming the problem and byte offset. */
 export function decodeKvCommand(b: Uint8Array): KvCommand {
-  return readEntryData(b, (r, op) => commandOf(readCommandView(r, op, newView()), r));
+  return readEntryData(b, readKvCommand);
 }
 
 /**
@@ -503,71 +468,19 @@ export function decodeKvCommand(b: Uint8Array): KvCommand {
  * does not decode is refused whole, on every replica alike.
  */
 export function decodeKvEntryData(b: Uint8Array): KvCommand[] {
-  return readEntryData(b, (r, op) => {
-    const views: CommandView[] = [];
-    readCommands(r, op, views);
-    return views.map((v) => commandOf(v, r));
-  });
+  return readEntryData(b, (r, op) => (op === OP_BATCH ? readBatch(r) : [readKvCommand(r, op)]));
 }
 
-/**
- * A command as the store applies it, read in place from its entry's data: strings for what
- * is looked up (client id, key), and where in the data the bytes are that are only copied
- * or compared (the key's, the value's, the expected value's; -1 when there is none).
- */
-interface CommandView {
-  op: number;
-  clientId: string;
-  seq: number;
-  key: string;
-  keyStart: number;
-  keyEnd: number;
-  valueStart: number;
-  valueEnd: number;
-  expectedStart: number;
-  expectedEnd: number;
-}
-
-function newView(): CommandView {
-  return {
-    op: 0,
-    clientId: '',
-    seq: 0,
-    key: '',
-    keyStart: 0,
-    keyEnd: 0,
-    valueStart: -1,
-    valueEnd: -1,
-    expectedStart: -1,
-    expectedEnd: -1,
-  };
-}
-
-/**
- * Reads an entry's commands, after its version byte, into views[0, n) (growing `views` as
- * needed); returns n: 1, or a batch's count.
- */
-function readCommands(r: Reader, op: number, views: CommandView[]): number {
-  if (op !== OP_BATCH) {
-    readCommandView(r, op, viewAt(views, 0));
-    return 1;
-  }
+/** A batch's commands, after its op byte. */
+function readBatch(r: Reader): KvCommand[] {
   const n = r.varint('batch count');
   if (n < 2 || n > MAX_BATCH_COMMANDS) r.fail(`batch count ${n} outside 2..${MAX_BATCH_COMMANDS}`, 2);
+  const cmds = new Array<KvCommand>(n);
   for (let i = 0; i < n; i++) {
     if (r.u8() !== COMMAND_VERSION) r.fail(`batch command ${i}: unsupported version`);
-    readCommandView(r, r.u8(), viewAt(views, i));
+    cmds[i] = readKvCommand(r, r.u8());
   }
-  return n;
-}
-
-function viewAt(views: CommandView[], i: number): CommandView {
-  let v = views[i];
-  if (v === undefined) {
-    v = newView();
-    views[i] = v;
-  }
-  return v;
+  return cmds;
 }
 
 /**
@@ -601,52 +514,30 @@ export function encodeKvBatch(commands: readonly Uint8Array[]): Uint8Array {
   return w.take();
 }
 
-/**
- * A command's fields after its version byte and op (the entry's own, or one of a batch's),
- * into `v`. Every field is checked here (values are valid UTF-8), though only the client id
- * and key are decoded.
- */
-function readCommandView(r: Reader, op: number, v: CommandView): CommandView {
+/** A command's fields after its version byte and op (the entry's own, or one of a batch's). */
+function readKvCommand(r: Reader, op: number): KvCommand {
   if (op < OP_CODES.put || op > OP_DELETE_WITHOUT_PREV || op === OP_BATCH) {
     throw new KvCodecError(`kv command: unknown op ${op}`);
   }
-  v.op = op;
-  v.clientId = r.str('clientId', MAX_CLIENT_ID_BYTES, clientIds);
-  if (v.clientId.length === 0) throw new KvCodecError('kv command: empty clientId');
-  v.seq = r.varint('seq');
-  if (v.seq === 0) throw new KvCodecError('kv command: seq must be at least 1');
-  v.key = r.str('key', Number.MAX_SAFE_INTEGER, keys);
-  if (v.key.length === 0) throw new KvCodecError('kv command: empty key');
-  v.keyStart = r.spanStart;
-  v.keyEnd = r.offset;
-  v.valueStart = v.valueEnd = v.expectedStart = v.expectedEnd = -1;
-  if (op === OP_CODES.cas && r.bool('expected present')) {
-    v.expectedStart = r.utf8Span('expected');
-    v.expectedEnd = r.offset;
-  }
-  if (op !== OP_CODES.delete && op !== OP_DELETE_WITHOUT_PREV) {
-    v.valueStart = r.utf8Span('value');
-    v.valueEnd = r.offset;
-  }
-  return v;
-}
-
-/** The command a view describes, its values decoded from the data `r` reads. */
-function commandOf(v: CommandView, r: Reader): KvCommand {
-  const { clientId, seq, key } = v;
-  switch (v.op) {
+  const clientId = r.str('clientId', MAX_CLIENT_ID_BYTES, clientIds);
+  if (clientId.length === 0) throw new KvCodecError('kv command: empty clientId');
+  const seq = r.varint('seq');
+  if (seq === 0) throw new KvCodecError('kv command: seq must be at least 1');
+  const key = r.str('key', Number.MAX_SAFE_INTEGER, keys);
+  if (key.length === 0) throw new KvCodecError('kv command: empty key');
+  switch (op) {
     case OP_CODES.put:
-      return { op: 'put', clientId, seq, key, value: r.textAt(v.valueStart, v.valueEnd) };
+      return { op: 'put', clientId, seq, key, value: r.str('value') };
     case OP_PUT_WITHOUT_PREV:
-      return { op: 'put', clientId, seq, key, value: r.textAt(v.valueStart, v.valueEnd), prevKv: false };
+      return { op: 'put', clientId, seq, key, value: r.str('value'), prevKv: false };
     case OP_CODES.delete:
       return { op: 'delete', clientId, seq, key };
     case OP_DELETE_WITHOUT_PREV:
       return { op: 'delete', clientId, seq, key, prevKv: false };
     default: {
-      // cas, the only op left (checked when read)
-      const expected = v.expectedStart < 0 ? null : r.textAt(v.expectedStart, v.expectedEnd);
-      return { op: 'cas', clientId, seq, key, expected, value: r.textAt(v.valueStart, v.valueEnd) };
+      // cas, the only op left (checked above)
+      const expected = r.bool('expected present') ? r.str('expected') : null;
+      return { op: 'cas', clientId, seq, key, expected, value: r.str('value') };
     }
   }
 }
@@ -689,14 +580,15 @@ export { compareKeys } from './key-order.js';
 // ---- The store ------------------------------------------------------------------------
 
 /**
- * A key's current entry, kept in place: a write changes the slot's fields and writes a new
- * record (kv-arena.ts) rather than allocating an entry and a value string, which every
- * replica kept until the key's next write — most of what each write left for the garbage
- * collector. What leaves the store (reads, results) is a frozen copy (entryOf). A key
+ * A key's current entry, kept in place: a write changes the slot's fields rather than
+ * allocating a new entry, since a KvEntry per write (kept until the key's next write) was a
+ * sixth of what each write left for the garbage collector to copy, on every replica. What
+ * leaves the store (reads, results, a capture's preimages) is a frozen copy (entryOf). A key
  * deleted and written again gets a new slot.
  */
-interface Slot extends ArenaRecord {
+interface Slot {
   readonly key: string;
+  value: string;
   readonly createRevision: number;
   modRevision: number;
   version: number;
@@ -706,40 +598,12 @@ interface Slot extends ArenaRecord {
 function entryOf(s: Slot): KvEntry {
   return Object.freeze({
     key: s.key,
-    value: s.chunk.bytes.toString('utf8', s.valueStart, s.valueEnd),
+    value: s.value,
     createRevision: s.createRevision,
     modRevision: s.modRevision,
     version: s.version,
   });
 }
-
-/** A new key's slot; its record is written next. */
-function newSlot(key: string, createRevision: number, modRevision: number, version: number): Slot {
-  return {
-    key,
-    chunk: NO_CHUNK,
-    start: 0,
-    end: 0,
-    valueStart: 0,
-    valueEnd: 0,
-    current: false,
-    createRevision,
-    modRevision,
-    version,
-  };
-}
-
-/** Whether the slot's value has exactly the UTF-8 bytes src[start, end). */
-function valueEquals(s: Slot, src: Uint8Array, start: number, end: number): boolean {
-  if (s.valueEnd - s.valueStart !== end - start) return false;
-  const bytes = s.chunk.bytes;
-  for (let i = 0; i < end - start; i++) if (bytes[s.valueStart + i] !== src[start + i]) return false;
-  return true;
-}
-
-/** The commands of the entry being applied (KvStore.apply, which is never re-entered). */
-const applying: CommandView[] = [];
-const readApplying = (r: Reader, op: number): number => readCommands(r, op, applying);
 
 interface Session {
   clientId: string;
@@ -799,13 +663,11 @@ function resultsBySeq(s: Session): [number, KvResult][] {
 export class KvStore {
   /** Every key's slot: a write to a key that exists replaces the slot's entry, one map lookup. */
   private data = new Map<string, Slot>();
-  /** The slots' records. */
-  private arena = new RecordArena();
   /**
-   * For each capture being encoded: the records, as they were when it was taken, of keys
-   * written since (see capture). Usually empty; one map while a snapshot is written.
+   * For each capture being encoded: the entries, as they were when it was taken, of keys
+   * written or deleted since (see capture). Usually empty; one map while a snapshot is written.
    */
-  private preimages: Map<Slot, RecordSpan>[] = [];
+  private preimages: Map<Slot, KvEntry>[] = [];
   /** The slots in compareKeys order of their keys, for ranges and deterministic snapshots. */
   private order = new KeyOrder<Slot>();
   private rev = 0;
@@ -836,11 +698,6 @@ export class KvStore {
 
   get size(): number {
     return this.data.size;
-  }
-
-  /** What the entries' records take (see kv-arena.ts). */
-  get arenaStats(): ArenaStats {
-    return this.arena.stats;
   }
 
   get members(): ReadonlyMap<number, Readonly<KvMember>> {
@@ -897,12 +754,12 @@ export class KvStore {
    */
   apply(index: number, data: Uint8Array, onApplied: AppliedListener = ignoreApplied): void {
     if (data.length === 0) return;
-    const n = readEntryData(data, readApplying);
-    for (let i = 0; i < n; i++) this.applyCommand(index, applying[i]!, data, onApplied);
-    this.arena.compactSome();
+    // The common case, an entry of one command, without the array of a batch.
+    if (data[1] !== OP_BATCH) this.applyCommand(index, decodeKvCommand(data), onApplied);
+    else for (const cmd of decodeKvEntryData(data)) this.applyCommand(index, cmd, onApplied);
   }
 
-  private applyCommand(index: number, cmd: CommandView, data: Uint8Array, onApplied: AppliedListener): void {
+  private applyCommand(index: number, cmd: KvCommand, onApplied: AppliedListener): void {
     // The request's id, not its requestKey string: the caller builds that only when some
     // request waits for it, which none does while a restart replays the log.
     const { clientId, seq } = cmd;
@@ -915,39 +772,31 @@ export class KvStore {
       }
       if (seq <= session.floor) return;
     }
-    const result = this.execute(index, cmd, data);
+    const result = this.execute(index, cmd);
     this.rev = index;
     this.remember(clientId, seq, index, session, result);
     onApplied(clientId, seq, result);
   }
 
-  /** Executes a command whose key, value and expected value are bytes of `data`. */
-  private execute(index: number, cmd: CommandView, data: Uint8Array): KvResult {
+  private execute(index: number, cmd: KvCommand): KvResult {
     const slot = this.data.get(cmd.key);
     switch (cmd.op) {
-      case OP_CODES.put:
-      case OP_PUT_WITHOUT_PREV: {
+      case 'put': {
         // The replaced entry is copied only for a result that keeps it.
-        const prev = slot && cmd.op === OP_CODES.put ? entryOf(slot) : undefined;
-        this.write(index, cmd, data, slot);
+        const prev = slot && cmd.prevKv !== false ? entryOf(slot) : undefined;
+        this.write(index, cmd.key, cmd.value, slot);
         return prev ? { op: 'put', revision: index, prev } : { op: 'put', revision: index };
       }
-      case OP_CODES.delete:
-      case OP_DELETE_WITHOUT_PREV:
+      case 'delete':
         if (!slot) return { op: 'delete', revision: index, deleted: 0 };
         this.remove(slot);
-        // The removed record is still where it was: it is never overwritten, and its chunk
-        // is not compacted before the entry is applied.
-        return cmd.op === OP_CODES.delete
+        return cmd.prevKv !== false
           ? { op: 'delete', revision: index, deleted: 1, prev: entryOf(slot) }
           : { op: 'delete', revision: index, deleted: 1 };
-      default: {
-        // cas, the only op left (checked when read)
+      case 'cas': {
         const ok =
-          cmd.expectedStart < 0
-            ? slot === undefined
-            : slot !== undefined && valueEquals(slot, data, cmd.expectedStart, cmd.expectedEnd);
-        const current = ok ? this.write(index, cmd, data, slot) : slot;
+          cmd.expected === null ? slot === undefined : slot !== undefined && slot.value === cmd.expected;
+        const current = ok ? this.write(index, cmd.key, cmd.value, slot) : slot;
         return current
           ? { op: 'cas', revision: index, ok, current: entryOf(current) }
           : { op: 'cas', revision: index, ok };
@@ -955,42 +804,27 @@ export class KvStore {
     }
   }
 
-  private write(index: number, cmd: CommandView, data: Uint8Array, existing: Slot | undefined): Slot {
-    let slot = existing;
+  private write(index: number, key: string, value: string, slot: Slot | undefined): Slot {
     if (slot !== undefined) {
       if (this.preimages.length > 0) this.keepPreimage(slot);
-      this.arena.release(slot);
+      slot.value = value;
       slot.modRevision = index;
       slot.version++;
-    } else {
-      slot = newSlot(cmd.key, index, index, 1);
-      this.order.add(slot);
-      this.data.set(cmd.key, slot);
+      return slot;
     }
-    this.arena.write(
-      slot,
-      data,
-      cmd.keyStart,
-      cmd.keyEnd,
-      cmd.valueStart,
-      cmd.valueEnd,
-      slot.createRevision,
-      index,
-      slot.version,
-    );
-    return slot;
+    const created: Slot = { key, value, createRevision: index, modRevision: index, version: 1 };
+    this.order.add(created);
+    this.data.set(key, created);
+    return created;
   }
 
   /**
-   * A deleted slot keeps its fields and its record stays readable (kv-arena.ts), so a
-   * capture reading it still finds the entry of the capture's time (or the preimage, if it
-   * was written in between): no preimage is kept.
+   * A deleted slot keeps its fields, so a capture reading it still finds the entry of the
+   * capture's time (or the preimage, if it was written in between): no preimage is kept.
    */
   private remove(slot: Slot): void {
     this.data.delete(slot.key);
     this.order.delete(slot);
-    this.arena.release(slot);
-    slot.current = false;
   }
 
   /**
@@ -1002,12 +836,12 @@ export class KvStore {
     this.preimages = [];
   }
 
-  /** Keeps where the slot's record is, before it changes, for every live capture that has not kept it yet. */
+  /** Keeps the slot's entry, before it changes, for every live capture that has not kept it yet. */
   private keepPreimage(slot: Slot): void {
-    let prev: RecordSpan | undefined;
+    let prev: KvEntry | undefined;
     for (const m of this.preimages) {
       if (m.has(slot)) continue;
-      prev ??= Object.freeze({ chunk: slot.chunk, start: slot.start, end: slot.end });
+      prev ??= entryOf(slot);
       m.set(slot, prev);
     }
   }
@@ -1104,15 +938,13 @@ export class KvStore {
    * The state as of now, in O(sessions) rather than O(keys): a busy store is snapshotted
    * every few seconds, and walking 100k keys here stalled every request for tens of ms.
    * The key order's array is replaced rather than modified, so the capture holds it (and
-   * its slots) by reference; records are never overwritten, and before a slot changes the
-   * store notes where its record was, for each capture not yet encoded (or released); a
-   * deleted slot keeps its fields. The mutable parts (sessions' counters, members) are copied.
+   * its slots) by reference; before a slot changes, the store keeps a copy of its entry for
+   * each capture not yet encoded (or released), and a deleted slot keeps its fields. The
+   * mutable parts (sessions' counters, members) are copied.
    */
   capture(): KvCapture {
-    const before = new Map<Slot, RecordSpan>();
+    const before = new Map<Slot, KvEntry>();
     this.preimages.push(before);
-    const arena = this.arena;
-    arena.pin();
     return new KvCapture(
       this.rev,
       [...this.memberMap].sort((a, b) => a[0] - b[0]).map(([id, m]) => [id, { ...m }]),
@@ -1126,7 +958,6 @@ export class KvStore {
       })),
       () => {
         this.preimages = this.preimages.filter((m) => m !== before);
-        arena.unpin();
       },
     );
   }
@@ -1140,7 +971,6 @@ export class KvStore {
     if (bytes.length === 0) {
       this.detachCaptures();
       this.data = new Map();
-      this.arena = new RecordArena();
       this.order = new KeyOrder();
       this.rev = 0;
       this.memberMap = new Map();
@@ -1168,19 +998,15 @@ export class KvStore {
     }
 
     const data = new Map<string, Slot>();
-    const arena = new RecordArena();
     const sorted: Slot[] = [];
     const keyCount = r.varint('key count');
     for (let i = 0; i < keyCount; i++) {
-      // An entry's bytes are its record as they are.
-      const start = r.offset;
-      const e = readEntryFields(r, rev);
+      const e = readEntry(r, rev);
       const last = sorted[sorted.length - 1];
       if (last !== undefined && compareKeys(last.key, e.key) >= 0) {
         throw new KvCodecError(`kv snapshot: keys not in ascending order at ${JSON.stringify(e.key)}`);
       }
-      const slot = newSlot(e.key, e.createRevision, e.modRevision, e.version);
-      arena.copy(slot, bytes, start, r.offset, e.valueStart, e.valueEnd);
+      const slot: Slot = { ...e };
       sorted.push(slot);
       data.set(e.key, slot);
     }
@@ -1210,7 +1036,6 @@ export class KvStore {
 
     this.detachCaptures();
     this.data = data;
-    this.arena = arena;
     this.order = new KeyOrder(sorted);
     this.rev = rev;
     this.memberMap = members;
@@ -1229,11 +1054,11 @@ export class KvCapture {
     readonly members: readonly (readonly [number, KvMember])[],
     /**
      * The slot of every key at the capture, in key order. A slot's entry may have been
-     * replaced since (its modRevision is then above `rev`), and `before` has the old record.
+     * replaced since (its modRevision is then above `rev`), and `before` has the old one.
      */
     private readonly slots: readonly Slot[],
-    /** Records at the capture of slots written since. */
-    private readonly before: ReadonlyMap<Slot, RecordSpan>,
+    /** Entries at the capture of slots written since. */
+    private readonly before: ReadonlyMap<Slot, KvEntry>,
     readonly sessions: readonly {
       clientId: string;
       lastIndex: number;
@@ -1249,12 +1074,11 @@ export class KvCapture {
     return this.slots.length;
   }
 
-  /** The record of the i-th key (in key order) as it was at the capture. */
-  record(i: number): RecordSpan {
+  /** The entry of the i-th key (in key order) as it was at the capture. */
+  entry(i: number): KvEntry {
     const slot = this.slots[i]!;
     // Every write after the capture is at a higher index than any before it. The slot
-    // itself is read at once (copied before the store runs again), so it needs no copy; a
-    // record moved by compaction since has the same bytes.
+    // itself is read at once (encoded before the store runs again), so it needs no copy.
     return slot.modRevision <= this.rev ? slot : this.before.get(slot)!;
   }
 
@@ -1297,9 +1121,7 @@ function* writeCapture(w: Writer, c: KvCapture, chunk: number): Generator<void> 
   }
   w.varint(c.size);
   for (let i = 0; i < c.size; i++) {
-    // A record is the entry's encoding (writeEntry's bytes).
-    const { chunk: at, start, end } = c.record(i);
-    w.rawRange(at.bytes, start, end);
+    writeEntry(w, c.entry(i));
     if ((i + 1) % chunk === 0) yield;
   }
   w.varint(c.sessions.length);
@@ -1323,21 +1145,9 @@ function writeEntry(w: Writer, e: KvEntry): void {
   w.varint(e.version);
 }
 
-/** An entry as writeEntry wrote it, checked, with its value's bytes left where they are. */
-function readEntryFields(
-  r: Reader,
-  rev: number,
-): {
-  key: string;
-  valueStart: number;
-  valueEnd: number;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-} {
+function readEntry(r: Reader, rev: number): KvEntry {
   const key = r.str('key');
-  const valueStart = r.utf8Span('value');
-  const valueEnd = r.offset;
+  const value = r.str('value');
   const createRevision = r.varint('create revision');
   const modRevision = r.varint('mod revision');
   const version = r.varint('version');
@@ -1350,12 +1160,7 @@ function readEntryFields(
   ) {
     throw new KvCodecError(`kv snapshot: inconsistent entry for key ${JSON.stringify(key)}`);
   }
-  return { key, valueStart, valueEnd, createRevision, modRevision, version };
-}
-
-function readEntry(r: Reader, rev: number): KvEntry {
-  const { key, valueStart, valueEnd, createRevision, modRevision, version } = readEntryFields(r, rev);
-  return Object.freeze({ key, value: r.textAt(valueStart, valueEnd), createRevision, modRevision, version });
+  return Object.freeze({ key, value, createRevision, modRevision, version });
 }
 
 function writeOptionalEntry(w: Writer, e: KvEntry | undefined): void {
