@@ -19,6 +19,14 @@ import {
   MAX_VALUE_BYTES,
   type ParseResult,
 } from './control.js';
+import {
+  MAX_VARINT_BYTES,
+  VARINT_NON_CANONICAL,
+  VARINT_TOO_LARGE,
+  VARINT_TRUNCATED,
+  VarintCursor,
+  writeVarint,
+} from './varint.js';
 
 export const FRAME_PUTS = 0x01;
 export const FRAME_PUT_RESULTS = 0x02;
@@ -37,9 +45,6 @@ export interface PutAnswer {
 }
 
 // ---- Writing ---------------------------------------------------------------------------
-
-/** The most bytes a varint of a safe integer takes. */
-const MAX_VARINT_BYTES = 8;
 
 /**
  * Records appended one by one into a growing buffer, taken as one frame. Its callers flush
@@ -82,12 +87,7 @@ class FrameWriter {
   }
 
   protected varint(n: number): void {
-    let v = n;
-    while (v >= 0x80) {
-      this.buf[this.pos++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    this.buf[this.pos++] = v;
+    this.pos = writeVarint(this.buf, this.pos, n);
   }
 
   /** A string of `bytes` UTF-8 bytes (the caller measured it): its length, then the bytes. */
@@ -136,10 +136,11 @@ export function messageBytes(data: Uint8Array | ArrayBuffer | Uint8Array[]): Uin
   return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
 }
 
-class FrameReader {
-  pos = 1;
-
-  constructor(readonly buf: Uint8Array) {}
+class FrameReader extends VarintCursor {
+  constructor(buf: Uint8Array) {
+    // Past the frame's kind byte.
+    super(buf, 1);
+  }
 
   get done(): boolean {
     return this.pos >= this.buf.length;
@@ -148,19 +149,18 @@ class FrameReader {
   /** A varint, or a message saying why there is none at `pos`. */
   varint(): number | string {
     const start = this.pos;
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-      if (this.pos >= this.buf.length) return `truncated varint at byte ${start}`;
-      const b = this.buf[this.pos++]!;
-      // A zero last byte after the first pads the number: one value, one encoding.
-      if (b === 0 && i > 0) return `non-canonical varint at byte ${start}`;
-      value += (b & 0x7f) * scale;
-      if (value > Number.MAX_SAFE_INTEGER) return `varint at byte ${start} exceeds 2^53-1`;
-      if ((b & 0x80) === 0) return value;
-      scale *= 0x80;
+    const value = this.readVarint();
+    if (value >= 0) return value;
+    switch (value) {
+      case VARINT_TRUNCATED:
+        return `truncated varint at byte ${start}`;
+      case VARINT_NON_CANONICAL:
+        return `non-canonical varint at byte ${start}`;
+      case VARINT_TOO_LARGE:
+        return `varint at byte ${start} exceeds 2^53-1`;
+      default:
+        return `varint at byte ${start} is longer than ${MAX_VARINT_BYTES} bytes`;
     }
-    return `varint at byte ${start} is longer than ${MAX_VARINT_BYTES} bytes`;
   }
 }
 

@@ -12,6 +12,15 @@
 // Keys and values are Unicode strings. The etcd gateway accepts bytes (base64) but refuses
 // those that are not valid UTF-8; that keeps the console, CLI and gateway on one model.
 
+import {
+  MAX_VARINT_BYTES,
+  VARINT_NON_CANONICAL,
+  VARINT_TOO_LARGE,
+  VARINT_TRUNCATED,
+  VarintCursor,
+  varintSize,
+  writeVarint,
+} from '../protocol/varint.js';
 import { goQuote } from '../raft/describe.js';
 import { compareKeys, KeyOrder } from './key-order.js';
 
@@ -119,13 +128,6 @@ function checkCount(n: unknown, what: string): number {
   return n;
 }
 
-/** Bytes of the LEB128 encoding of v. */
-function varintSize(v: number): number {
-  let n = 1;
-  for (let rest = v; rest >= 0x80; rest = Math.floor(rest / 0x80)) n++;
-  return n;
-}
-
 class Writer {
   private buf: Uint8Array;
   private len = 0;
@@ -149,15 +151,9 @@ class Writer {
     this.buf[this.len++] = v;
   }
 
-  /** Unsigned LEB128; numbers up to 2^53 need at most 8 bytes. Arithmetic, since bit ops stop at 32 bits. */
   varint(v: number): void {
-    this.reserve(8);
-    let rest = v;
-    while (rest >= 0x80) {
-      this.buf[this.len++] = (rest % 0x80) | 0x80;
-      rest = Math.floor(rest / 0x80);
-    }
-    this.buf[this.len++] = rest;
+    this.reserve(MAX_VARINT_BYTES);
+    this.len = writeVarint(this.buf, this.len, v);
   }
 
   bytes(b: Uint8Array): void {
@@ -268,13 +264,13 @@ const keys = new TextCache(65536, 64);
 
 const NO_BYTES = new Uint8Array(0);
 
-class Reader {
-  private pos = 0;
-
+class Reader extends VarintCursor {
   constructor(
-    private buf: Uint8Array,
+    buf: Uint8Array,
     private readonly what: string,
-  ) {}
+  ) {
+    super(buf);
+  }
 
   /** Starts over on `buf`; NO_BYTES lets go of the last one. */
   reset(buf: Uint8Array): this {
@@ -301,18 +297,21 @@ class Reader {
 
   /** `suffix` goes after the field's name in errors only: a read that succeeds builds no string. */
   varint(field: string, suffix = ''): number {
-    const start = this.pos;
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; ; i++) {
-      if (i >= 8) this.fail(`${field}${suffix}: varint too long`, start);
-      const b = this.u8();
-      // A zero final byte after the first is a padded (non-canonical) encoding: one value, one encoding.
-      if (b === 0 && i > 0) this.fail(`${field}${suffix}: non-canonical varint`, start);
-      value += (b & 0x7f) * scale;
-      if (value > Number.MAX_SAFE_INTEGER) this.fail(`${field}${suffix}: varint exceeds 2^53-1`, start);
-      if ((b & 0x80) === 0) return value;
-      scale *= 0x80;
+    const value = this.readVarint();
+    return value >= 0 ? value : this.badVarint(value, `${field}${suffix}`);
+  }
+
+  /** Fails for readVarint's `problem` with the varint at `pos` (kept apart: varint() stays small enough to inline). */
+  private badVarint(problem: number, what: string): never {
+    switch (problem) {
+      case VARINT_TRUNCATED:
+        return this.fail('truncated', this.buf.length);
+      case VARINT_NON_CANONICAL:
+        return this.fail(`${what}: non-canonical varint`);
+      case VARINT_TOO_LARGE:
+        return this.fail(`${what}: varint exceeds 2^53-1`);
+      default:
+        return this.fail(`${what}: varint too long`);
     }
   }
 

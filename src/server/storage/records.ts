@@ -6,15 +6,8 @@
 // them. Writers fill a caller-provided buffer at an offset so that a whole save() can
 // be encoded into one allocation.
 
-import {
-  type ConfState,
-  type Entry,
-  type EntryType,
-  type HardState,
-  type Snapshot,
-  type SnapshotMetadata,
-  varintSize,
-} from '../../raft/types.js';
+import { varintSize, writeVarint } from '../../protocol/varint.js';
+import type { ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata } from '../../raft/types.js';
 
 /** WAL record types (the u8 after a record's header). */
 export const RECORD_CRC_SEED = 1;
@@ -54,21 +47,6 @@ const ENTRY_TYPE_CODE: Record<EntryType, number> = {
   EntryConfChange: 1,
   EntryConfChangeV2: 2,
 };
-
-/** Writes v as a varint at pos; returns the position after it. */
-export function writeVarint(buf: Uint8Array, pos: number, v: number): number {
-  // Above 2^31 bit operations would wrap, so the slow path divides.
-  while (v > 0x7fffffff) {
-    buf[pos++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  while (v >= 0x80) {
-    buf[pos++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  buf[pos++] = v;
-  return pos;
-}
 
 /** A bounded read cursor; every read checks the bound so bad input throws, never misreads. */
 export class Reader {

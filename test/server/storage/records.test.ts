@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { writeVarint } from '../../../src/protocol/varint.js';
 import type { Entry, EntryType, Snapshot } from '../../../src/raft/types.js';
 import {
   decodeSnapshot,
@@ -18,7 +19,6 @@ import {
   writeHardStatePayload,
   writeMarkerPayload,
   writeSeedPayload,
-  writeVarint,
 } from '../../../src/server/storage/records.js';
 
 const num = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
