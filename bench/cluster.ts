@@ -340,14 +340,12 @@ async function load(
   op: Op,
   secs: number,
 ): Promise<{
-  lat: number[];
   viaLeader: number[];
   viaFollowers: number[];
   errors: number;
   errorCodes: Record<string, number>;
   elapsed: number;
 }> {
-  const lat: number[] = [];
   const viaLeader: number[] = [];
   const viaFollowers: number[] = [];
   const errorCodes: Record<string, number> = {};
@@ -365,9 +363,7 @@ async function load(
         try {
           if (op === 'put') await cl.command('put', { key, value: VALUE });
           else await cl.command('get', { key, serializable: op === 'sget' });
-          const took = performance.now() - t;
-          lat.push(took);
-          via.push(took);
+          via.push(performance.now() - t);
         } catch (err) {
           errors++;
           const code = (err as { code?: string }).code ?? 'other';
@@ -378,7 +374,7 @@ async function load(
       }
     }),
   );
-  return { lat, viaLeader, viaFollowers, errors, errorCodes, elapsed: (performance.now() - t0) / 1000 };
+  return { viaLeader, viaFollowers, errors, errorCodes, elapsed: (performance.now() - t0) / 1000 };
 }
 
 /** Snapshots each node has created so far and their total seconds, from its /metrics. */
@@ -421,15 +417,16 @@ async function measureRun(
     .sort((a, b) => Number(b.leader) - Number(a.leader));
   const clientCores = (self.user + self.system) / 1e6 / r.elapsed;
   const allCores = cpu.reduce((sum, x) => sum + x.cores, clientCores);
+  const all = [...r.viaLeader, ...r.viaFollowers];
   return {
     nodes: c.nodes.length,
     op,
     clients,
     connections: pool.connections,
     secs: r.elapsed,
-    ops: r.lat.length,
-    opsPerSec: r.lat.length / r.elapsed,
-    latency: latency(r.lat),
+    ops: all.length,
+    opsPerSec: all.length / r.elapsed,
+    latency: latency(all),
     ...(r.viaFollowers.length > 0 && r.viaLeader.length > 0
       ? { latencyVia: { leader: latency(r.viaLeader), followers: latency(r.viaFollowers) } }
       : {}),
@@ -441,7 +438,7 @@ async function measureRun(
     errorCodes: r.errorCodes,
     cpu,
     clientCores,
-    cpuMicrosPerOp: r.lat.length === 0 ? Number.NaN : (allCores / (r.lat.length / r.elapsed)) * 1e6,
+    cpuMicrosPerOp: all.length === 0 ? Number.NaN : (allCores / (all.length / r.elapsed)) * 1e6,
     leaderChanged: h === undefined || h.term !== termBefore || h.leader !== leader.id,
   };
 }
