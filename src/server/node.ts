@@ -24,6 +24,7 @@ import { createHttpHandler, type HealthReport, type HttpApi } from './http.js';
 import { describeKvData, type KvResult, KvStore } from './kv.js';
 import { createLogger, type LogLevel } from './log.js';
 import { createRaftMetrics } from './metrics.js';
+import { DataDirLockedError, type DirLock, lockDataDir } from './storage/dir-lock.js';
 import { DiskStorage } from './storage/disk-storage.js';
 import { type Fault, Transport } from './transport/transport.js';
 
@@ -83,7 +84,16 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   // Checked before anything touches the disk: a refused start leaves no trace.
   checkSecurity(opts);
   await prepareDataDir(opts.dataDir);
-  checkClusterIdentity(opts);
+  let staleLock: string | undefined;
+  const lock = lockDir(opts.dataDir, (message) => {
+    staleLock = message;
+  });
+  try {
+    checkClusterIdentity(opts);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 
   const recentLog: { level: string; component: string; message: string; at: number }[] = [];
   let publish: ((ev: DistributiveOmit<NodeEvent, 'seq' | 'at' | 'node'>) => void) | undefined;
@@ -101,6 +111,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   logger.info(
     `starting node ${opts.id} of cluster ${opts.cluster} on ${opts.listen.host}:${opts.listen.port}`,
   );
+  if (staleLock !== undefined) logger.warn(staleLock);
   if (opts.token === undefined && !isLoopbackHost(opts.listen.host)) {
     logger.warn(
       `--insecure: no cluster token although listening on ${opts.listen.host}; anyone who can reach this port can read and change the data and the membership`,
@@ -111,6 +122,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   try {
     storage = await DiskStorage.open(opts.dataDir, { logger: logger.child('wal') });
   } catch (err) {
+    lock.release();
     logger.error((err as Error).message);
     throw new StartupError((err as Error).message);
   }
@@ -164,6 +176,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     server?.closeAllConnections();
     await storage.close();
+    lock.release();
     logger.info('stopped');
     resolveStopped({ reason, code });
   };
@@ -291,6 +304,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   });
   await listen(server, opts.listen.host, opts.listen.port).catch(async (err: Error) => {
     await storage.close();
+    lock.release();
     logger.error(err.message);
     throw err;
   });
@@ -365,6 +379,16 @@ async function prepareDataDir(dir: string): Promise<void> {
       `cannot use data dir ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; ` +
         'choose a directory you can write with --data-dir',
     );
+  }
+}
+
+/** Takes the data dir for this process (see storage/dir-lock.ts); a refusal says whose it is. */
+function lockDir(dir: string, onStale: (message: string) => void): DirLock {
+  try {
+    return lockDataDir(dir, onStale);
+  } catch (err) {
+    if (err instanceof DataDirLockedError) throw new StartupError(err.message);
+    throw new StartupError(`cannot lock data dir ${dir}: ${(err as Error).message}`);
   }
 }
 

@@ -559,6 +559,29 @@ describe('raftctl node: start-up failures', () => {
     }
   }, 15_000);
 
+  it('refuses a second node on a data dir in use (exit 1, naming the owner); a crashed owner’s lock is taken over', async () => {
+    const c = await cluster(1);
+    const owner = c.nodes[0]!;
+    await c.waitLeader();
+    await (await owner.client()).command('put', { key: 'kept', value: '1' });
+    const [port] = await freePorts(1);
+    const second = await runCli(soloNodeArgs(`127.0.0.1:${port}`, owner.dataDir));
+    expect(second.code, second.stderr).toBe(1);
+    expect(second.stderr).toContain(
+      `data dir ${owner.dataDir} is in use by another raftctl node (pid ${owner.proc!.pid} on `,
+    );
+    expect(second.stderr).toContain('stop that node first, or give this one another --data-dir');
+    // The owner never noticed: it serves, and its WAL still ends in its own last write.
+    expect((await owner.rangePrefix('kept')).get('kept')).toBe('1');
+
+    // A crash leaves LOCK behind; the restarted node takes it over, says so, and has the write.
+    await owner.kill('SIGKILL');
+    owner.start();
+    await owner.waitForLog(/taking over the lock of data dir .* from pid \d+ .*no longer running/);
+    await c.waitLeader();
+    expect((await owner.rangePrefix('kept')).get('kept')).toBe('1');
+  }, 20_000);
+
   it('exits 2 on a bad peer list', async () => {
     const dir = tempDir();
     const base = ['node', '--id', '1', '--listen', '127.0.0.1:1', '--data-dir', path.join(dir, 'n1')];

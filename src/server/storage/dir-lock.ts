@@ -1,0 +1,153 @@
+// One node per data dir. Two processes appending to one WAL interleave records and each
+// truncates what it takes for the other's torn tail: acknowledged writes would be lost. etcd
+// takes an flock on its WAL files; Node has no flock, so the dir holds a LOCK file naming
+// its owner, and a LOCK whose owner is gone (kill -9, a crash, a reboot) is stale and taken
+// over. Ownership is the pid together with the process's start time where /proc tells it,
+// so a pid reused after a reboot — or pid 1 in a restarted container — is not taken for the
+// owner.
+//
+// The file is complete when it appears: it is written under a temporary name and linked
+// into place, and link() fails if a LOCK exists. The one race left is two nodes taking over
+// the same stale LOCK at the same instant (each removes it, then both link): as with
+// PostgreSQL's postmaster.pid, that needs two starts on one crashed dir within microseconds.
+
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+
+export const LOCK_FILE = 'LOCK';
+
+/** Another live process holds the data dir; the message names it and says what to do. */
+export class DataDirLockedError extends Error {
+  override name = 'DataDirLockedError';
+}
+
+interface Owner {
+  pid: number;
+  /** Start time of the process in clock ticks since boot (Linux), if known. */
+  start?: number;
+  host: string;
+  /** When the lock was taken, ISO 8601. */
+  since: string;
+}
+
+export interface DirLock {
+  readonly file: string;
+  /** Removes the LOCK if it is still this process's; idempotent. */
+  release(): void;
+}
+
+/**
+ * Takes the data dir for this process, or throws DataDirLockedError. `onStale` hears about
+ * a LOCK left by a process that is gone, which is then replaced.
+ */
+export function lockDataDir(dir: string, onStale: (message: string) => void = () => {}): DirLock {
+  const file = join(dir, LOCK_FILE);
+  const me: Owner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  const start = processStartTime(process.pid);
+  if (start !== undefined) me.start = start;
+  const text = `${JSON.stringify(me)}\n`;
+  const temp = join(dir, `${LOCK_FILE}.${process.pid}.tmp`);
+  writeFileSync(temp, text);
+  try {
+    // Twice at most: once more after removing a stale LOCK.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        linkSync(temp, file);
+        let released = false;
+        return {
+          file,
+          release() {
+            if (released) return;
+            released = true;
+            // Never remove a LOCK someone else has taken over meanwhile.
+            if (readText(file) === text) unlinkSync(file);
+          },
+        };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const held = readText(file);
+      if (held === undefined) continue; // Removed between our link and our read: try again.
+      const owner = parseOwner(held);
+      if (owner === undefined) {
+        throw new DataDirLockedError(
+          `data dir ${dir} has a lock file this version cannot read (${file}): ` +
+            `if no raftctl node runs on this dir, remove ${file} and start again`,
+        );
+      }
+      if (isRunning(owner)) {
+        const who = owner.pid === process.pid ? 'this process' : `pid ${owner.pid} on ${owner.host}`;
+        throw new DataDirLockedError(
+          `data dir ${dir} is in use by another raftctl node (${who}, since ${owner.since}): ` +
+            `stop that node first, or give this one another --data-dir; if no such process is running, remove ${file}`,
+        );
+      }
+      onStale(
+        `taking over the lock of data dir ${dir} from pid ${owner.pid} (since ${owner.since}), which is no longer running`,
+      );
+      try {
+        unlinkSync(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    throw new DataDirLockedError(
+      `data dir ${dir}: another process keeps taking its lock (${file}); is a second node starting on it?`,
+    );
+  } finally {
+    unlinkSync(temp);
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function parseOwner(text: string): Owner | undefined {
+  try {
+    const o = JSON.parse(text) as Partial<Owner>;
+    if (!Number.isSafeInteger(o.pid) || (o.pid ?? 0) <= 0) return undefined;
+    if (o.start !== undefined && !Number.isSafeInteger(o.start)) return undefined;
+    return {
+      pid: o.pid!,
+      ...(o.start === undefined ? {} : { start: o.start }),
+      host: typeof o.host === 'string' ? o.host : '?',
+      since: typeof o.since === 'string' ? o.since : '?',
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the lock's owner is still alive: its pid exists and, where known, started when it did. */
+function isRunning(owner: Owner): boolean {
+  try {
+    process.kill(owner.pid, 0);
+  } catch (err) {
+    // EPERM: the pid exists but belongs to another user.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (owner.start === undefined) return true;
+  const now = processStartTime(owner.pid);
+  return now === undefined || now === owner.start;
+}
+
+/** Field 22 of /proc/PID/stat, the start time in clock ticks after boot; undefined off Linux. */
+function processStartTime(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces; fields 3… follow it.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const start = Number(fields[19]);
+  return Number.isSafeInteger(start) ? start : undefined;
+}
