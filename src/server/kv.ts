@@ -77,7 +77,8 @@ export class KvCodecError extends Error {
 }
 
 const COMMAND_VERSION = 1;
-const SNAPSHOT_VERSION = 1;
+/** 2 added the ids removed from the cluster; version 1 snapshots (none removed) still restore. */
+const SNAPSHOT_VERSION = 2;
 const SNAPSHOT_MAGIC = [0x52, 0x4b, 0x56, 0x53]; // "RKVS"
 const OP_CODES = { put: 1, delete: 2, cas: 3 } as const;
 /** The op byte of an entry holding several commands (see encodeKvBatch). */
@@ -671,6 +672,11 @@ export class KvStore {
   private order = new KeyOrder<Slot>();
   private rev = 0;
   private memberMap = new Map<number, KvMember>();
+  /**
+   * Ids removed from the cluster, which may never come back (as in etcd): peers refuse
+   * them, so a removed node that was down when it was removed learns it when it returns.
+   */
+  private removedIds = new Set<number>();
   private sessions = new Map<string, Session>();
   /**
    * The ends of the sessions' recency list: a client moves to the newest end when it
@@ -710,10 +716,19 @@ export class KvStore {
 
   setMember(id: number, address: string, learner: boolean): void {
     this.memberMap.set(id, { address, learner });
+    // The API refuses to add a removed id; one added all the same (a race between a removal
+    // and an add of the same id) is a member again, as the last change applied says.
+    this.removedIds.delete(id);
   }
 
   removeMember(id: number): void {
     this.memberMap.delete(id);
+    this.removedIds.add(id);
+  }
+
+  /** Whether `id` was removed from the cluster (it may not rejoin under that id). */
+  isRemoved(id: number): boolean {
+    return this.removedIds.has(id);
   }
 
   get(key: string): KvEntry | undefined {
@@ -947,6 +962,7 @@ export class KvStore {
     return new KvCapture(
       this.rev,
       [...this.memberMap].sort((a, b) => a[0] - b[0]).map(([id, m]) => [id, { ...m }]),
+      [...this.removedIds].sort((a, b) => a - b),
       this.order.items(),
       before,
       Array.from(this.sessionsByRecency(), (s) => ({
@@ -973,6 +989,7 @@ export class KvStore {
       this.order = new KeyOrder();
       this.rev = 0;
       this.memberMap = new Map();
+      this.removedIds = new Set();
       this.sessions = new Map();
       this.oldestSession = this.newestSession = undefined;
       return;
@@ -982,7 +999,9 @@ export class KvStore {
       if (r.u8() !== b) throw new KvCodecError('kv snapshot: bad magic (not a raftctl KV snapshot)');
     }
     const version = r.u8();
-    if (version !== SNAPSHOT_VERSION) throw new KvCodecError(`kv snapshot: unsupported version ${version}`);
+    if (version !== 1 && version !== SNAPSHOT_VERSION) {
+      throw new KvCodecError(`kv snapshot: unsupported version ${version}`);
+    }
     const rev = r.varint('revision');
 
     const members = new Map<number, KvMember>();
@@ -994,6 +1013,15 @@ export class KvStore {
       lastId = id;
       const learner = r.bool('member learner');
       members.set(id, { address: r.str('member address'), learner });
+    }
+    const removed = new Set<number>();
+    const removedCount = version === 1 ? 0 : r.varint('removed count');
+    for (let i = 0, last = 0; i < removedCount; i++) {
+      const id = r.varint('removed id');
+      if (id <= last) throw new KvCodecError(`kv snapshot: removed ids not ascending at ${id}`);
+      if (members.has(id)) throw new KvCodecError(`kv snapshot: node ${id} is both a member and removed`);
+      last = id;
+      removed.add(id);
     }
 
     const data = new Map<string, Slot>();
@@ -1038,6 +1066,7 @@ export class KvStore {
     this.order = new KeyOrder(sorted);
     this.rev = rev;
     this.memberMap = members;
+    this.removedIds = removed;
     this.sessions = sessions;
     this.oldestSession = this.newestSession = undefined;
     for (const session of byRecency) this.linkNewest(session);
@@ -1051,6 +1080,8 @@ export class KvCapture {
   constructor(
     readonly rev: number,
     readonly members: readonly (readonly [number, KvMember])[],
+    /** Ids removed from the cluster, ascending. */
+    readonly removed: readonly number[],
     /**
      * The slot of every key at the capture, in key order. A slot's entry may have been
      * replaced since (its modRevision is then above `rev`), and `before` has the old one.
@@ -1107,7 +1138,7 @@ export async function encodeCapture(c: KvCapture, chunk = 2048, sizeHint = 0): P
   return w.take();
 }
 
-/** Writes the snapshot format (version 1), pausing (yielding) after every `chunk` entries. */
+/** Writes the snapshot format (SNAPSHOT_VERSION), pausing (yielding) after every `chunk` entries. */
 function* writeCapture(w: Writer, c: KvCapture, chunk: number): Generator<void> {
   for (const b of SNAPSHOT_MAGIC) w.u8(b);
   w.u8(SNAPSHOT_VERSION);
@@ -1118,6 +1149,8 @@ function* writeCapture(w: Writer, c: KvCapture, chunk: number): Generator<void> 
     w.u8(m.learner ? 1 : 0);
     w.str(m.address);
   }
+  w.varint(c.removed.length);
+  for (const id of c.removed) w.varint(id);
   w.varint(c.size);
   for (let i = 0; i < c.size; i++) {
     writeEntry(w, c.entry(i));

@@ -141,6 +141,14 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     onUnreachable: (id) => driver?.reportUnreachable(id),
     onPeerLost: (id) => driver?.peerLost(id),
     onSnapshotStatus: (id, ok) => driver?.reportSnapshot(id, ok),
+    isRemoved: (id) => kv.isRemoved(id),
+    // Removed while it was down or cut off: it may never rejoin under this id (as in etcd).
+    onRemoved: (byPeer) =>
+      void stop(
+        `this node was removed from the cluster (peer ${byPeer} refused it with 410 Gone); ` +
+          `its id may not rejoin: to serve again, add a new member with another id and an empty --data-dir`,
+        0,
+      ),
   });
 
   let seq = 0;
@@ -630,6 +638,13 @@ async function executeOther(call: CommandCall, ctx: ExecContext): Promise<unknow
     }
     case 'member-add': {
       const { id, address, learner } = call[1];
+      // As in etcd: peers refuse a removed id (410 Gone), so it could never serve again.
+      if (kv.isRemoved(id)) {
+        throw new CommandError(
+          'bad_args',
+          `node ${id} was removed from the cluster and its id may not be reused: add the new member under another id`,
+        );
+      }
       const cs = await d.changeMembership(
         [{ type: learner ? 'ConfChangeAddLearnerNode' : 'ConfChangeAddNode', nodeId: id }],
         address,

@@ -344,6 +344,33 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     expect((await other.rangePrefix('after-remove')).get('after-remove')).toBe('1');
   }, 20_000);
 
+  it('a node removed while it was down is told so by its peers when it returns (410 Gone), and its id cannot come back', async () => {
+    const c = await cluster(3);
+    const leader = await c.waitLeader();
+    const victim = c.nodes.find((n) => n !== leader)!;
+    await victim.kill('SIGKILL');
+    const lc = await leader.client();
+    await lc.command('member-remove', { id: victim.id });
+
+    // Its own log never shows the removal; the peers' refusal does.
+    victim.start();
+    expect(await victim.waitExit(10_000)).toEqual({ code: 0, signal: null });
+    expect(victim.stderr).toMatch(
+      /this node was removed from the cluster \(peer \d+ refused it with 410 Gone\); its id may not rejoin/,
+    );
+    expect(leader.logFile()).toMatch(new RegExp(`node ${victim.id} was removed from cluster`));
+
+    await expect(
+      lc.command('member-add', { id: victim.id, address: victim.address, learner: false }),
+    ).rejects.toMatchObject({
+      code: 'bad_args',
+      message: expect.stringContaining(
+        `node ${victim.id} was removed from the cluster and its id may not be reused`,
+      ),
+    });
+    await lc.command('put', { key: 'after', value: '1' });
+  }, 20_000);
+
   it('a node added with member-add and started with --join catches up and serves', async () => {
     const c = await cluster(3);
     const leader = await c.waitLeader();

@@ -81,6 +81,16 @@ export interface TransportOptions {
    * process or host is most likely gone, since a crash closes its sockets at once.
    */
   onPeerLost?(id: number): void;
+  /**
+   * Whether an id was removed from the cluster: its connections are refused with HTTP 410
+   * Gone (as etcd's peers answer a removed member), which tells it so.
+   */
+  isRemoved?(id: number): boolean;
+  /**
+   * A peer refused this node with 410 Gone: this node was removed from the cluster while it
+   * was down or cut off, and will never be a member again. Called once.
+   */
+  onRemoved?(byPeer: number): void;
 }
 
 type PeerState = 'connecting' | 'open' | 'backoff' | 'invalid';
@@ -156,8 +166,9 @@ export class Transport {
   private readonly random: () => number;
   private readonly cb: Pick<
     TransportOptions,
-    'onMessage' | 'onUnreachable' | 'onSnapshotStatus' | 'onPeerLost'
+    'onMessage' | 'onUnreachable' | 'onSnapshotStatus' | 'onPeerLost' | 'isRemoved' | 'onRemoved'
   >;
+  private toldRemoved = false;
   private readonly wss: WebSocketServer;
 
   private readonly peers = new Map<number, Peer>();
@@ -196,6 +207,8 @@ export class Transport {
       onUnreachable: opts.onUnreachable,
       onSnapshotStatus: opts.onSnapshotStatus,
       ...(opts.onPeerLost ? { onPeerLost: opts.onPeerLost } : {}),
+      ...(opts.isRemoved ? { isRemoved: opts.isRemoved } : {}),
+      ...(opts.onRemoved ? { onRemoved: opts.onRemoved } : {}),
     };
     // Raft payloads are mostly small or already-compact entries: deflate would cost CPU on
     // every heartbeat for little gain. maxPayload makes ws refuse an oversized frame from its
@@ -242,6 +255,12 @@ export class Transport {
         this.dirty.delete(peer);
         this.dropConnection(peer, 1000, 'peer removed');
         this.peers.delete(id);
+        // A removed node that is still connected to us (cut off from the rest, say) would
+        // never dial again; closing makes it redial, and the 410 tells it it was removed.
+        const inbound = this.inbound.get(id);
+        if (inbound !== undefined && this.cb.isRemoved?.(id)) {
+          closeSocket(inbound, 1000, 'node removed from the cluster');
+        }
       }
     } catch (err) {
       this.log.error(`setPeers failed: ${errText(err)}`);
@@ -559,6 +578,7 @@ export class Transport {
       peer.refusal = `refused by peer ${peer.id}: HTTP ${res.statusCode} ${typeof reason === 'string' ? reason : (res.statusMessage ?? '')}`;
       res.resume();
       ws.terminate();
+      if (res.statusCode === 410) queueMicrotask(() => this.callRemoved(peer.id));
     });
     ws.on('pong', () => {
       if (peer.ws !== ws) return;
@@ -714,6 +734,9 @@ export class Transport {
       return { status: 400, reason: `invalid x-raftctl-from ${JSON.stringify(fromText)}: want a node id` };
     }
     if (from === this.id) return { status: 409, reason: `x-raftctl-from ${from} is this node's own id` };
+    if (this.cb.isRemoved?.(from)) {
+      return { status: 410, reason: `node ${from} was removed from cluster ${this.clusterId}` };
+    }
     return from;
   }
 
@@ -987,6 +1010,16 @@ export class Transport {
       this.cb.onPeerLost(id);
     } catch (err) {
       this.log.error(`onPeerLost(${id}) threw: ${errText(err)}`);
+    }
+  }
+
+  private callRemoved(byPeer: number): void {
+    if (this.closed || this.toldRemoved || this.cb.onRemoved === undefined) return;
+    this.toldRemoved = true;
+    try {
+      this.cb.onRemoved(byPeer);
+    } catch (err) {
+      this.log.error(`onRemoved(${byPeer}) threw: ${errText(err)}`);
     }
   }
 

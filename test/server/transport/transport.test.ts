@@ -251,6 +251,35 @@ describe('Transport: handshake', () => {
     expect(b.got).toEqual([]);
   });
 
+  it('refuses a removed node with 410 Gone, which tells it once that it was removed', async () => {
+    const removed = new Set<number>();
+    const a = await startNode(1, { isRemoved: (id) => removed.has(id) });
+    const told: number[] = [];
+    const b = await startNode(2, { onRemoved: (by) => told.push(by) });
+    link(a, b);
+    b.t.send([hb(2, 1)]);
+    await waitFor(() => a.got.length === 1, 'a heartbeat while node 2 is a member');
+    expect(told).toEqual([]);
+
+    // The removal is applied on node 1 while node 2 is still connected: node 1 closes its
+    // connection, node 2 dials again and hears 410 Gone.
+    removed.add(2);
+    a.t.setPeers(new Map());
+    await waitFor(() => told.length > 0, 'node 2 told it was removed');
+    expect(told).toEqual([1]);
+    expect(b.t.health().get(1)!.lastError).toBe(
+      'refused by peer 1: HTTP 410 node 2 was removed from cluster c1',
+    );
+    expect(
+      logged(a, /refused raft connection from 127\.0\.0\.1:\d+: node 2 was removed from cluster c1/),
+    ).toBe(true);
+    // Its messages no longer arrive, and however often it redials it is told only once.
+    b.t.send([hb(2, 1)]);
+    await sleep(300);
+    expect(a.got).toHaveLength(1);
+    expect(told).toEqual([1]);
+  });
+
   it('refuses a wrong or missing token, and never logs the token', async () => {
     const a = await startNode(1, { token: 'wrong' });
     const b = await startNode(2, { token: 'right' });
