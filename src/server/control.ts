@@ -469,11 +469,11 @@ export class ControlServer {
     try {
       value = await this.api.execute(...commandCall(cmd));
     } catch (err) {
-      s.commandsInFlight--;
       this.commandFailed(s, cmd.id, cmd.command, err);
       return;
+    } finally {
+      s.commandsInFlight--;
     }
-    s.commandsInFlight--;
     let text: string;
     try {
       // JSON has no undefined; a command with nothing to say answers null.
@@ -519,11 +519,11 @@ export class ControlServer {
     try {
       answer = await this.api.putBytes(put.key, put.value);
     } catch (err) {
-      s.commandsInFlight--;
       this.commandFailed(s, put.id, 'put', err);
       return;
+    } finally {
+      s.commandsInFlight--;
     }
-    s.commandsInFlight--;
     if (s.closed) return;
     s.putResults ??= new PutResultWriter();
     s.putResults.add(put.id, answer);

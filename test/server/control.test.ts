@@ -353,6 +353,22 @@ describe('ControlServer', () => {
         { type: 'result', id: 2, ok: true, value: { index: 5 } },
       ]),
     );
+    // Answers free their places, failed ones too: two that fail, then two that wait fit again.
+    p.send({ type: 'command', id: 4, command: 'snapshot' });
+    p.send({ type: 'command', id: 5, command: 'campaign' });
+    expect([await p.next(), await p.next()]).toMatchObject([
+      { id: 4, ok: false, error: { code: 'internal' } },
+      { id: 5, ok: false, error: { code: 'not_leader' } },
+    ]);
+    for (let id = 6; id <= 8; id++) p.send({ type: 'command', id, command: 'read-index' });
+    expect(await p.next()).toMatchObject({ id: 8, ok: false, error: { code: 'unavailable' } });
+    for (const resolve of h.node.hanging.splice(0)) resolve({ index: 6 });
+    expect([await p.next(), await p.next()]).toEqual(
+      expect.arrayContaining([
+        { type: 'result', id: 6, ok: true, value: { index: 6 } },
+        { type: 'result', id: 7, ok: true, value: { index: 6 } },
+      ]),
+    );
   });
 
   describe('token', () => {
