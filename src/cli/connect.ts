@@ -9,15 +9,19 @@ import { type ClusterFile, clusterDirFor, readClusterFile } from './cluster.js';
 import { CliError, EXIT } from './exit.js';
 import type { Settings } from './settings.js';
 
-export interface TargetOptions {
+/** --tls-ca, --tls-cert, --tls-key (file names), as yargs parses them. */
+export interface TlsFlags {
+  'tls-ca'?: string | undefined;
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
+}
+
+export interface TargetOptions extends TlsFlags {
   /** Several when the flag is repeated (`-e a:1 -e b:2`). */
   endpoints?: string | string[] | undefined;
   token?: string | undefined;
   name?: string | undefined;
   'data-dir'?: string | undefined;
-  'tls-ca'?: string | undefined;
-  'tls-cert'?: string | undefined;
-  'tls-key'?: string | undefined;
 }
 
 export interface Target {
@@ -33,7 +37,7 @@ export interface Target {
 }
 
 /** The client's TLS material from --tls-ca/--tls-cert/--tls-key (PEM files), if any flag was given. */
-export function tlsFromFlags(opts: TargetOptions): TlsOptions | undefined {
+export function tlsFromFlags(opts: TlsFlags): TlsOptions | undefined {
   const ca = opts['tls-ca'];
   const cert = opts['tls-cert'];
   const key = opts['tls-key'];
@@ -178,8 +182,9 @@ export class ClusterSession {
       const unauthorized = errors.find((e) => e instanceof ControlError && e.code === 'unauthorized');
       if (unauthorized) throw cliErrorFrom(unauthorized, 'connect');
       const why = errors.map((e, i) => `${target.endpoints[i]}: ${shortReason(e)}`).join('; ');
+      const hint = errors.map((e) => tlsHint(e, target.tls !== undefined)).find((h) => h !== undefined);
       throw new CliError(
-        `cannot reach any endpoint of ${target.source}: ${why}. Is the cluster running? ('raftctl up', or check --endpoints)`,
+        `cannot reach any endpoint of ${target.source}: ${why}. ${hint ?? "Is the cluster running? ('raftctl up', or check --endpoints)"}`,
       );
     }
   }
@@ -334,9 +339,40 @@ export function shortReason(err: unknown): string {
     // ws reports refused connections as "ws://…: connect ECONNREFUSED 127.0.0.1:7001".
     const m = /(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|ETIMEDOUT)/.exec(err.message);
     if (m) return m[1] === 'ECONNREFUSED' ? 'connection refused' : m[1]!;
+    // OpenSSL's errors carry a code, a function and a source path around the reason:
+    // "…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/…".
+    const ssl = /SSL routines:[^:]*:([^:]+):/.exec(err.message);
+    if (ssl) return `TLS handshake failed (${ssl[1]})`;
     return err.message;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * What to do about a connection that failed the way TLS mistakes fail, or undefined when it
+ * did not: a TLS node hangs up on a plain connection; a plain node answers a TLS hello with
+ * something that is not TLS; an untrusted or missing certificate fails the handshake.
+ */
+export function tlsHint(err: unknown, usingTls: boolean): string | undefined {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (!usingTls) {
+    return /socket hang up|ECONNRESET/.test(msg)
+      ? 'If the nodes serve TLS (started with --tls-cert), pass --tls-ca FILE with the CA that signed their certificates (and --tls-cert FILE --tls-key FILE if they require client certificates)'
+      : undefined;
+  }
+  if (/wrong version number|packet length too long/.test(msg))
+    return 'The node does not seem to serve TLS: leave out --tls-ca, --tls-cert and --tls-key';
+  if (/certificate required/.test(msg))
+    return 'The node requires a client certificate: pass --tls-cert FILE --tls-key FILE, signed by the CA the node was started with (--tls-ca)';
+  // Under TLS 1.3 a node checks the client's certificate after the client's side of the
+  // handshake is done, so a refused one shows as the node hanging up.
+  if (/unknown ca|bad certificate|certificate unknown|socket hang up|ECONNRESET/.test(msg))
+    return 'The node refused the connection during the TLS handshake: if it requires client certificates, --tls-cert must be signed by the CA it was started with (--tls-ca)';
+  if (
+    /unable to verify|self[- ]signed|certificate has expired|not yet valid|altnames|unable to get/i.test(msg)
+  )
+    return "The node's certificate is not trusted: pass --tls-ca FILE with the CA that signed it (its SAN must name the address dialled)";
+  return undefined;
 }
 
 export function sleep(ms: number): Promise<void> {

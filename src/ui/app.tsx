@@ -3,6 +3,7 @@
 // time: colour support is decided when Ink (chalk) is first imported, so NO_COLOR must be
 // turned into FORCE_COLOR=0 before that happens.
 
+import type { TlsOptions } from '../client/client.js';
 import type { ClusterControl } from './cluster-control.js';
 import { ClusterConnections } from './connections.js';
 import { ConsoleController, type ReplayControl, type ReplayInfo } from './controller.js';
@@ -21,6 +22,8 @@ export interface ConsoleSettings {
 export interface ConsoleOptions {
   endpoints: string[];
   token?: string;
+  /** Dial every member over TLS (wss://) with these; `raftctl attach --tls-*`. */
+  tls?: TlsOptions;
   /** Present for clusters started by `raftctl up`: enables kill, restart and add. */
   cluster?: ClusterControl;
   /** Write every input to this NDJSON file. */
@@ -168,6 +171,7 @@ export async function runConsole(opts: ConsoleOptions): Promise<void> {
   const backend = new ClusterConnections(store, {
     endpoints: opts.endpoints,
     ...(opts.token !== undefined ? { token: opts.token } : {}),
+    ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
     ...(recorder !== undefined ? { record: (input) => recorder.write(input) } : {}),
   });
   if (recorder !== undefined)

@@ -3,7 +3,7 @@
 // later show up), keeps every connection alive across restarts, and feeds everything the
 // nodes send into the store (and the recorder, when recording).
 
-import { ControlClient, ControlError } from '../client/client.js';
+import { ControlClient, ControlError, type TlsOptions } from '../client/client.js';
 import type { CommandCall, CommandName, Member } from '../protocol/control.js';
 import type { ClusterStore, StoreInput } from './store.js';
 
@@ -19,6 +19,8 @@ export interface CommandBackend {
 export interface ConnectionsOptions {
   endpoints: string[];
   token?: string;
+  /** TLS for every connection, the discovered members' too (their addresses then mean wss://). */
+  tls?: TlsOptions;
   /** Period of state frames each node pushes. */
   stateEveryMs?: number;
   /** How often the membership is re-read to find nodes added later. */
@@ -153,6 +155,7 @@ export class ClusterConnections implements CommandBackend {
     conn.client
       .connect(conn.address, {
         ...(this.opts.token !== undefined ? { token: this.opts.token } : {}),
+        ...(this.opts.tls !== undefined ? { tls: this.opts.tls } : {}),
         timeoutMs: 3000,
         reconnect: { initialDelayMs: 100, maxDelayMs: 2000 },
       })

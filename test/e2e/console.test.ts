@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/client/client.js';
 import type { NodeState } from '../../src/protocol/control.js';
+import { opensslMissing, TestPki } from './certs.js';
+import { TestCluster } from './harness.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(ROOT, 'bin/raftctl');
@@ -38,8 +40,8 @@ function tmux(...args: string[]): string {
   return execFileSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
 }
 
-function screen(): string {
-  return tmux('capture-pane', '-p', '-t', SESSION);
+function screen(session = SESSION): string {
+  return tmux('capture-pane', '-p', '-t', session);
 }
 
 function keys(...k: string[]): void {
@@ -251,4 +253,33 @@ describe.skipIf(!TMUX)('console in a real terminal (tmux)', () => {
     keys('q');
     await eventually('the console to exit', () => !screen().includes('Events [all]'), 10_000);
   }, 20_000);
+});
+
+describe.skipIf(!TMUX || opensslMissing() !== undefined)('console over TLS (tmux)', () => {
+  it('attach --tls-ca shows every member up: the discovered ones are dialled over wss too', async () => {
+    const pki = TestPki.create('console-ca');
+    const node = pki.issue('node');
+    const c = await TestCluster.create(3, { args: ['--tls-cert', node.cert, '--tls-key', node.key] });
+    try {
+      // The nodes trust the test CA for their peer links; the console gets it from --tls-ca.
+      for (const n of c.nodes) n.start([], { env: { NODE_EXTRA_CA_CERTS: pki.ca } });
+      await c.node(1).waitForLog(/listening on .*TLS/);
+      const cmd = `cd ${ROOT} && env CI=false TERM=xterm-256color XDG_CONFIG_HOME=${join(c.root, 'config')} ${process.execPath} ${BIN} attach ${c.node(1).address} --tls-ca ${pki.ca}; sleep 5`;
+      tmux('new-session', '-d', '-s', 'tls', '-x', '100', '-y', '30', cmd);
+      await eventually(
+        'three nodes up and a leader on screen',
+        () => {
+          const s = screen('tls');
+          return [1, 2, 3].every((id) => /\bup\b/.test(row(s, id) ?? '')) && /leader n[123]/.test(s);
+        },
+        30_000,
+      );
+    } finally {
+      try {
+        tmux('kill-session', '-t', 'tls');
+      } catch {}
+      await c.destroy();
+      pki.destroy();
+    }
+  }, 60_000);
 });

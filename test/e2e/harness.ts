@@ -116,11 +116,12 @@ export function soloNodeArgs(address: string, dataDir: string): string[] {
  */
 export function runCli(
   args: string[],
-  opts: { timeoutMs?: number; uid?: number; gid?: number } = {},
+  opts: { timeoutMs?: number; uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CliRun> {
   const proc = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.env === undefined ? {} : { env: opts.env }),
     ...(opts.uid === undefined ? {} : { uid: opts.uid }),
     ...(opts.gid === undefined ? {} : { gid: opts.gid }),
   });

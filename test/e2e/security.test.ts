@@ -395,3 +395,88 @@ describe.skipIf(noOpenssl !== undefined)('mutual TLS', () => {
     expect(half.stderr).toMatch(/--tls-cert and --tls-key go together/);
   });
 });
+
+describe('attach over TLS', () => {
+  /** The CLI's environment: no inherited token, and settings (attach remembers endpoints) in a temp dir. */
+  const cliEnv = (): NodeJS.ProcessEnv => {
+    const dir = tempDir();
+    return cleanEnv({ XDG_CONFIG_HOME: path.join(dir, 'config'), XDG_DATA_HOME: path.join(dir, 'data') });
+  };
+
+  it.skipIf(noOpenssl !== undefined)(
+    '--once --json with --tls-ca discovers every member over wss; without it, says to pass --tls-ca',
+    async () => {
+      const pki = TestPki.create('attach-ca');
+      try {
+        const nodeCert = pki.issue('node');
+        // TLS without client certificates; the nodes trust the test CA for their peer links
+        // through Node's extra CAs, so `--tls-ca` is all an operator needs.
+        const c = res.track(
+          await TestCluster.create(3, { args: ['--tls-cert', nodeCert.cert, '--tls-key', nodeCert.key] }),
+        );
+        for (const n of c.nodes) n.start([], { env: cleanEnv({ NODE_EXTRA_CA_CERTS: pki.ca }) });
+        const n1 = c.node(1);
+        await n1.waitForLog(/listening on .*TLS/);
+        const tls = { ca: readFileSync(pki.ca) };
+        const cl = await waitFor('a TLS control connection', () => connect(n1.address, { tls }), {
+          timeoutMs: 10_000,
+        });
+        await waitFor(
+          'a leader with every peer link up, over TLS',
+          async () => {
+            const st = await cl.command('status');
+            return st.leader !== 0 && st.transport.every((p) => p.connected);
+          },
+          { timeoutMs: 15_000 },
+        );
+        const env = cliEnv();
+
+        const r = await runCli(['attach', n1.address, '--tls-ca', pki.ca, '--once', '--json'], {
+          env,
+          timeoutMs: 15_000,
+        });
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        const j = JSON.parse(r.stdout) as {
+          members: { id: number; up: boolean; role: string }[];
+          leader: number;
+          endpoints: string[];
+        };
+        // Node 1 named the others; each answered its status over wss.
+        expect(j.members.map((m) => m.id)).toEqual([1, 2, 3]);
+        expect(j.members.every((m) => m.up)).toBe(true);
+        expect([1, 2, 3]).toContain(j.leader);
+        expect(j.members.find((m) => m.id === j.leader)?.role).toBe('leader');
+        expect([...j.endpoints].sort()).toEqual(c.nodes.map((n) => n.address).sort());
+
+        // Plain ws to a TLS node: the node hangs up; the message says what to pass, and the
+        // exit code is the scripting commands' for an unreachable cluster (1).
+        const plain = await runCli(['attach', n1.address, '--once', '--json', '--timeout', '3s'], { env });
+        expect(plain.code).toBe(1);
+        expect(plain.stdout).toBe('');
+        expect(plain.stderr).toMatch(/cannot reach any endpoint of .*socket hang up/);
+        expect(plain.stderr).toMatch(/If the nodes serve TLS .*pass --tls-ca FILE/);
+        const status = await runCli(['status', '--endpoints', n1.address, '--timeout', '3s'], { env });
+        expect(status.code).toBe(plain.code);
+        expect(status.stderr).toMatch(/pass --tls-ca FILE/);
+      } finally {
+        pki.destroy();
+      }
+    },
+    60_000,
+  );
+
+  it('--tls-cert without --tls-key (and the reverse) is a usage error, before any connection', async () => {
+    const env = cliEnv();
+    const pem = path.join(tempDir(), 'any.pem');
+    writeFileSync(pem, 'unused\n');
+    for (const flag of ['--tls-cert', '--tls-key']) {
+      // Port 1: nothing listens there, so only the flags can be what is reported.
+      const r = await runCli(['attach', '127.0.0.1:1', '--once', flag, pem], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--tls-cert and --tls-key go together: give both, or neither/);
+      expect(r.stderr).toMatch(/raftctl attach --help/);
+      expect(r.stdout).toBe('');
+    }
+  });
+});

@@ -2,11 +2,21 @@
 import { existsSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { parseEndpoints, UsageError } from '../args.js';
-import { ClusterSession, type Target } from '../connect.js';
+import { ClusterSession, type Target, tlsFromFlags } from '../connect.js';
 import { loadConsole, requireTerminal } from '../console.js';
 import { CliError, EXIT } from '../exit.js';
 import { buildStatus, formatStatusTable } from '../format.js';
-import { jsonOption, out, paintFor, printJson, say, settings, settingsStore, timeoutOf } from './common.js';
+import {
+  jsonOption,
+  out,
+  paintFor,
+  printJson,
+  say,
+  settings,
+  settingsStore,
+  timeoutOf,
+  tlsOptions,
+} from './common.js';
 
 export function attachCommands(y: Argv): Argv {
   return y
@@ -14,37 +24,49 @@ export function attachCommands(y: Argv): Argv {
       'attach <endpoints..>',
       'Open the console on a running cluster: give any member, the others are discovered',
       (a) =>
-        jsonOption(a)
-          .positional('endpoints', {
-            type: 'string',
-            array: true,
-            demandOption: true,
-            describe: 'HOST:PORT of one or more members',
-          })
-          .option('token', {
-            type: 'string',
-            describe: 'Operator token (default: RAFTCTL_TOKEN, else per endpoint from settings)',
-          })
-          .option('once', {
-            type: 'boolean',
-            default: false,
-            describe: 'Do not open the console: print the discovered members and their status, then exit',
-          })
-          .option('timeout', { type: 'string', default: '5s', describe: 'How long to try the endpoints' })
-          .option('record', { type: 'string', describe: 'Record what the console sees to this NDJSON file' })
+        tlsOptions(
+          jsonOption(a)
+            .positional('endpoints', {
+              type: 'string',
+              array: true,
+              demandOption: true,
+              describe: 'HOST:PORT of one or more members',
+            })
+            .option('token', {
+              type: 'string',
+              describe: 'Operator token (default: RAFTCTL_TOKEN, else per endpoint from settings)',
+            })
+            .option('once', {
+              type: 'boolean',
+              default: false,
+              describe: 'Do not open the console: print the discovered members and their status, then exit',
+            })
+            .option('timeout', { type: 'string', default: '5s', describe: 'How long to try the endpoints' })
+            .option('record', {
+              type: 'string',
+              describe: 'Record what the console sees to this NDJSON file',
+            }),
+        )
           .example('$0 attach 127.0.0.1:7001', 'Discovers every member from node 1 and shows them all')
           .example(
             '$0 attach 10.0.0.1:2380 10.0.0.2:2380 --token s3cret',
             'Several entry points, with a token',
           )
+          .example(
+            '$0 attach 10.0.0.1:2380 --tls-ca ca.pem --tls-cert me.pem --tls-key me-key.pem',
+            'A cluster serving TLS (wss://), with a client certificate',
+          )
           .example('$0 attach 127.0.0.1:7001 --once --json', 'Discovery only, for scripts'),
       async (argv) => {
         const given = parseEndpoints((argv.endpoints as string[]).map(String), 'address');
+        // The session (discovery, --once) and the console dial every member with the same TLS.
+        const tls = tlsFromFlags(argv);
         const target: Target = {
           endpoints: given,
           token: argv.token ?? process.env.RAFTCTL_TOKEN,
           cluster: undefined,
           source: given.join(', '),
+          ...(tls === undefined ? {} : { tls }),
         };
         const s = settings();
         const color = argv.color !== false;
@@ -79,6 +101,7 @@ export function attachCommands(y: Argv): Argv {
         await ui.runConsole({
           endpoints,
           ...(token === undefined ? {} : { token }),
+          ...(tls === undefined ? {} : { tls }),
           ...(argv.record === undefined ? {} : { record: argv.record }),
           settings: { keys: s.keys, theme: s.theme },
           noColor: !color,

@@ -2,7 +2,7 @@
 // --timeout, colour, and the settings file.
 import type { Argv } from 'yargs';
 import { parseDuration } from '../args.js';
-import { ClusterSession, resolveTarget, type Target } from '../connect.js';
+import { ClusterSession, resolveTarget, type Target, type TlsFlags } from '../connect.js';
 import { EXIT } from '../exit.js';
 import { colorEnabled, type Painter, painter } from '../format.js';
 import { type Settings, SettingsStore } from '../settings.js';
@@ -45,9 +45,25 @@ export function paintFor(argv: ColorArgs, stream: NodeJS.WriteStream = process.s
   );
 }
 
-/** --endpoints, --token, --name, --data-dir: which cluster a command talks to. */
-export function targetOptions<T>(y: Argv<T>) {
+export const TLS_FLAGS = ['tls-ca', 'tls-cert', 'tls-key'] as const;
+
+/** --tls-ca, --tls-cert, --tls-key: how to dial nodes over TLS (read with tlsFromFlags). */
+export function tlsOptions<T>(y: Argv<T>) {
   return y
+    .option('tls-ca', {
+      type: 'string',
+      describe: 'Connect over TLS (wss://), trusting this PEM CA (nodes started with --tls-cert)',
+    })
+    .option('tls-cert', {
+      type: 'string',
+      describe: 'PEM client certificate, for nodes that require one (--tls-ca on the node)',
+    })
+    .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert' });
+}
+
+/** --endpoints, --token, --name, --data-dir, --timeout, --tls-*: which cluster a command talks to. */
+export function targetOptions<T>(y: Argv<T>) {
+  const base = y
     .option('endpoints', {
       alias: 'e',
       type: 'string',
@@ -64,20 +80,11 @@ export function targetOptions<T>(y: Argv<T>) {
       type: 'string',
       default: '10s',
       describe: 'Give up after this long (e.g. 500ms, 10s)',
-    })
-    .option('tls-ca', {
-      type: 'string',
-      describe: 'Connect over TLS (wss://), trusting this PEM CA (nodes started with --tls-cert)',
-    })
-    .option('tls-cert', {
-      type: 'string',
-      describe: 'PEM client certificate, for nodes that require one (--tls-ca on the node)',
-    })
-    .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert' })
-    .group(
-      ['endpoints', 'token', 'name', 'data-dir', 'timeout', 'tls-ca', 'tls-cert', 'tls-key'],
-      'Cluster:',
-    );
+    });
+  return tlsOptions(base).group(
+    ['endpoints', 'token', 'name', 'data-dir', 'timeout', ...TLS_FLAGS],
+    'Cluster:',
+  );
 }
 
 export function jsonOption<T>(y: Argv<T>) {
@@ -88,15 +95,12 @@ export function jsonOption<T>(y: Argv<T>) {
   });
 }
 
-export interface TargetArgs {
+export interface TargetArgs extends TlsFlags {
   endpoints?: string | string[] | undefined;
   token?: string | undefined;
   name?: string | undefined;
   'data-dir'?: string | undefined;
   timeout?: string | undefined;
-  'tls-ca'?: string | undefined;
-  'tls-cert'?: string | undefined;
-  'tls-key'?: string | undefined;
 }
 
 export function targetOf(argv: TargetArgs): Target {
