@@ -6,12 +6,14 @@
 // so a pid reused after a reboot — or pid 1 in a restarted container — is not taken for the
 // owner.
 //
-// The file is complete when it appears: it is written under a temporary name and linked
-// into place, and link() fails if a LOCK exists. The one race left is two nodes taking over
-// the same stale LOCK at the same instant (each removes it, then both link): as with
-// PostgreSQL's postmaster.pid, that needs two starts on one crashed dir within microseconds.
+// The LOCK is created exclusively (O_EXCL), so of two nodes starting at once one wins. The
+// races left need two starts on one dir within microseconds: one reading the LOCK the other
+// has created but not yet written (it refuses, as for any LOCK it cannot read), or two taking
+// over the same stale LOCK (each removes it, then both create one) — as with PostgreSQL's
+// postmaster.pid. Not a hard link into place, which would close the first: some file
+// systems a data dir may live on (FAT, some network mounts) have no hard links.
 
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -47,57 +49,65 @@ export function lockDataDir(dir: string, onStale: (message: string) => void = ()
   const start = processStartTime(process.pid);
   if (start !== undefined) me.start = start;
   const text = `${JSON.stringify(me)}\n`;
-  const temp = join(dir, `${LOCK_FILE}.${process.pid}.tmp`);
-  writeFileSync(temp, text);
-  try {
-    // Twice at most: once more after removing a stale LOCK.
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        linkSync(temp, file);
-        let released = false;
-        return {
-          file,
-          release() {
-            if (released) return;
-            released = true;
-            // Never remove a LOCK someone else has taken over meanwhile.
-            if (readText(file) === text) unlinkSync(file);
-          },
-        };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const held = readText(file);
-      if (held === undefined) continue; // Removed between our link and our read: try again.
-      const owner = parseOwner(held);
-      if (owner === undefined) {
-        throw new DataDirLockedError(
-          `data dir ${dir} has a lock file this version cannot read (${file}): ` +
-            `if no raftctl node runs on this dir, remove ${file} and start again`,
-        );
-      }
-      if (isRunning(owner)) {
-        const who = owner.pid === process.pid ? 'this process' : `pid ${owner.pid} on ${owner.host}`;
-        throw new DataDirLockedError(
-          `data dir ${dir} is in use by another raftctl node (${who}, since ${owner.since}): ` +
-            `stop that node first, or give this one another --data-dir; if no such process is running, remove ${file}`,
-        );
-      }
-      onStale(
-        `taking over the lock of data dir ${dir} from pid ${owner.pid} (since ${owner.since}), which is no longer running`,
-      );
-      try {
-        unlinkSync(file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
+  // Twice at most: once more after removing a stale LOCK.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (createExclusive(file, text)) {
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          // Never remove a LOCK someone else has taken over meanwhile.
+          if (readText(file) === text) unlinkSync(file);
+        },
+      };
     }
-    throw new DataDirLockedError(
-      `data dir ${dir}: another process keeps taking its lock (${file}); is a second node starting on it?`,
+    const held = readText(file);
+    if (held === undefined) continue; // Removed between our create and our read: try again.
+    const owner = parseOwner(held);
+    if (owner === undefined) {
+      throw new DataDirLockedError(
+        `data dir ${dir} has a lock file that cannot be read (${file}; is another node starting on it?): ` +
+          `if no raftctl node runs on this dir, remove ${file} and start again`,
+      );
+    }
+    if (isRunning(owner)) {
+      const who = owner.pid === process.pid ? 'this process' : `pid ${owner.pid} on ${owner.host}`;
+      throw new DataDirLockedError(
+        `data dir ${dir} is in use by another raftctl node (${who}, since ${owner.since}): ` +
+          `stop that node first, or give this one another --data-dir; if no such process is running, remove ${file}`,
+      );
+    }
+    onStale(
+      `taking over the lock of data dir ${dir} from pid ${owner.pid} (since ${owner.since}), which is no longer running`,
     );
-  } finally {
-    unlinkSync(temp);
+    try {
+      unlinkSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
+  throw new DataDirLockedError(
+    `data dir ${dir}: another process keeps taking its lock (${file}); is a second node starting on it?`,
+  );
+}
+
+/** Creates `file` holding `text` unless it exists (then false). */
+function createExclusive(file: string, text: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'wx', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  return true;
 }
 
 function readText(file: string): string | undefined {

@@ -26,7 +26,6 @@ describe('lockDataDir', () => {
     const lock = lockDataDir(dir);
     expect(lock.file).toBe(join(dir, LOCK_FILE));
     expect(owner(dir).pid).toBe(process.pid);
-    // The temporary file it linked from is gone.
     expect(readdirSync(dir)).toEqual([LOCK_FILE]);
     lock.release();
     expect(existsSync(lock.file)).toBe(false);
@@ -95,7 +94,7 @@ describe('lockDataDir', () => {
     const dir = dirs.make();
     writeFileSync(join(dir, LOCK_FILE), 'not json');
     expect(() => lockDataDir(dir)).toThrow(
-      `data dir ${dir} has a lock file this version cannot read (${join(dir, LOCK_FILE)}): if no raftctl node runs on this dir, remove`,
+      `data dir ${dir} has a lock file that cannot be read (${join(dir, LOCK_FILE)}; is another node starting on it?): if no raftctl node runs on this dir, remove`,
     );
     expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe('not json');
   });
