@@ -311,6 +311,9 @@ describe('usage errors and unreachable clusters', { timeout: 30_000 }, () => {
     expect(both.stderr).toMatch(
       new RegExp(`127.0.0.1:${port}: connection refused; 127.0.0.1:${port + 1}: connection refused`),
     );
+    const speed = await run(['replay', 'session.ndjson', '--speed', '3']);
+    expect(speed.code).toBe(2);
+    expect(speed.stderr).toMatch(/bad --speed "3": expected a power of two from 0.0625 to 64/);
     const cfg = await run(['config', 'set', 'cluster-size', '40']);
     expect(cfg.code).toBe(2);
     expect(cfg.stderr).toMatch(/expected a whole number 1–15/);

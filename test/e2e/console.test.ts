@@ -155,7 +155,7 @@ describe.skipIf(!TMUX)('console in a real terminal (tmux)', () => {
     await eventually('a leader', async () => (await status(1)).leader !== 0);
 
     // The console, as a user opens it, in a 100×30 terminal.
-    const cmd = `cd ${ROOT} && env CI=false TERM=xterm-256color ${process.execPath} ${BIN} attach 127.0.0.1:${ports[0]}; sleep 5`;
+    const cmd = `cd ${ROOT} && env CI=false TERM=xterm-256color ${process.execPath} ${BIN} attach 127.0.0.1:${ports[0]} --record ${join(dir, 'session.ndjson')}; sleep 5`;
     tmux('new-session', '-d', '-s', SESSION, '-x', '100', '-y', '30', cmd);
   }, 60_000);
 
@@ -253,6 +253,42 @@ describe.skipIf(!TMUX)('console in a real terminal (tmux)', () => {
     keys('q');
     await eventually('the console to exit', () => !screen().includes('Events [all]'), 10_000);
   }, 20_000);
+
+  it('replay plays the recording back, paused at first and then at the speed asked for', async () => {
+    const file = join(dir, 'session.ndjson');
+    const cmd = `cd ${ROOT} && env CI=false TERM=xterm-256color ${process.execPath} ${BIN} replay ${file} --speed 8 --paused; sleep 5`;
+    tmux('new-session', '-d', '-s', 'replay', '-x', '100', '-y', '30', cmd);
+    try {
+      const total = Number(
+        await eventually(
+          'the replay, paused at its start',
+          () => /replay PAUSED ×8 0\.0s 0\/(\d+)/.exec(screen('replay'))?.[1],
+        ),
+      );
+      expect(total).toBeGreaterThan(10);
+      tmux('send-keys', '-t', 'replay', 'Space');
+      // The session above ran for many seconds; at ×8 it ends well within the wait.
+      await eventually(
+        'the recording to play to its end, showing the three nodes and a leader',
+        () => {
+          const s = screen('replay');
+          return (
+            s.includes(`replay END ×8`) &&
+            s.includes(`${total}/${total}`) &&
+            [1, 2, 3].every((id) => row(s, id) !== undefined) &&
+            /leader n[123]/.test(s)
+          );
+        },
+        30_000,
+      );
+      tmux('send-keys', '-t', 'replay', 'q');
+      await eventually('the replay to exit', () => !screen('replay').includes('replay END'), 10_000);
+    } finally {
+      try {
+        tmux('kill-session', '-t', 'replay');
+      } catch {}
+    }
+  }, 60_000);
 });
 
 describe.skipIf(!TMUX || opensslMissing() !== undefined)('console over TLS (tmux)', () => {

@@ -114,17 +114,30 @@ export function attachCommands(y: Argv): Argv {
       (a) =>
         a
           .positional('file', { type: 'string', demandOption: true, describe: 'NDJSON recording' })
-          .example('$0 replay session.ndjson', 'Watch it again'),
+          .option('speed', {
+            type: 'string',
+            default: '1',
+            describe: 'Playback speed, a power of two from 0.0625 to 64 (+/- change it while playing)',
+          })
+          .option('paused', {
+            type: 'boolean',
+            default: false,
+            describe: 'Start paused (Space plays, . steps one event)',
+          })
+          .example('$0 replay session.ndjson', 'Watch it again')
+          .example('$0 replay session.ndjson --speed 8', 'Eight times as fast')
+          .example('$0 replay session.ndjson --paused', 'Step through it event by event'),
       async (argv) => {
         const file = String(argv.file);
-        if (!existsSync(file)) throw new CliError(`no such recording: ${file}`);
-        requireTerminal('a recording can only be replayed in a terminal');
         const speed = Number(argv.speed);
-        if (!(speed >= 0.0625 && speed <= 64)) {
+        // The player steps through powers of two (+/-); any other speed could not be shown.
+        if (!(speed >= 0.0625 && speed <= 64 && Number.isInteger(Math.log2(speed)))) {
           throw new UsageError(
-            `bad --speed ${JSON.stringify(argv.speed)}: expected a number from 0.0625 to 64`,
+            `bad --speed ${JSON.stringify(argv.speed)}: expected a power of two from 0.0625 to 64 (0.25, 0.5, 1, 2, 4, …)`,
           );
         }
+        if (!existsSync(file)) throw new CliError(`no such recording: ${file}`);
+        requireTerminal('a recording can only be replayed in a terminal');
         const ui = await loadConsole();
         const s = settings();
         await ui.runReplay(file, {
