@@ -135,7 +135,11 @@ function parseOwner(text: string): Owner | undefined {
   }
 }
 
-/** Whether the lock's owner is still alive: its pid exists and, where known, started when it did. */
+/**
+ * Whether the lock's owner is still alive: its pid exists, is not a zombie, and started when
+ * the owner did (where /proc tells). A zombie counts as gone: a node killed after its parent
+ * exited stays one where nothing reaps orphans (a container whose pid 1 is not an init).
+ */
 function isRunning(owner: Owner): boolean {
   try {
     process.kill(owner.pid, 0);
@@ -143,13 +147,21 @@ function isRunning(owner: Owner): boolean {
     // EPERM: the pid exists but belongs to another user.
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (owner.start === undefined) return true;
-  const now = processStartTime(owner.pid);
-  return now === undefined || now === owner.start;
+  const now = processStat(owner.pid);
+  if (now === undefined) return true;
+  if (now.state === 'Z' || now.state === 'X') return false;
+  return owner.start === undefined || now.start === owner.start;
 }
 
-/** Field 22 of /proc/PID/stat, the start time in clock ticks after boot; undefined off Linux. */
 function processStartTime(pid: number): number | undefined {
+  return processStat(pid)?.start;
+}
+
+/**
+ * The state (field 3) and start time in clock ticks after boot (field 22) of /proc/PID/stat;
+ * undefined off Linux.
+ */
+function processStat(pid: number): { state: string; start: number } | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -159,5 +171,5 @@ function processStartTime(pid: number): number | undefined {
   // The command name (field 2) is in parentheses and may hold spaces; fields 3… follow it.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const start = Number(fields[19]);
-  return Number.isSafeInteger(start) ? start : undefined;
+  return Number.isSafeInteger(start) ? { state: fields[0] ?? '', start } : undefined;
 }

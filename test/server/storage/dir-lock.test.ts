@@ -71,6 +71,29 @@ describe('lockDataDir', () => {
   });
 
   it.runIf(existsSync('/proc/self/stat'))(
+    'takes over the LOCK of an orphan killed after its parent exited (a zombie where nothing reaps orphans)',
+    async () => {
+      const dir = dirs.make();
+      // sh exits at once, leaving sleep to whoever adopts orphans (on a machine whose pid 1
+      // does not reap, as in some containers, it stays a zombie once killed).
+      const orphan = Number(
+        spawnSync('sh', ['-c', 'sleep 60 >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).stdout,
+      );
+      const start = Number(readFileSync(`/proc/${orphan}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: orphan, start, host: 'h', since: 'then' }));
+      expect(() => lockDataDir(dir)).toThrow(DataDirLockedError);
+      process.kill(orphan, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 100));
+      const heard: string[] = [];
+      const lock = lockDataDir(dir, (m) => heard.push(m));
+      expect(heard).toEqual([
+        `taking over the lock of data dir ${dir} from pid ${orphan} (since then), which is no longer running`,
+      ]);
+      lock.release();
+    },
+  );
+
+  it.runIf(existsSync('/proc/self/stat'))(
     'takes a live pid with another start time for a reused pid (a reboot, a new container), not the owner',
     () => {
       const dir = dirs.make();
