@@ -45,7 +45,7 @@ export function paintFor(argv: ColorArgs, stream: NodeJS.WriteStream = process.s
   );
 }
 
-export const TLS_FLAGS = ['tls-ca', 'tls-cert', 'tls-key'] as const;
+const TLS_FLAGS = ['tls-ca', 'tls-cert', 'tls-key'] as const;
 
 /** --tls-ca, --tls-cert, --tls-key: how to dial nodes over TLS (read with tlsFromFlags). */
 export function tlsOptions<T>(y: Argv<T>) {
