@@ -1,13 +1,14 @@
 // Failover benchmark: a 3-node cluster of real `raftctl node` processes with the default
 // timings (100 ms ticks, election after 10 ticks, pre-vote and check-quorum on), a steady
-// put load through the etcd JSON gateway, then kill -9 of the leader. Measured from the
-// kill:
+// put load through the etcd JSON gateway, then kill -9 of the leader (or, with --signal
+// SIGTERM, a graceful stop, in which the leader hands leadership on first). Measured from
+// the signal:
 //   - new leader: the first time a survivor's /health says it is leader (survivors are
 //     polled every 10 ms);
 //   - first acknowledged write: the first put sent after the kill that got a 200.
 // The killed node is restarted (and caught up) between runs. Median and spread over runs.
 // Usage: npm run build && npm run bench -- failover [--runs 5] [--clients 16] [--warmup-ms 2000]
-//        [--tick-ms 100] [--election-ticks 10] [--no-json]
+//        [--tick-ms 100] [--election-ticks 10] [--signal SIGKILL|SIGTERM] [--no-json]
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,15 +24,32 @@ interface Args {
   warmupMs: number;
   tickMs: number;
   electionTicks: number;
+  /** SIGKILL: a crash; SIGTERM: a graceful stop (leadership handed on first). */
+  signal: 'SIGKILL' | 'SIGTERM';
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 5, clients: 16, warmupMs: 2000, tickMs: 100, electionTicks: 10, json: true };
+  const a: Args = {
+    runs: 5,
+    clients: 16,
+    warmupMs: 2000,
+    tickMs: 100,
+    electionTicks: 10,
+    signal: 'SIGKILL',
+    json: true,
+  };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i]!;
     if (f === '--no-json') {
       a.json = false;
+      continue;
+    }
+    if (f === '--signal') {
+      const sig = argv[++i];
+      if (sig !== 'SIGKILL' && sig !== 'SIGTERM')
+        throw new Error(`--signal takes SIGKILL or SIGTERM, not ${sig}`);
+      a.signal = sig;
       continue;
     }
     const v = Number(argv[++i]);
@@ -97,7 +115,8 @@ export async function main(argv: string[]): Promise<void> {
   console.log(`node ${machine.node}, load average (1 min) at start: ${machine.load1}`);
   console.log(
     `3 nodes, --tick-ms ${args.tickMs} --election-ticks ${args.electionTicks} (pre-vote, check-quorum on), ` +
-      `${args.clients} put clients (256-byte values), ${args.runs} kills of the leader\n`,
+      `${args.clients} put clients (256-byte values), ${args.runs} × ${args.signal} to the leader` +
+      `${args.signal === 'SIGTERM' ? ' (a graceful stop)' : ' (a crash)'}\n`,
   );
 
   const cluster = await TestCluster.create(3, {
@@ -132,7 +151,7 @@ export async function main(argv: string[]): Promise<void> {
       if (before.ok === 0) throw new Error(`no put succeeded during the warm-up: ${before.errorSamples}`);
 
       tKill = performance.now();
-      const killed = leader.kill('SIGKILL');
+      const killed = leader.kill(args.signal);
       let leaderMs = Number.NaN;
       let newLeader = 0;
       let newTerm = 0;
@@ -166,7 +185,7 @@ export async function main(argv: string[]): Promise<void> {
       };
       results.push(r);
       process.stderr.write(
-        `  run ${run}: killed ${r.killed} (term ${term}) → leader ${newLeader} (term ${newTerm}) after ${leaderMs.toFixed(0)} ms, first ack ${firstAck.toFixed(0)} ms\n`,
+        `  run ${run}: ${args.signal} to ${r.killed} (term ${term}) → leader ${newLeader} (term ${newTerm}) after ${leaderMs.toFixed(0)} ms, first ack ${firstAck.toFixed(0)} ms\n`,
       );
       // Bring the killed node back for the next run.
       leader.start();

@@ -627,6 +627,44 @@ export class RaftDriver {
     this.schedule();
   }
 
+  /**
+   * Before a graceful stop, as etcd's server does: a leader hands leadership to the voter
+   * with the longest log among those it is connected to, so the cluster goes on at once
+   * rather than after an election timeout with no leader. Resolves with the new leader, or
+   * undefined when this node does not lead, no voter can take over, or none did within an
+   * election timeout (raft gives up on the transfer then too). Proposals arriving meanwhile
+   * are refused with the transferee as the leader to go to.
+   */
+  async handOffLeadership(isConnected: (id: number) => boolean): Promise<number | undefined> {
+    const r = this.rawNode.raft;
+    if (this.stopped || this.removed || r.state !== 'StateLeader') return undefined;
+    let to = NONE;
+    let best = -1;
+    for (const id of r.trk.confState().voters) {
+      const match = r.trk.progress.get(id)?.match ?? -1;
+      if (id !== this.id && isConnected(id) && match > best) [to, best] = [id, match];
+    }
+    if (to === NONE) {
+      this.log.info('stopping as leader: no connected voter to hand leadership to');
+      return undefined;
+    }
+    const timeoutMs = this.opts.electionTicks * this.opts.tickMs;
+    this.log.info(
+      `stopping as leader: handing leadership to ${to} first (its log at ${best} of ${r.raftLog.lastIndex()})`,
+    );
+    const started = performance.now();
+    this.transferLeadership(to);
+    while (performance.now() - started < timeoutMs && !this.stopped) {
+      if (r.state !== 'StateLeader' && r.lead !== NONE && r.lead !== this.id) {
+        this.log.info(`${r.lead} took over leadership in ${Math.round(performance.now() - started)} ms`);
+        return r.lead;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    this.log.warn(`${to} did not take over leadership within ${timeoutMs} ms; stopping anyway`);
+    return undefined;
+  }
+
   forgetLeader(): void {
     this.assertRunning();
     this.rawNode.forgetLeader();

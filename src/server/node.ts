@@ -75,6 +75,7 @@ export interface RunningNode {
   readonly driver: RaftDriver;
   /** Resolves when the node has stopped (removed, fatal error, or stop()). */
   readonly stopped: Promise<{ reason: string; code: number }>;
+  /** Stops gracefully: a leader hands leadership to a caught-up voter first. */
   stop(reason?: string): Promise<void>;
 }
 
@@ -174,10 +175,12 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   });
   let stopping = false;
   let server: Server | undefined;
-  const stop = async (reason = 'stopped by request', code = 0): Promise<void> => {
+  /** `handOff`: a graceful stop, in which a leader first passes leadership on. */
+  const stop = async (reason = 'stopped by request', code = 0, handOff = false): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info(`stopping: ${reason}`);
+    if (handOff) await driver?.handOffLeadership((id) => transport.health().get(id)?.connected === true);
     await driver?.stop();
     await control?.close();
     await transport.close();
@@ -325,7 +328,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         : 'TLS, client certificates required';
   logger.info(`listening on ${address} (${scheme}; /raft, /control, /health, /metrics, /v3/kv)`);
   driver.start();
-  return { address, driver, stopped, stop: (reason) => stop(reason) };
+  return { address, driver, stopped, stop: (reason) => stop(reason, 0, true) };
 }
 
 /** Whether `host` only accepts connections from this machine: 127.0.0.0/8, ::1 or localhost. */

@@ -199,6 +199,26 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     expect(await metric(leader, 'raft_proposals_total{result="timeout"}')).toBe(1);
   }, 20_000);
 
+  it('SIGTERM of the leader hands leadership to a follower before it exits; writes go on', async () => {
+    const c = await cluster(3);
+    const leader = await c.waitLeader();
+    await putMany(leader, 'before/', 20);
+    const term = (await leader.health()).term;
+    expect(await leader.kill('SIGTERM')).toEqual({ code: 0, signal: null });
+    const handedTo = Number(
+      /stopping as leader: handing leadership to (\d+) first/.exec(leader.stderr)?.[1] ?? Number.NaN,
+    );
+    expect(leader.stderr).toMatch(new RegExp(`${handedTo} took over leadership in \\d+ ms`));
+    // The successor was told to campaign (MsgTimeoutNow) and won at once: one term later,
+    // while the old leader was still up — not after a timeout with no leader.
+    const successor = c.node(handedTo);
+    expect(successor.logFile()).toMatch(new RegExp(`received MsgTimeoutNow from ${leader.id}`));
+    const h = await successor.health();
+    expect(h).toMatchObject({ role: 'leader', leader: handedTo, term: term + 1 });
+    const written = await putMany(successor, 'after/', 20);
+    expect((await successor.rangePrefix('after/')).size).toBe(written.size);
+  }, 20_000);
+
   it('after kill -9 of the leader, followers elect a new one without waiting out the election timeout', async () => {
     // Election timeout 50 ticks of 20 ms: randomized, no follower times out before 980 ms.
     const c = await cluster(3, ['--election-ticks', '50']);
