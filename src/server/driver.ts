@@ -659,6 +659,11 @@ export class RaftDriver {
         this.log.info(`${r.lead} took over leadership in ${Math.round(performance.now() - started)} ms`);
         return r.lead;
       }
+      // It is going away too (the whole cluster is being stopped, say): waiting is useless.
+      if (!isConnected(to)) {
+        this.log.info(`${to} disconnected before taking over leadership; stopping anyway`);
+        return undefined;
+      }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     this.log.warn(`${to} did not take over leadership within ${timeoutMs} ms; stopping anyway`);
