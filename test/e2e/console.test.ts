@@ -155,7 +155,9 @@ describe.skipIf(!TMUX)('console in a real terminal (tmux)', () => {
     await eventually('a leader', async () => (await status(1)).leader !== 0);
 
     // The console, as a user opens it, in a 100×30 terminal.
-    const cmd = `cd ${ROOT} && env CI=false TERM=xterm-256color ${process.execPath} ${BIN} attach 127.0.0.1:${ports[0]} --record ${join(dir, 'session.ndjson')}; sleep 5`;
+    // Its own settings dir: attach remembers the endpoints it was given, and the user's
+    // settings are not the test's to change.
+    const cmd = `cd ${ROOT} && env CI=false TERM=xterm-256color XDG_CONFIG_HOME=${join(dir, 'config')} ${process.execPath} ${BIN} attach 127.0.0.1:${ports[0]} --record ${join(dir, 'session.ndjson')}; sleep 5`;
     tmux('new-session', '-d', '-s', SESSION, '-x', '100', '-y', '30', cmd);
   }, 60_000);
 
@@ -256,7 +258,7 @@ describe.skipIf(!TMUX)('console in a real terminal (tmux)', () => {
 
   it('replay plays the recording back, paused at first and then at the speed asked for', async () => {
     const file = join(dir, 'session.ndjson');
-    const cmd = `cd ${ROOT} && env CI=false TERM=xterm-256color ${process.execPath} ${BIN} replay ${file} --speed 8 --paused; sleep 5`;
+    const cmd = `cd ${ROOT} && env CI=false TERM=xterm-256color XDG_CONFIG_HOME=${join(dir, 'config')} ${process.execPath} ${BIN} replay ${file} --speed 8 --paused; sleep 5`;
     tmux('new-session', '-d', '-s', 'replay', '-x', '100', '-y', '30', cmd);
     try {
       const total = Number(
