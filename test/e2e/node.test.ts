@@ -618,7 +618,7 @@ describe('raftctl node: start-up failures', () => {
       `data dir ${owner.dataDir} is in use by another raftctl node (pid ${owner.proc!.pid} on `,
     );
     expect(second.stderr).toContain('stop that node first, or give this one another --data-dir');
-    // The owner never noticed: it serves, and its WAL still ends in its own last write.
+    // The owner never noticed: it still serves what it had.
     expect((await owner.rangePrefix('kept')).get('kept')).toBe('1');
 
     // A crash leaves LOCK behind; the restarted node takes it over, says so, and has the write.
