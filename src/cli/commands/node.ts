@@ -133,6 +133,11 @@ export function nodeCommand(y: Argv): Argv {
         .example(
           '$0 node --id 4 --listen 127.0.0.1:7004 --peers 1=127.0.0.1:7001,4=127.0.0.1:7004 --data-dir ./n4 --join',
           'Join node 4 to a running cluster (after `raftctl member add 4 127.0.0.1:7004`)',
+        )
+        .epilogue(
+          'One node per data dir (a LOCK file there names it). SIGTERM or Ctrl-C stops the node gracefully, exit 0: ' +
+            'a leader first hands leadership to its most caught-up voter. A node removed from the cluster stops, exit 0, ' +
+            'saying so. Exit 1: a start-up failure or a fatal error, with a message saying what to do; exit 2: a bad flag.',
         ),
     async (argv) => {
       const id = parseNodeId(argv.id, '--id');
