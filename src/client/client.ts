@@ -134,7 +134,7 @@ interface Pending {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
-const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
+export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 1000;
 /** Largest batch of commands in one frame, in UTF-16 units (the node takes frames up to 1 MiB). */
 const OUTBOX_BYTES = 256 * 1024;

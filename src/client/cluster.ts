@@ -11,7 +11,13 @@
 // against 50–68 ms with the clients' connections spread over the members (BENCHMARKS.md).
 
 import type { CommandName, CommandValue, NodeState } from '../protocol/control.js';
-import { type ArgsParam, type ConnectOptions, ControlClient, ControlError } from './client.js';
+import {
+  type ArgsParam,
+  type ConnectOptions,
+  ControlClient,
+  ControlError,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+} from './client.js';
 
 export interface ClusterClientOptions extends ConnectOptions {
   /** Connections to each member; requests to a member take the least busy. Default 1. */
@@ -57,6 +63,14 @@ interface Target {
  * rather than queueing it behind one connection's limit of commands in flight.
  */
 const TURN_BATCH = 64;
+
+/**
+ * Refusals: the node did not run the command — there is no leader, or leadership is moving
+ * (a leader that is stopping hands it on, and drops proposals meanwhile). Such a command is
+ * sent again, after RETRY_DELAY_MS, until its timeout.
+ */
+const REFUSALS: ReadonlySet<string> = new Set(['not_leader', 'no_leader', 'proposal_dropped']);
+const RETRY_DELAY_MS = 20;
 
 export class ClusterClient {
   private readonly members: Member[] = [];
@@ -145,7 +159,11 @@ export class ClusterClient {
     return t;
   }
 
-  /** Runs a command where pick() sends it; rejects with ControlError as ControlClient.command does. */
+  /**
+   * Runs a command where pick() sends it; rejects with ControlError as ControlClient.command
+   * does. A refusal (no leader, or leadership moving: the command did not run) is retried,
+   * on the leader the refusal names if it names one, until the command's timeout.
+   */
   command<N extends CommandName>(name: N, ...rest: ArgsParam<N>): Promise<CommandValue<N>> {
     const target = this.pick(name);
     if (target === undefined) {
@@ -153,7 +171,51 @@ export class ClusterClient {
         new ControlError('unavailable', `not connected to any member; cannot run ${name}`),
       );
     }
-    return target.client.command(name, ...rest);
+    const started = performance.now();
+    return target.client
+      .command(name, ...rest)
+      .catch((err: unknown) => this.retryRefused(err, target.node, started, name, rest));
+  }
+
+  private async retryRefused<N extends CommandName>(
+    err: unknown,
+    refusedBy: number,
+    started: number,
+    name: N,
+    rest: ArgsParam<N>,
+  ): Promise<CommandValue<N>> {
+    const [args, opts] = rest;
+    const timeoutMs = opts?.timeoutMs ?? this.connectOpts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    let last = err;
+    let by = refusedBy;
+    for (;;) {
+      if (!(last instanceof ControlError) || !REFUSALS.has(last.code)) throw last;
+      this.noteRefusal(by, last.leader);
+      const left = started + timeoutMs - performance.now() - RETRY_DELAY_MS;
+      if (left <= 0 || this.closed) throw last;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+      const target = this.pick(name);
+      if (target === undefined) throw last;
+      by = target.node;
+      // The client's command() takes its arguments as a rest tuple keyed by the command name;
+      // N is generic here, so the tuple is rebuilt with the time left as its timeout.
+      const again = [args, { ...opts, timeoutMs: left }] as unknown as ArgsParam<N>;
+      try {
+        return await target.client.command(name, ...again);
+      } catch (e) {
+        last = e;
+      }
+    }
+  }
+
+  /**
+   * A refusal says who leads, or that the node asked does not: writes go to the leader it
+   * names, or (none named) to any member, which forwards them, until the next state report.
+   */
+  private noteRefusal(by: number, leader: number | undefined): void {
+    if (leader !== undefined && leader !== 0 && leader !== by) this.leaderId = leader;
+    else if (this.leaderId === by) this.leaderId = undefined;
+    this.writeTarget = undefined;
   }
 
   async close(): Promise<void> {

@@ -171,6 +171,8 @@ export class RaftDriver {
   private ticker: NodeJS.Timeout | undefined;
   private processing = false;
   private stopped = false;
+  /** A graceful stop is under way: new requests are refused (see drain). */
+  private draining = false;
   private removed = false;
 
   /** Proposals not yet stepped into Raft; flushed as one MsgProp before each Ready. */
@@ -381,7 +383,7 @@ export class RaftDriver {
 
   /** Proposes a KV command and resolves with its result once applied on this node. */
   propose(cmd: KvRequest): Promise<KvResult> {
-    this.assertRunning();
+    this.assertAccepting();
     const clientId = cmd.clientId ?? this.clientId;
     const seq = cmd.seq ?? ++this.seq;
     const existing = this.waiters.get(clientId, seq);
@@ -408,7 +410,7 @@ export class RaftDriver {
    * this node's; resolves with its result once applied on this node.
    */
   proposePut(key: Uint8Array, value: Uint8Array): Promise<KvResult> {
-    this.assertRunning();
+    this.assertAccepting();
     const seq = ++this.seq;
     return this.submit(this.clientId, seq, encodeKvPutBytes(this.clientId, seq, key, value));
   }
@@ -515,7 +517,7 @@ export class RaftDriver {
    * Reads arriving while a round is in flight share the next round.
    */
   linearizableBarrier(): Promise<void> {
-    this.assertRunning();
+    this.assertAccepting();
     return new Promise<void>((resolve, reject) => {
       const waiter: ReadWaiter = {
         resolve,
@@ -587,7 +589,7 @@ export class RaftDriver {
 
   /** Proposes a membership change and resolves with the new ConfState once it is applied here. */
   changeMembership(changes: ConfChangeSingle[], address?: string): Promise<ConfState> {
-    this.assertRunning();
+    this.assertAccepting();
     const token = `${this.clientId}/${++this.seq}`;
     const context = encodeMemberContext({ address, token });
     const cc: AnyConfChange =
@@ -628,14 +630,35 @@ export class RaftDriver {
   }
 
   /**
-   * Before a graceful stop, as etcd's server does: a leader hands leadership to the voter
-   * with the longest log among those it is connected to, so the cluster goes on at once
-   * rather than after an election timeout with no leader. Resolves with the new leader, or
-   * undefined when this node does not lead, no voter can take over, or none did within an
-   * election timeout (raft gives up on the transfer then too). Proposals arriving meanwhile
-   * are refused with the transferee as the leader to go to.
+   * The graceful part of a stop (stop() follows): new requests are refused from now on (see
+   * assertAccepting); a leader hands leadership on; then the requests in flight get up to an
+   * election timeout to finish, so a client sees a refusal it can send elsewhere rather than
+   * a write whose outcome is unknown.
    */
-  async handOffLeadership(isConnected: (id: number) => boolean): Promise<number | undefined> {
+  async drain(isConnected: (id: number) => boolean): Promise<void> {
+    if (this.stopped) return;
+    this.draining = true;
+    await this.handOffLeadership(isConnected);
+    const timeoutMs = this.opts.electionTicks * this.opts.tickMs;
+    const started = performance.now();
+    const inFlight = () => this.waiters.size + this.confWaiters.size + [...this.allReadWaiters()].length;
+    if (inFlight() === 0) return;
+    this.log.info(`stopping: waiting for ${inFlight()} requests in flight to finish`);
+    while (inFlight() > 0 && performance.now() - started < timeoutMs && !this.stopped) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    if (inFlight() > 0)
+      this.log.warn(`stopping with ${inFlight()} requests still in flight (they fail as unavailable)`);
+  }
+
+  /**
+   * As etcd's server does before it stops: a leader hands leadership to the voter with the
+   * longest log among those it is connected to, so the cluster goes on at once rather than
+   * after an election timeout with no leader. Resolves with the new leader, or undefined when
+   * this node does not lead, no voter can take over, or none did within an election timeout
+   * (raft gives up on the transfer then too).
+   */
+  private async handOffLeadership(isConnected: (id: number) => boolean): Promise<number | undefined> {
     const r = this.rawNode.raft;
     if (this.stopped || this.removed || r.state !== 'StateLeader') return undefined;
     let to = NONE;
@@ -682,6 +705,24 @@ export class RaftDriver {
     const snap = await this.takeSnapshot();
     if (!snap) throw new CommandError('unavailable', 'nothing applied since the last snapshot');
     return snap;
+  }
+
+  /**
+   * assertRunning, and while a graceful stop drains the node, a refusal: the request did not
+   * run, and goes to the leader the refusal names (or, none known, anywhere else).
+   */
+  private assertAccepting(): void {
+    this.assertRunning();
+    if (!this.draining) return;
+    const lead = this.rawNode.raft.lead;
+    if (lead !== NONE && lead !== this.id) {
+      throw new CommandError(
+        'not_leader',
+        `node ${this.id} is stopping: send requests to node ${lead}`,
+        lead,
+      );
+    }
+    throw new CommandError('no_leader', `node ${this.id} is stopping and knows no other leader yet`);
   }
 
   private assertRunning(): void {
@@ -1117,6 +1158,10 @@ class Waiters {
 
   all(): Waiter[] {
     return [...this.own.values(), ...this.named.values()];
+  }
+
+  get size(): number {
+    return this.own.size + this.named.size;
   }
 
   clear(): void {

@@ -75,7 +75,7 @@ export interface RunningNode {
   readonly driver: RaftDriver;
   /** Resolves when the node has stopped (removed, fatal error, or stop()). */
   readonly stopped: Promise<{ reason: string; code: number }>;
-  /** Stops gracefully: a leader hands leadership to a caught-up voter first. */
+  /** Stops gracefully: new requests are refused, a leader hands leadership to a caught-up voter, requests in flight finish. */
   stop(reason?: string): Promise<void>;
 }
 
@@ -175,12 +175,12 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   });
   let stopping = false;
   let server: Server | undefined;
-  /** `handOff`: a graceful stop, in which a leader first passes leadership on. */
-  const stop = async (reason = 'stopped by request', code = 0, handOff = false): Promise<void> => {
+  /** `graceful`: new requests are refused, a leader passes leadership on, requests in flight finish. */
+  const stop = async (reason = 'stopped by request', code = 0, graceful = false): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info(`stopping: ${reason}`);
-    if (handOff) await driver?.handOffLeadership((id) => transport.health().get(id)?.connected === true);
+    if (graceful) await driver?.drain((id) => transport.health().get(id)?.connected === true);
     await driver?.stop();
     await control?.close();
     await transport.close();

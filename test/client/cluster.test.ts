@@ -89,6 +89,35 @@ describe('ClusterClient', () => {
     expect(err).toMatchObject({ code: 'unavailable' });
   });
 
+  it('sends a refused write again (leadership moving, or a leader named), until it runs or its timeout passes', async () => {
+    const hs = await threeNodes();
+    const c = await connect([`127.0.0.1:${hs[0]!.port}`]);
+    await waitUntil(() => c.leader === 2);
+    // Node 2 hands leadership to node 3: it drops proposals meanwhile, and node 1 already
+    // names node 3 (as a follower that does not forward would).
+    hs[1]!.node.refusePuts = { code: 'proposal_dropped' };
+    hs[0]!.node.refusePuts = { code: 'not_leader', leader: 3 };
+    await expect(c.command('put', { key: 'k', value: 'v' })).resolves.toMatchObject({ revision: 1 });
+    await expect(c.command('put', { key: 'k2', value: 'v' })).resolves.toMatchObject({ revision: 2 });
+    expect(putsOn(hs)).toEqual([0, 0, 2]);
+    expect(hs[1]!.node.refused).toBeGreaterThan(0);
+
+    // Refused everywhere: the refusal comes back once the command's timeout has passed.
+    for (const h of hs) h.node.refusePuts = { code: 'no_leader' };
+    const t0 = performance.now();
+    const err = await c
+      .command('put', { key: 'k3', value: 'v' }, { timeoutMs: 300 })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'no_leader' });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(hs.reduce((n, h) => n + h.node.refused, 0)).toBeGreaterThan(3);
+    // Other errors are not retried.
+    for (const h of hs) h.node.refusePuts = undefined;
+    const before = hs.reduce((n, h) => n + h.node.calls.length, 0);
+    expect(await c.command('snapshot').catch((e: unknown) => e)).toMatchObject({ code: 'internal' });
+    expect(hs.reduce((n, h) => n + h.node.calls.length, 0)).toBe(before + 1);
+  });
+
   it('keeps trying a member that is down when it connects, and uses it once it is up', async () => {
     const hs = await threeNodes();
     const port = hs[2]!.port;

@@ -39,6 +39,10 @@ export class FakeNode implements NodeApi {
   readonly binaryPuts: { key: string; value: string }[] = [];
   /** The key of every put, binary or JSON, in the order they ran. */
   readonly putOrder: string[] = [];
+  /** While set, puts are refused with this code (and leader hint), as a node whose leadership is moving does. */
+  refusePuts: { code: 'proposal_dropped' | 'not_leader' | 'no_leader'; leader?: number } | undefined;
+  /** Puts refused so far. */
+  refused = 0;
   /** Resolvers of commands that never answer on their own (read-index). */
   readonly hanging: ((v: unknown) => void)[] = [];
 
@@ -78,6 +82,7 @@ export class FakeNode implements NodeApi {
   async putBytes(key: Uint8Array, value: Uint8Array): Promise<PutAnswer> {
     const put = { key: Buffer.from(key).toString('utf8'), value: Buffer.from(value).toString('utf8') };
     if (put.key === 'fail') throw new CommandError('no_leader', 'no leader at the moment: retry shortly');
+    this.refuse();
     this.binaryPuts.push(put);
     this.putOrder.push(put.key);
     this.kv.set(put.key, put.value);
@@ -89,6 +94,7 @@ export class FakeNode implements NodeApi {
     const [cmd, args] = call;
     switch (cmd) {
       case 'put':
+        this.refuse();
         this.putOrder.push(args.key);
         this.kv.set(args.key, args.value);
         return { op: 'put', revision: this.kv.size, term: this.term };
@@ -109,6 +115,13 @@ export class FakeNode implements NodeApi {
       default:
         return undefined;
     }
+  }
+
+  private refuse(): void {
+    const r = this.refusePuts;
+    if (r === undefined) return;
+    this.refused++;
+    throw new CommandError(r.code, `refused: ${r.code}`, r.leader);
   }
 }
 
