@@ -2,7 +2,7 @@
 // last started with `up`), which token, and a session that connects to members lazily and
 // runs commands on the leader, following redirects until a deadline.
 import { readFileSync } from 'node:fs';
-import { ControlClient, ControlError, type TlsOptions } from '../client/client.js';
+import { ControlClient, ControlError, isRefusal, type TlsOptions } from '../client/client.js';
 import type { CommandArgs, CommandName, CommandValue, Member, NodeState } from '../protocol/control.js';
 import { parseEndpoints, UsageError } from './args.js';
 import { type ClusterFile, clusterDirFor, readClusterFile } from './cluster.js';
@@ -138,10 +138,6 @@ export interface SessionOptions {
 
 const CONNECT_TIMEOUT_MS = 2000;
 const RETRY_DELAY_MS = 100;
-
-/** Commands whose effect is safe to retry on another node when the first attempt was refused. */
-type Retryable = 'not_leader' | 'no_leader' | 'proposal_dropped';
-const RETRYABLE: readonly string[] = ['not_leader', 'no_leader', 'proposal_dropped'] satisfies Retryable[];
 
 export class ClusterSession {
   private readonly clients = new Map<string, Promise<ControlClient>>();
@@ -298,8 +294,7 @@ export class ClusterSession {
           try {
             return await this.send(c, name, args);
           } catch (err) {
-            if (!(err instanceof ControlError) || !RETRYABLE.includes(err.code))
-              throw cliErrorFrom(err, name);
+            if (!isRefusal(err)) throw cliErrorFrom(err, name);
             last = err;
             if (err.code === 'not_leader' && err.leader !== undefined) hint = err.leader;
           }

@@ -45,6 +45,17 @@ export class ControlError extends Error {
   }
 }
 
+/** Codes of refusals: the node did not run the command (no leader, or leadership moving). */
+const REFUSAL_CODES: ReadonlySet<ControlErrorCode> = new Set(['not_leader', 'no_leader', 'proposal_dropped']);
+
+/**
+ * Whether `err` is a refusal: the command did not run, so it may be sent again — to
+ * `err.leader` when the refusal names one. Any other failure of a write may have applied it.
+ */
+export function isRefusal(err: unknown): err is ControlError {
+  return err instanceof ControlError && REFUSAL_CODES.has(err.code);
+}
+
 export interface ReconnectOptions {
   /** First delay after a drop. Default 100 ms. */
   initialDelayMs?: number;

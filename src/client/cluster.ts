@@ -17,6 +17,7 @@ import {
   ControlClient,
   ControlError,
   DEFAULT_COMMAND_TIMEOUT_MS,
+  isRefusal,
 } from './client.js';
 
 export interface ClusterClientOptions extends ConnectOptions {
@@ -64,12 +65,7 @@ interface Target {
  */
 const TURN_BATCH = 64;
 
-/**
- * Refusals: the node did not run the command — there is no leader, or leadership is moving
- * (a leader that is stopping hands it on, and drops proposals meanwhile). Such a command is
- * sent again, after RETRY_DELAY_MS, until its timeout.
- */
-const REFUSALS: ReadonlySet<string> = new Set(['not_leader', 'no_leader', 'proposal_dropped']);
+/** A refused command (see isRefusal) is sent again after this long, until its timeout. */
 const RETRY_DELAY_MS = 20;
 
 export class ClusterClient {
@@ -189,7 +185,7 @@ export class ClusterClient {
     let last = err;
     let by = refusedBy;
     for (;;) {
-      if (!(last instanceof ControlError) || !REFUSALS.has(last.code)) throw last;
+      if (!isRefusal(last)) throw last;
       this.noteRefusal(by, last.leader);
       const left = started + timeoutMs - performance.now() - RETRY_DELAY_MS;
       if (left <= 0 || this.closed) throw last;

@@ -3,7 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { type CloseInfo, ControlClient, ControlError, controlUrl } from '../../src/client/client.js';
+import {
+  type CloseInfo,
+  ControlClient,
+  ControlError,
+  controlUrl,
+  isRefusal,
+} from '../../src/client/client.js';
 import type { NodeEvent, NodeState } from '../../src/protocol/control.js';
 import { type Harness, leaderEvent, startHarness } from '../server/control-fixture.js';
 import { waitUntil } from '../support/wait-until.js';
@@ -53,6 +59,19 @@ async function scriptedNode(onFrame: (ws: WebSocket, frame: { type: string; id?:
 }
 
 const HELLO = { type: 'hello', version: 1, nodeId: 9, clusterId: 'x', members: [], allowFaults: false };
+
+describe('isRefusal', () => {
+  it('is true only for the errors of a command that did not run', () => {
+    for (const code of ['not_leader', 'no_leader', 'proposal_dropped'] as const) {
+      expect(isRefusal(new ControlError(code, 'x')), code).toBe(true);
+    }
+    // A timeout or a dropped connection may have applied a write; bad arguments will not pass again.
+    for (const code of ['timeout', 'unavailable', 'bad_args', 'internal'] as const) {
+      expect(isRefusal(new ControlError(code, 'x')), code).toBe(false);
+    }
+    expect(isRefusal(new Error('not_leader'))).toBe(false);
+  });
+});
 
 describe('controlUrl', () => {
   it('normalizes addresses to the control endpoint', () => {
