@@ -462,6 +462,13 @@ export class ManagedCluster implements ClusterControl {
     this.save();
   }
 
+  async stop(id: number): Promise<void> {
+    const n = this.node(id);
+    if (!isNodeAlive(n)) return;
+    await this.stopNode(n);
+    this.save();
+  }
+
   async restart(id: number): Promise<void> {
     const n = this.node(id);
     if (isNodeAlive(n)) await this.stopNode(n);

@@ -46,7 +46,7 @@ export interface UiState {
   under: Exclude<ViewName, 'help'>;
   selected: number | undefined;
   prompt: { kind: PromptKind; text: string } | undefined;
-  confirm: { command: 'kill' | 'remove-node'; node: number; question: string } | undefined;
+  confirm: { command: Confirmed; node: number; question: string } | undefined;
   status: { text: string; level: StatusLevel } | undefined;
   filter: EventFilter;
   /** Event lines back from the newest; 0 = following live. */
@@ -71,6 +71,14 @@ export interface ControllerDeps {
 }
 
 const UNMANAGED = 'only for clusters started by `raftctl up`';
+
+/** Commands that ask "y/N" first, and what they ask. */
+export type Confirmed = 'kill' | 'stop' | 'remove-node';
+const CONFIRM_QUESTION: Record<Confirmed, (node: number) => string> = {
+  kill: (n) => `Kill n${n} with SIGKILL? (y/N)`,
+  stop: (n) => `Stop n${n} cleanly (SIGTERM; a leader hands leadership on first)? (y/N)`,
+  'remove-node': (n) => `Remove n${n} from the cluster? Its data stays on disk. (y/N)`,
+};
 
 /** `{term: 5, index: 42}` → `term 5, index 42`: the parts of a result worth a status line. */
 export function describeResult(value: unknown): string {
@@ -378,13 +386,10 @@ export class ConsoleController {
         void this.send('heal', { target: { kind: 'all' }, call: ['fault', { kind: 'heal' }] });
         return;
       case 'kill':
+      case 'stop':
       case 'remove-node': {
-        if (command === 'kill' && !this.managed(sel)) return;
-        const question =
-          command === 'kill'
-            ? `Kill n${sel} with SIGKILL? (y/N)`
-            : `Remove n${sel} from the cluster? Its data stays on disk. (y/N)`;
-        this.set({ confirm: { command, node: sel, question } });
+        if (command !== 'remove-node' && !this.managed(sel)) return;
+        this.set({ confirm: { command, node: sel, question: CONFIRM_QUESTION[command](sel) } });
         return;
       }
       case 'restart':
@@ -444,9 +449,9 @@ export class ConsoleController {
     }
   }
 
-  private async confirmed(command: 'kill' | 'remove-node', id: number): Promise<void> {
-    if (command === 'kill') {
-      await this.manage('kill', id, () => this.deps.cluster!.kill(id));
+  private async confirmed(command: Confirmed, id: number): Promise<void> {
+    if (command !== 'remove-node') {
+      await this.manage(command, id, () => this.deps.cluster![command](id));
       return;
     }
     await this.send('remove', { target: { kind: 'leader' }, call: ['member-remove', { id }] }, `n${id}`);

@@ -29,6 +29,7 @@ function setup(answer: (node: number, call: CommandCall) => unknown = () => ({ t
   const cluster = {
     name: 'default',
     kill: vi.fn(async () => {}),
+    stop: vi.fn(async () => {}),
     restart: vi.fn(async () => {}),
     addNode: vi.fn(async () => ({ id: 4, address: '127.0.0.1:7004' })),
     stopAll: vi.fn(async () => {}),
@@ -140,6 +141,22 @@ describe('ConsoleController', () => {
     await settle();
     expect(cluster.kill).toHaveBeenCalledWith(3);
     expect(c.getSnapshot().status?.text).toBe('kill → n3: ok');
+  });
+
+  it('S asks for confirmation and stops the node cleanly only on y', async () => {
+    const { c, press, cluster } = setup();
+    press('2', 'S');
+    expect(c.getSnapshot().confirm?.question).toBe(
+      'Stop n2 cleanly (SIGTERM; a leader hands leadership on first)? (y/N)',
+    );
+    press('escape');
+    expect(cluster.stop).not.toHaveBeenCalled();
+    expect(c.getSnapshot().status?.text).toBe('stop cancelled');
+    press('S', 'y');
+    await settle();
+    expect(cluster.stop).toHaveBeenCalledWith(2);
+    expect(cluster.kill).not.toHaveBeenCalled();
+    expect(c.getSnapshot().status?.text).toBe('stop → n2: ok');
   });
 
   it('d removes the selected node via the leader after confirmation', async () => {

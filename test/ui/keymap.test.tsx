@@ -33,6 +33,7 @@ describe('keymap', () => {
     expect(keyOf('isolate')).toEqual(['x']);
     expect(keyOf('heal-all')).toEqual(['X']);
     expect(keyOf('kill')).toEqual(['K']);
+    expect(keyOf('stop')).toEqual(['S']);
     expect(keyOf('restart')).toEqual(['r']);
     expect(keyOf('add-node')).toEqual(['a']);
     expect(keyOf('remove-node')).toEqual(['d']);
@@ -46,7 +47,7 @@ describe('keymap', () => {
     expect(keyOf('command-line')).toEqual([':']);
     expect(keyOf('help')).toEqual(['?']);
     expect(keyOf('quit')).toContain('q');
-    expect(KEYMAP.filter((b) => b.dangerous).map((b) => b.command)).toEqual(['kill', 'remove-node']);
+    expect(KEYMAP.filter((b) => b.dangerous).map((b) => b.command)).toEqual(['kill', 'stop', 'remove-node']);
   });
 
   it('never binds Tab (the focus manager takes it)', () => {
