@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClusterFile, readClusterFile } from '../../src/cli/cluster.js';
+import { type ClusterFile, ManagedCluster, readClusterFile } from '../../src/cli/cluster.js';
 import type { StatusReport } from '../../src/cli/format.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -278,6 +278,22 @@ describe('raftctl against a detached local cluster', { timeout: 30_000 }, () => 
     const up = await run(['up', '--detach'], { timeoutMs: 30_000 });
     expect(up.code, up.stderr).toBe(0);
     expect(up.stderr).toMatch(/resuming cluster 'default' \(1 of 3 nodes\)/);
+    await until((x) => x.members.every((m) => m.up));
+  }, 30_000);
+
+  it("the console's S stops the leader cleanly: it hands leadership on and leaves cluster.json; `up` starts it again", async () => {
+    const { leader, term } = await until((x) => x.leader !== 0 && x.members.every((m) => m.up));
+    const pid = clusterJson().nodes.find((n) => n.id === leader)!.pid!;
+    await new ManagedCluster(clusterDir, clusterJson()).stop(leader);
+    expect(await gone(pid)).toBe(true);
+    expect(clusterJson().nodes.find((n) => n.id === leader)!.pid).toBeUndefined();
+    const log = readFileSync(join(clusterDir, `n${leader}`, 'node.log'), 'utf8');
+    const to = Number(/stopping as leader: handing leadership to (\d+) first/.exec(log)?.[1]);
+    expect(log).toMatch(new RegExp(`${to} took over leadership in \\d+ ms`));
+    const s = await until((x) => x.leader === to);
+    expect(s.term).toBe(term + 1);
+    expect(s.members.find((m) => m.id === leader)).toMatchObject({ up: false });
+    expect((await run(['up', '--detach'], { timeoutMs: 30_000 })).code).toBe(0);
     await until((x) => x.members.every((m) => m.up));
   }, 30_000);
 });
