@@ -73,6 +73,16 @@ function splitByDurability(msgs: Message[]): [Message[], Message[]] {
 /** A waiter's resolve/reject until its promise's executor hands over the real ones. */
 const noResult = (): void => undefined;
 
+/** Checks `done` every 5 ms until it holds (true) or `timeoutMs` passes (false). */
+async function pollUntil(done: () => boolean, timeoutMs = Number.POSITIVE_INFINITY): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!done()) {
+    if (performance.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return true;
+}
+
 export function roleOf(state: StateType): Role {
   switch (state) {
     case 'StateLeader':
@@ -310,7 +320,7 @@ export class RaftDriver {
     this.readsConfirmed = [];
     // Let a Ready being written finish, so what was acknowledged is on disk; and a snapshot
     // being written, so the storage is not closed under it.
-    while (this.processing) await new Promise((r) => setTimeout(r, 5));
+    await pollUntil(() => !this.processing);
     await this.snapshotInFlight?.catch(() => undefined);
   }
 
@@ -639,16 +649,12 @@ export class RaftDriver {
     if (this.stopped) return;
     this.draining = true;
     await this.handOffLeadership(isConnected);
-    const timeoutMs = this.opts.electionTicks * this.opts.tickMs;
-    const started = performance.now();
     const inFlight = () => this.waiters.size + this.confWaiters.size + [...this.allReadWaiters()].length;
     if (inFlight() === 0) return;
     this.log.info(`stopping: waiting for ${inFlight()} requests in flight to finish`);
-    while (inFlight() > 0 && performance.now() - started < timeoutMs && !this.stopped) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    if (inFlight() > 0)
+    if (!(await pollUntil(() => inFlight() === 0 || this.stopped, this.electionTimeoutMs()))) {
       this.log.warn(`stopping with ${inFlight()} requests still in flight (they fail as unavailable)`);
+    }
   }
 
   /**
@@ -671,25 +677,24 @@ export class RaftDriver {
       this.log.info('stopping as leader: no connected voter to hand leadership to');
       return undefined;
     }
-    const timeoutMs = this.opts.electionTicks * this.opts.tickMs;
     this.log.info(
       `stopping as leader: handing leadership to ${to} first (its log at ${best} of ${r.raftLog.lastIndex()})`,
     );
     const started = performance.now();
     this.transferLeadership(to);
-    while (performance.now() - started < timeoutMs && !this.stopped) {
-      if (r.state !== 'StateLeader' && r.lead !== NONE && r.lead !== this.id) {
-        this.log.info(`${r.lead} took over leadership in ${Math.round(performance.now() - started)} ms`);
-        return r.lead;
-      }
-      // It is going away too (the whole cluster is being stopped, say): waiting is useless.
-      if (!isConnected(to)) {
-        this.log.info(`${to} disconnected before taking over leadership; stopping anyway`);
-        return undefined;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    const tookOver = () => r.state !== 'StateLeader' && r.lead !== NONE && r.lead !== this.id;
+    // Waiting ends early if the transferee goes away too (the whole cluster is stopping, say).
+    await pollUntil(() => tookOver() || !isConnected(to) || this.stopped, this.electionTimeoutMs());
+    if (tookOver()) {
+      this.log.info(`${r.lead} took over leadership in ${Math.round(performance.now() - started)} ms`);
+      return r.lead;
     }
-    this.log.warn(`${to} did not take over leadership within ${timeoutMs} ms; stopping anyway`);
+    if (!isConnected(to)) this.log.info(`${to} disconnected before taking over leadership; stopping anyway`);
+    else {
+      this.log.warn(
+        `${to} did not take over leadership within ${this.electionTimeoutMs()} ms; stopping anyway`,
+      );
+    }
     return undefined;
   }
 
@@ -1014,7 +1019,11 @@ export class RaftDriver {
   }
 
   private departGraceMs(): number {
-    return 2 * this.opts.electionTicks * this.opts.tickMs;
+    return 2 * this.electionTimeoutMs();
+  }
+
+  private electionTimeoutMs(): number {
+    return this.opts.electionTicks * this.opts.tickMs;
   }
 
   private onReadState(ctx: string, index: number): void {
