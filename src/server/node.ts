@@ -89,13 +89,21 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const lock = lockDir(opts.dataDir, (message) => {
     staleLock = message;
   });
+  // From here on the node owns the dir until stop(); a start that fails lets it go.
   try {
-    checkClusterIdentity(opts);
+    return await startLocked(opts, lock, staleLock);
   } catch (err) {
     lock.release();
     throw err;
   }
+}
 
+async function startLocked(
+  opts: NodeOptions,
+  lock: DirLock,
+  staleLock: string | undefined,
+): Promise<RunningNode> {
+  checkClusterIdentity(opts);
   const recentLog: { level: string; component: string; message: string; at: number }[] = [];
   let publish: ((ev: DistributiveOmit<NodeEvent, 'seq' | 'at' | 'node'>) => void) | undefined;
   const logger = createLogger({
@@ -123,7 +131,6 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   try {
     storage = await DiskStorage.open(opts.dataDir, { logger: logger.child('wal') });
   } catch (err) {
-    lock.release();
     logger.error((err as Error).message);
     throw new StartupError((err as Error).message);
   }
@@ -315,7 +322,6 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   });
   await listen(server, opts.listen.host, opts.listen.port).catch(async (err: Error) => {
     await storage.close();
-    lock.release();
     logger.error(err.message);
     throw err;
   });

@@ -46,7 +46,7 @@ export interface DirLock {
 export function lockDataDir(dir: string, onStale: (message: string) => void = () => {}): DirLock {
   const file = join(dir, LOCK_FILE);
   const me: Owner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
-  const start = processStartTime(process.pid);
+  const start = processStat(process.pid)?.start;
   if (start !== undefined) me.start = start;
   const text = `${JSON.stringify(me)}\n`;
   // Twice at most: once more after removing a stale LOCK.
@@ -151,10 +151,6 @@ function isRunning(owner: Owner): boolean {
   if (now === undefined) return true;
   if (now.state === 'Z' || now.state === 'X') return false;
   return owner.start === undefined || now.start === owner.start;
-}
-
-function processStartTime(pid: number): number | undefined {
-  return processStat(pid)?.start;
 }
 
 /**
