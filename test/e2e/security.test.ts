@@ -41,6 +41,26 @@ async function connect(address: string, opts: Parameters<ControlClient['connect'
   return c;
 }
 
+/**
+ * A control connection to a node serving TLS, once the cluster has a leader and every peer
+ * link of the node is up (peers reach each other over wss).
+ */
+async function tlsClusterReady(
+  address: string,
+  opts: Parameters<ControlClient['connect']>[1],
+): Promise<ControlClient> {
+  const cl = await waitFor('a TLS control connection', () => connect(address, opts), { timeoutMs: 10_000 });
+  await waitFor(
+    'a leader with every peer link up, over TLS',
+    async () => {
+      const st = await cl.command('status');
+      return st.leader !== 0 && st.transport.every((p) => p.connected);
+    },
+    { timeoutMs: 15_000 },
+  );
+  return cl;
+}
+
 /** One raw control frame exchange: hello (with the token), then `frame`; the first answer to it. */
 async function rawCommand(address: string, token: string, frame: object): Promise<Record<string, unknown>> {
   const ws = new WebSocket(`ws://${address}/control`);
@@ -306,19 +326,9 @@ describe.skipIf(noOpenssl !== undefined)('mutual TLS', () => {
     };
     const n1 = c.node(1);
     await n1.waitForLog(/listening on .*TLS, client certificates required/);
-    const cl = await waitFor('a TLS control connection', () => connect(n1.address, { token: TOKEN, tls }), {
-      timeoutMs: 10_000,
-    });
-    expect(cl.hello?.nodeId).toBe(1);
     // Peers reach each other over wss: a leader is elected and a write commits on 3 nodes.
-    await waitFor(
-      'a leader over TLS',
-      async () => {
-        const st = await cl.command('status');
-        return st.leader !== 0 && st.transport.every((p) => p.connected);
-      },
-      { timeoutMs: 15_000 },
-    );
+    const cl = await tlsClusterReady(n1.address, { token: TOKEN, tls });
+    expect(cl.hello?.nodeId).toBe(1);
     const leader = (await cl.command('status')).leader;
     const lc = await connect(c.node(leader).address, { token: TOKEN, tls });
     await lc.command('put', { key: 'secure', value: 'yes' });
@@ -418,17 +428,7 @@ describe('attach over TLS', () => {
         const n1 = c.node(1);
         await n1.waitForLog(/listening on .*TLS/);
         const tls = { ca: readFileSync(pki.ca) };
-        const cl = await waitFor('a TLS control connection', () => connect(n1.address, { tls }), {
-          timeoutMs: 10_000,
-        });
-        await waitFor(
-          'a leader with every peer link up, over TLS',
-          async () => {
-            const st = await cl.command('status');
-            return st.leader !== 0 && st.transport.every((p) => p.connected);
-          },
-          { timeoutMs: 15_000 },
-        );
+        await tlsClusterReady(n1.address, { tls });
         const env = cliEnv();
 
         const r = await runCli(['attach', n1.address, '--tls-ca', pki.ca, '--once', '--json'], {

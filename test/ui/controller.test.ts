@@ -130,34 +130,30 @@ describe('ConsoleController', () => {
     expect(c.getSnapshot().status?.text).toBe('heal → n1,n2,n3: ok');
   });
 
-  it('K asks for confirmation and kills only on y', async () => {
-    const { c, press, cluster } = setup();
-    press('3', 'K');
-    expect(c.getSnapshot().confirm?.question).toBe('Kill n3 with SIGKILL? (y/N)');
-    press('n');
-    expect(cluster.kill).not.toHaveBeenCalled();
-    expect(c.getSnapshot().status?.text).toBe('kill cancelled');
-    press('K', 'y');
-    await settle();
-    expect(cluster.kill).toHaveBeenCalledWith(3);
-    expect(c.getSnapshot().status?.text).toBe('kill → n3: ok');
-  });
-
-  it('S asks for confirmation and stops the node cleanly only on y', async () => {
-    const { c, press, cluster } = setup();
-    press('2', 'S');
-    expect(c.getSnapshot().confirm?.question).toBe(
-      'Stop n2 cleanly (SIGTERM; a leader hands leadership on first)? (y/N)',
-    );
-    press('escape');
-    expect(cluster.stop).not.toHaveBeenCalled();
-    expect(c.getSnapshot().status?.text).toBe('stop cancelled');
-    press('S', 'y');
-    await settle();
-    expect(cluster.stop).toHaveBeenCalledWith(2);
-    expect(cluster.kill).not.toHaveBeenCalled();
-    expect(c.getSnapshot().status?.text).toBe('stop → n2: ok');
-  });
+  it.each([
+    { key: 'K', action: 'kill', other: 'stop', question: 'Kill n3 with SIGKILL? (y/N)' },
+    {
+      key: 'S',
+      action: 'stop',
+      other: 'kill',
+      question: 'Stop n3 cleanly (SIGTERM; a leader hands leadership on first)? (y/N)',
+    },
+  ] as const)(
+    '$key asks for confirmation and runs $action on the node only on y',
+    async ({ key, action, other, question }) => {
+      const { c, press, cluster } = setup();
+      press('3', key);
+      expect(c.getSnapshot().confirm?.question).toBe(question);
+      press('n');
+      expect(cluster[action]).not.toHaveBeenCalled();
+      expect(c.getSnapshot().status?.text).toBe(`${action} cancelled`);
+      press(key, 'y');
+      await settle();
+      expect(cluster[action]).toHaveBeenCalledWith(3);
+      expect(cluster[other]).not.toHaveBeenCalled();
+      expect(c.getSnapshot().status?.text).toBe(`${action} → n3: ok`);
+    },
+  );
 
   it('d removes the selected node via the leader after confirmation', async () => {
     const { press, sent } = setup(() => ({ confState: { voters: [1, 2], learners: [] } }));
