@@ -599,7 +599,7 @@ async function profileLeader(a: Args): Promise<{
 
 export async function main(argv: string[]): Promise<void> {
   const a = parseArgs(argv);
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+  if (!existsSync(join(ROOT, 'dist', 'bundle', 'main.js'))) {
     throw new Error('dist/ is missing: run `npm run build` first (the nodes run the compiled CLI)');
   }
   const machine = machineInfo();

@@ -90,12 +90,14 @@ interface DashboardRun {
 }
 
 async function runDashboard(run: DashboardRun): Promise<void> {
-  const [{ render }, { createElement }, { Dashboard }, hooks] = await Promise.all([
+  const [{ render }, react, { Dashboard }, hooks] = await Promise.all([
     import('ink'),
     import('react'),
     import('./dashboard.js'),
     import('./hooks.js'),
   ]);
+  // React is CommonJS: its exports are the module's default (the bundle gives nothing else).
+  const { createElement } = react.default;
   const stdout = process.stdout;
   const keymap = keymapFor(run.settings, run.store);
   let resolveQuit!: () => void;

@@ -111,7 +111,7 @@ function freePort(): Promise<number> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('run `npm run build` first');
+  if (!existsSync(join(ROOT, 'dist', 'bundle', 'main.js'))) throw new Error('run `npm run build` first');
   const r = await run(['up', '3', '--detach', '--tick-ms', '20'], { timeoutMs: 30_000 });
   if (r.code !== 0) throw new Error(`up failed (${r.code}): ${r.stderr}`);
 }, 40_000);

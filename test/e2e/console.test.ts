@@ -109,7 +109,7 @@ describe.skipIf(!TMUX)('console in a real terminal (tmux)', () => {
   const status = async (id: number): Promise<NodeState> => clients.get(id)!.command('status');
 
   beforeAll(async () => {
-    if (!existsSync(join(ROOT, 'dist/ui/app.js')) || !existsSync(join(ROOT, 'dist/cli/main.js'))) {
+    if (!existsSync(join(ROOT, 'dist/bundle/main.js'))) {
       throw new Error('dist/ is missing: run `npm run build` before this test');
     }
     dir = await mkdtemp(join(tmpdir(), 'raftctl-e2e-'));

@@ -30,7 +30,7 @@ async function cluster(n: number, args: string[] = [], nodeArgs?: Record<number,
 }
 
 beforeAll(() => {
-  if (!readFileSync(BIN, 'utf8').includes('dist/cli/main.js')) throw new Error('unexpected bin/raftctl');
+  if (!readFileSync(BIN, 'utf8').includes('dist/bundle/main.js')) throw new Error('unexpected bin/raftctl');
 });
 
 afterEach(async (ctx) => {
