@@ -4,6 +4,7 @@
 // nodes send into the store (and the recorder, when recording).
 
 import { ControlClient, ControlError, type TlsOptions } from '../client/client.js';
+import { shortReason, tlsHint } from '../client/connect-errors.js';
 import type { CommandCall, CommandName, Member } from '../protocol/control.js';
 import type { ClusterStore, StoreInput } from './store.js';
 
@@ -161,11 +162,20 @@ export class ClusterConnections implements CommandBackend {
       })
       .catch((err: unknown) => {
         if (this.closed) return;
-        const why = err instanceof Error ? err.message : String(err);
+        const why = shortReason(err);
         if (conn.id !== undefined) {
           this.feed({ type: 'link', node: conn.id, status: 'down', address: conn.address, reason: why });
-        } else if (!conn.reported) {
-          this.feed({ type: 'note', level: 'warn', text: `cannot reach ${conn.address}: ${why} (retrying)` });
+        }
+        // Once per member, and for a member the console knows by id only when it failed the way
+        // a TLS mistake does: the table already shows it down, the note says what to change.
+        const hint = tlsHint(err, this.opts.tls !== undefined);
+        if (!conn.reported && (conn.id === undefined || hint !== undefined)) {
+          const who = conn.id === undefined ? conn.address : `n${conn.id} at ${conn.address}`;
+          this.feed({
+            type: 'note',
+            level: 'warn',
+            text: `cannot reach ${who}: ${why} (retrying)${hint === undefined ? '' : `. ${hint}`}`,
+          });
         }
         conn.reported = true;
         if (err instanceof ControlError && (err.code === 'unauthorized' || err.code === 'bad_version')) {
