@@ -6,18 +6,25 @@
 // so a pid reused after a reboot — or pid 1 in a restarted container — is not taken for the
 // owner.
 //
-// The LOCK is created exclusively (O_EXCL), so of two nodes starting at once one wins. The
-// races left need two starts on one dir within microseconds: one reading the LOCK the other
-// has created but not yet written (it refuses, as for any LOCK it cannot read), or two taking
-// over the same stale LOCK (each removes it, then both create one) — as with PostgreSQL's
-// postmaster.pid. Not a hard link into place, which would close the first: some file
-// systems a data dir may live on (FAT, some network mounts) have no hard links.
+// The LOCK is created exclusively (O_EXCL), so of two nodes starting at once one wins; and a
+// stale LOCK is removed only by the node that holds LOCK.takeover (also created exclusively),
+// and only if it is still the LOCK that node judged stale, so of nodes taking it over at once
+// one wins too. The races left need a start within microseconds of another's: one reading a
+// LOCK another has created but not yet written (it refuses, as for any LOCK it cannot read),
+// or two removing a LOCK.takeover left by a node that died holding it. Not a hard link into
+// place, which would close those: some file systems a data dir may live on (FAT, some
+// network mounts) have no hard links.
 
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 export const LOCK_FILE = 'LOCK';
+/** Held (created exclusively) by the one node removing a stale LOCK. */
+const TAKEOVER_SUFFIX = '.takeover';
+/** Attempts to take the LOCK; a wait for another node's takeover costs one. */
+const MAX_ATTEMPTS = 50;
+const TAKEOVER_PAUSE_MS = 2;
 
 /** Another live process holds the data dir; the message names it and says what to do. */
 export class DataDirLockedError extends Error {
@@ -49,8 +56,7 @@ export function lockDataDir(dir: string, onStale: (message: string) => void = ()
   const start = processStat(process.pid)?.start;
   if (start !== undefined) me.start = start;
   const text = `${JSON.stringify(me)}\n`;
-  // Twice at most: once more after removing a stale LOCK.
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     if (createExclusive(file, text)) {
       let released = false;
       return {
@@ -79,18 +85,56 @@ export function lockDataDir(dir: string, onStale: (message: string) => void = ()
           `stop that node first, or give this one another --data-dir; if no such process is running, remove ${file}`,
       );
     }
+    if (!removeStale(file, held, text)) {
+      // Another node is taking the stale LOCK over this instant: look again shortly.
+      pause(TAKEOVER_PAUSE_MS);
+      continue;
+    }
     onStale(
       `taking over the lock of data dir ${dir} from pid ${owner.pid} (since ${owner.since}), which is no longer running`,
     );
-    try {
-      unlinkSync(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
   }
   throw new DataDirLockedError(
-    `data dir ${dir}: another process keeps taking its lock (${file}); is a second node starting on it?`,
+    `data dir ${dir}: another process keeps taking its lock (${file}); is a second node starting on it? ` +
+      `If none is, remove ${file} and ${file}${TAKEOVER_SUFFIX}`,
   );
+}
+
+/**
+ * Removes the stale LOCK whose text is `held`, holding `LOCK.takeover` (created exclusively,
+ * naming this process as `text` does) meanwhile; false if another node holds it now. Under
+ * it, the LOCK is removed only if it still is the one judged stale: a node that judged it
+ * stale too, but comes second, finds the winner's LOCK (or none) instead and leaves it. A
+ * takeover file left by a node that died holding it (a window of a few system calls) is
+ * removed for the next attempt.
+ */
+function removeStale(file: string, held: string, text: string): boolean {
+  const mutex = `${file}${TAKEOVER_SUFFIX}`;
+  if (!createExclusive(mutex, text)) {
+    const holderText = readText(mutex);
+    const holder = holderText === undefined ? undefined : parseOwner(holderText);
+    if (holder !== undefined && !isRunning(holder) && readText(mutex) === holderText) unlinkIfThere(mutex);
+    return false;
+  }
+  try {
+    if (readText(file) === held) unlinkIfThere(file);
+  } finally {
+    unlinkIfThere(mutex);
+  }
+  return true;
+}
+
+function unlinkIfThere(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** Blocks this thread for `ms` (the lock is taken once, at start, before anything runs). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** Creates `file` holding `text` unless it exists (then false). */

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -69,6 +69,59 @@ describe('lockDataDir', () => {
     expect(owner(dir).pid).toBe(process.pid);
     lock.release();
   });
+
+  it('removes a LOCK.takeover left by a node that died taking over, then takes the stale LOCK', () => {
+    const dir = dirs.make();
+    const gone = deadPid();
+    const stale = JSON.stringify({ pid: gone, host: 'h', since: 'then' });
+    writeFileSync(join(dir, LOCK_FILE), stale);
+    writeFileSync(join(dir, `${LOCK_FILE}.takeover`), stale);
+    const lock = lockDataDir(dir);
+    expect(owner(dir).pid).toBe(process.pid);
+    expect(readdirSync(dir)).toEqual([LOCK_FILE]);
+    lock.release();
+  });
+
+  it('of six processes taking over one stale LOCK at the same instant, exactly one wins, trial after trial', async () => {
+    const trials = 8;
+    const lockDirs = Array.from({ length: trials }, () => dirs.make());
+    for (const dir of lockDirs) {
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: deadPid(), host: 'h', since: 'then' }));
+    }
+    // Each process takes part in every trial: trial i starts at the same wall-clock
+    // millisecond in all of them (a busy wait), and a winner keeps its LOCK to the end.
+    const child = `
+        const { lockDataDir } = await import(${JSON.stringify(new URL('../../../src/server/storage/dir-lock.ts', import.meta.url).pathname)});
+        const [start, ...dirs] = JSON.parse(process.argv[1]);
+        const won = dirs.map((dir, i) => {
+          while (Date.now() < start + i * 150) {}
+          try { lockDataDir(dir); return true; } catch { return false; }
+        });
+        process.stdout.write(JSON.stringify(won));`;
+    const start = Date.now() + 2500;
+    const results = await Promise.all(
+      Array.from(
+        { length: 6 },
+        () =>
+          new Promise<boolean[]>((resolve, reject) => {
+            const p = spawn(
+              process.execPath,
+              ['--import', 'tsx', '--input-type=module', '-e', child, JSON.stringify([start, ...lockDirs])],
+              { stdio: ['ignore', 'pipe', 'inherit'] },
+            );
+            let out = '';
+            p.stdout.on('data', (d: Buffer) => {
+              out += d.toString();
+            });
+            p.on('error', reject);
+            p.on('exit', () => resolve(JSON.parse(out) as boolean[]));
+          }),
+      ),
+    );
+    // Unlinking the stale LOCK instead let two processes win in 14 of 30 such trials.
+    const winners = lockDirs.map((_, i) => results.filter((won) => won[i]).length);
+    expect(winners).toEqual(lockDirs.map(() => 1));
+  }, 20_000);
 
   it.runIf(existsSync('/proc/self/stat'))(
     'takes over the LOCK of an orphan killed after its parent exited (a zombie where nothing reaps orphans)',
