@@ -32,9 +32,13 @@
 // synced, renamed and the directory synced, so a segment visible under its final name
 // always starts with a durable seed. Before a new segment becomes visible the previous
 // one is synced, so only the last segment can ever have a torn tail.
+//
+// Replay: a WAL of 32 MiB or more is decoded on this thread while a worker checks its crc
+// chain (wal-check.ts); a segment the worker does not find whole sends the WAL through
+// the sequential scan, which checks as it decodes and decides what a bad record means.
 
 import { fdatasync, writeSync } from 'node:fs';
-import { type FileHandle, open, readdir, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../../raft/logger.js';
@@ -59,9 +63,12 @@ import {
   writeMarkerPayload,
   writeSeedPayload,
 } from './records.js';
+import { type BadRecord, CrcChecker, type FrameResult, frameSegment, sharedBuffer } from './wal-check.js';
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const HEADER_BYTES = 8;
+/** A WAL this large is checked on a worker thread while it is decoded (wal-check.ts). */
+const PARALLEL_CHECK_MIN_BYTES = 32 << 20;
 const SECTOR_BYTES = 512;
 const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
 const RESTORE_ADVICE =
@@ -103,6 +110,8 @@ export interface WalOptions {
   logger: Logger;
   /** A segment is closed and a new one started once it reaches this size (default 64 MiB). */
   segmentBytes?: number;
+  /** From this many bytes of segments on, Wal.open checks crcs on a worker thread (default 32 MiB). */
+  parallelCheckMinBytes?: number;
 }
 
 /** What the WAL says the node persisted, in the order it was written. */
@@ -130,18 +139,6 @@ interface Segment {
   file: string;
   /** Highest entry or marker index written to the segment; 0 if none. Decides purging. */
   maxIndex: number;
-}
-
-/** A record that failed to parse, before deciding whether it is a torn tail or corruption. */
-interface BadRecord {
-  offset: number;
-  reason: string;
-  /** The header is eight zero bytes: a hole or a zero-filled tail, never a bit flip. */
-  zeroHeader: boolean;
-  /** End of the record's type+payload when its length fits in the file. */
-  end?: number;
-  /** Chain values the next record could be seeded with (stored and recomputed crc). */
-  chain: number[];
 }
 
 type RecordVisitor = (type: number, buf: Buffer, start: number, end: number) => void;
@@ -207,13 +204,13 @@ function crcOf(buf: Buffer, start: number, end: number, seed: number): number {
 /**
  * Reads a whole segment with one read call (repeated only if the kernel returns less), so
  * the read runs on the libuv pool without needing this thread between chunks, while
- * Wal.open scans the segments before it.
+ * Wal.open scans the segments before it. `shared`: into memory a CrcChecker can read.
  */
-async function readSegment(file: string): Promise<Buffer> {
+async function readSegment(file: string, shared: boolean): Promise<Buffer> {
   const fh = await open(file, 'r');
   try {
     const { size } = await fh.stat();
-    const buf = Buffer.allocUnsafeSlow(size);
+    const buf = shared ? sharedBuffer(size) : Buffer.allocUnsafeSlow(size);
     let done = 0;
     while (done < size) {
       const { bytesRead } = await fh.read(buf, done, size - done, done);
@@ -304,60 +301,24 @@ function isTornTail(buf: Buffer, bad: BadRecord): boolean {
 }
 
 /**
- * Walks the records of one segment. Returns the offset where valid data ends, the
- * running crc there, and the first bad record if any (its classification is up to the
- * caller). Records that pass their crc but make no sense throw WalCorruptError: no
- * crash produces those.
+ * Walks the records of one segment (see frameRecords), decoding each with `visit`. Returns
+ * the offset where valid data ends, the running crc there, and the first bad record if any
+ * (its classification is up to the caller). Records that frame but make no sense throw
+ * WalCorruptError: no crash produces those. Without `checkCrc` the records' crcs are not
+ * computed: only for a segment a CrcChecker checks meanwhile.
  */
 function scanSegment(
   buf: Buffer,
   file: string,
   prevCrc: number | undefined,
   visit: RecordVisitor,
-): { end: number; crc: number; bad?: BadRecord } {
-  let off = 0;
-  let crc = 0;
-  while (off < buf.length) {
-    if (buf.length - off < HEADER_BYTES) return failAt(off, crc, { reason: 'partial record header' });
-    const len = buf.readUInt32LE(off);
-    const stored = buf.readUInt32LE(off + 4);
-    if (len === 0) {
-      return failAt(off, crc, { reason: 'zero record length', zeroHeader: stored === 0, chain: [stored] });
-    }
-    const end = off + HEADER_BYTES + len;
-    if (end > buf.length) {
-      return failAt(off, crc, {
-        reason: `record length ${len} runs past the end of the file`,
-        chain: [stored],
-      });
-    }
-    const type = buf[off + HEADER_BYTES]!;
-    let seed = crc;
-    if (off === 0) {
-      if (type !== RECORD_CRC_SEED || len < 6) {
-        return failAt(off, crc, {
-          reason: 'segment does not start with a crc seed record',
-          end,
-          chain: [stored],
-        });
-      }
-      // The seed's chain value sits after its version byte; the crc check below vouches for it.
-      seed = buf.readUInt32LE(off + HEADER_BYTES + 2);
-    }
-    const computed = crcOf(buf, off + HEADER_BYTES, end, seed);
-    if (computed !== stored) {
-      return failAt(off, crc, {
-        reason: `crc mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`,
-        end,
-        chain: [stored, computed],
-      });
-    }
-    if (padded(end) > buf.length)
-      return failAt(off, crc, { reason: 'record padding cut short', end, chain: [stored] });
+  checkCrc = true,
+): FrameResult {
+  return frameSegment(buf, checkCrc, (type, off, start, end) => {
     try {
       if (type === RECORD_CRC_SEED) {
         if (off !== 0) throw new RecordDecodeError('crc seed record in the middle of a segment');
-        const s = readSeedPayload(buf, off + HEADER_BYTES + 1, end);
+        const s = readSeedPayload(buf, start, end);
         if (prevCrc !== undefined && s.prevCrc !== prevCrc) {
           throw new RecordDecodeError(
             `crc seed ${hex32(s.prevCrc)} does not continue the previous segment (which ends with ${hex32(prevCrc)}): ` +
@@ -365,21 +326,12 @@ function scanSegment(
           );
         }
       }
-      visit(type, buf, off + HEADER_BYTES + 1, end);
+      visit(type, buf, start, end);
     } catch (err) {
       if (err instanceof RecordDecodeError) throw new WalCorruptError(file, off, err.message);
       throw err;
     }
-    crc = computed;
-    off = padded(end);
-  }
-  return { end: off, crc };
-}
-
-type BadFields = Pick<BadRecord, 'reason'> & Partial<BadRecord>;
-
-function failAt(off: number, crc: number, bad: BadFields): { end: number; crc: number; bad: BadRecord } {
-  return { end: off, crc, bad: { offset: off, zeroHeader: false, chain: [], ...bad } };
+  });
 }
 
 function hex32(n: number): string {
@@ -504,40 +456,89 @@ export class Wal {
       }
     };
 
+    // A large WAL's crcs are checked by a worker while this thread decodes (wal-check.ts).
+    const sizes = await Promise.all(segments.map((s) => stat(s.file).then((st) => st.size)));
+    const walBytes = sizes.reduce((a, b) => a + b, 0);
+    let checker =
+      segments.length > 0 && walBytes >= (opts.parallelCheckMinBytes ?? PARALLEL_CHECK_MIN_BYTES)
+        ? new CrcChecker((err) =>
+            logger.warn(`wal: the crc worker failed (${err.message}); checking on this thread instead`),
+          )
+        : undefined;
+    const read = (i: number) => {
+      const r = readSegment(segments[i]!.file, checker !== undefined).then((buf) => {
+        checker?.submit(i, buf);
+        return buf;
+      });
+      // A read left pending when a scan throws must not become an unhandled rejection.
+      r.catch(() => undefined);
+      return r;
+    };
     let chain: number | undefined;
     let lastEnd = 0;
-    const reads = segments.length > 0 ? [readSegment(segments[0]!.file)] : [];
-    for (let i = 0; i < segments.length; i++) {
-      current = segments[i]!;
-      const buf = await reads[i]!;
-      if (i === 0) {
-        // The first segment is read alone, so that it comes soonest; all the others are
-        // read at once, on the libuv pool, while it is scanned. Their buffers are thus
-        // allocated before any entry is decoded, which matters: each large allocation
-        // makes V8 collect garbage (external memory pressure), cheap now and costly once
-        // the heap holds the entries decoded so far.
-        for (const s of segments.slice(1)) {
-          const r = readSegment(s.file);
-          // A read left pending when a scan throws must not become an unhandled rejection.
-          r.catch(() => undefined);
-          reads.push(r);
+    try {
+      const reads = segments.length > 0 ? [read(0)] : [];
+      for (let i = 0; i < segments.length; i++) {
+        current = segments[i]!;
+        const buf = await reads[i]!;
+        if (i === 0) {
+          // The first segment is read alone, so that it comes soonest; all the others are
+          // read at once, on the libuv pool, while it is scanned. Their buffers are thus
+          // allocated before any entry is decoded, which matters: each large allocation
+          // makes V8 collect garbage (external memory pressure), cheap now and costly once
+          // the heap holds the entries decoded so far.
+          for (let j = 1; j < segments.length; j++) reads.push(read(j));
         }
-      }
-      const scan = scanSegment(buf, current.file, chain, visit);
-      if (scan.bad) {
-        const last = i === segments.length - 1;
-        if (!last || !isTornTail(buf, scan.bad)) {
-          throw new WalCorruptError(current.file, scan.bad.offset, scan.bad.reason);
+        if (checker !== undefined) {
+          let scan: FrameResult | undefined;
+          try {
+            scan = scanSegment(buf, current.file, chain, visit, false);
+          } catch {
+            // Decided below, by the sequential scan.
+          }
+          const v = await checker.verdict(i);
+          if (
+            scan !== undefined &&
+            scan.bad === undefined &&
+            v?.whole &&
+            v.end === scan.end &&
+            v.crc === scan.crc
+          ) {
+            if (scan.end > 0) chain = scan.crc;
+            lastEnd = scan.end;
+            continue;
+          }
+          // Something to look at closely: start over, checking as we decode, with the
+          // buffers read so far.
+          logger.info(
+            `wal: ${current.file} did not check out on the crc worker; scanning the WAL again on this thread`,
+          );
+          await checker.close();
+          checker = undefined;
+          resetReplay(replay, segments);
+          chain = undefined;
+          lastEnd = 0;
+          i = -1;
+          continue;
         }
-        await truncateFile(current.file, scan.end);
-        replay.repairedTornTail = true;
-        logger.warn(
-          `wal: repaired torn tail of ${current.file} at offset ${scan.end} (${buf.length - scan.end} bytes dropped)`,
-        );
+        const scan = scanSegment(buf, current.file, chain, visit);
+        if (scan.bad) {
+          const last = i === segments.length - 1;
+          if (!last || !isTornTail(buf, scan.bad)) {
+            throw new WalCorruptError(current.file, scan.bad.offset, scan.bad.reason);
+          }
+          await truncateFile(current.file, scan.end);
+          replay.repairedTornTail = true;
+          logger.warn(
+            `wal: repaired torn tail of ${current.file} at offset ${scan.end} (${buf.length - scan.end} bytes dropped)`,
+          );
+        }
+        // A segment cut back to nothing (its seed torn) continues the previous chain.
+        if (scan.end > 0) chain = scan.crc;
+        lastEnd = scan.end;
       }
-      // A segment cut back to nothing (its seed torn) continues the previous chain.
-      if (scan.end > 0) chain = scan.crc;
-      lastEnd = scan.end;
+    } finally {
+      await checker?.close();
     }
 
     const lastIndex = replay.start === undefined ? 0 : replay.start + replay.entries.length - 1;
@@ -732,6 +733,15 @@ function replayEntry(replay: WalReplay, e: Entry): void {
   }
   replay.entries.length = e.index - start;
   replay.entries.push(e);
+}
+
+/** Forgets everything replayed, for a scan that starts over. */
+function resetReplay(replay: WalReplay, segments: Segment[]): void {
+  replay.hardState = { ...EMPTY_HARD_STATE };
+  replay.entries = [];
+  replay.start = undefined;
+  replay.markers = [];
+  for (const seg of segments) seg.maxIndex = 0;
 }
 
 /** Creates a segment durably: tmp file with its seed, synced, renamed, directory synced. */
