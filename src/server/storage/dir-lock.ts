@@ -65,7 +65,7 @@ export function lockDataDir(dir: string, onStale: (message: string) => void = ()
           if (released) return;
           released = true;
           // Never remove a LOCK someone else has taken over meanwhile.
-          if (readText(file) === text) unlinkSync(file);
+          if (readText(file) === text) unlinkIfThere(file);
         },
       };
     }

@@ -43,7 +43,7 @@ export type FrameVisitor = (type: number, off: number, start: number, end: numbe
  *
  * It runs in the checker's worker as source text (Function.prototype.toString), so it uses
  * nothing from outside itself: its constants mirror wal.ts's HEADER_BYTES and records.ts's
- * RECORD_CRC_SEED, and test/server/storage/wal.test.ts opens WALs both ways to keep them equal.
+ * RECORD_CRC_SEED, and test/server/storage/wal-check.test.ts opens WALs both ways to keep them equal.
  */
 export function frameRecords(
   buf: Uint8Array,
