@@ -210,6 +210,8 @@ export class RaftDriver {
   private campaignInTicks = 0;
   private lastState: StateType = 'StateFollower';
   private lastYieldAt = 0;
+  /** After a restart, until the entries committed before it are applied again: for the log. */
+  private replaying: { from: number; to: number; startedAt: number } | undefined;
   /** Set while a Ready's committed entries are applied but the Ready is not yet advanced. */
   private midReady: Promise<void> | undefined;
   private failed = false;
@@ -279,6 +281,10 @@ export class RaftDriver {
       this.log.info(
         `restarted at term ${recovered.hardState.term}, commit ${recovered.hardState.commit}, last index ${recovered.lastIndex}`,
       );
+      const applied = recovered.snapshot?.metadata.index ?? 0;
+      if (recovered.hardState.commit > applied) {
+        this.replaying = { from: applied, to: recovered.hardState.commit, startedAt: performance.now() };
+      }
     }
     // Until the membership is known from the log, reach the peers we were told about.
     const peers = new Map(opts.initialPeers);
@@ -833,6 +839,13 @@ export class RaftDriver {
       if (readyDone) {
         this.midReady = undefined;
         readyDone();
+      }
+      if (this.replaying !== undefined && this.rawNode.raft.raftLog.applied >= this.replaying.to) {
+        const { from, to, startedAt } = this.replaying;
+        this.replaying = undefined;
+        this.log.info(
+          `replayed the log to index ${to} (${to - from} entries) in ${Math.round(performance.now() - startedAt)} ms`,
+        );
       }
       for (const rs of rd.readStates) this.onReadState(UTF8_DECODER.decode(rs.requestCtx), rs.index);
       this.serveConfirmedReads();

@@ -503,6 +503,9 @@ describe('raftctl node: one node, its disk and its operators', () => {
     node.start();
     await c.waitLeader();
     expect(node.stderr).not.toMatch(/repaired torn tail/);
+    // The log says how long the WAL took to read and the committed entries to apply again.
+    await node.waitForLog(/wal: opened \S+ \(\d+ segments, last index \d+\) in \d+ ms/);
+    await node.waitForLog(/replayed the log to index \d+ \(\d+ entries\) in \d+ ms/);
     expectAll(await node.rangePrefix('t'), written, 'second restart');
     expectAll(await node.rangePrefix('u'), more, 'second restart');
   }, 25_000);

@@ -390,6 +390,7 @@ export class Wal {
    */
   static async open(dir: string, opts: WalOptions): Promise<{ wal: Wal; replay: WalReplay }> {
     const { logger } = opts;
+    const openedAt = performance.now();
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     const segments: Segment[] = [];
     for (const name of await readdir(dir)) {
@@ -476,6 +477,7 @@ export class Wal {
     };
     let chain: number | undefined;
     let lastEnd = 0;
+    let checkedOnWorker = false;
     try {
       const reads = segments.length > 0 ? [read(0)] : [];
       for (let i = 0; i < segments.length; i++) {
@@ -537,6 +539,7 @@ export class Wal {
         if (scan.end > 0) chain = scan.crc;
         lastEnd = scan.end;
       }
+      checkedOnWorker = checker !== undefined;
     } finally {
       await checker?.close();
     }
@@ -559,7 +562,10 @@ export class Wal {
       fh = await open(tail.file, 'r+');
     }
     const wal = new Wal(dir, logger, segmentBytes, segments, fh, size, lastCrc, replay.hardState, lastIndex);
-    logger.info(`wal: opened ${dir} (${segments.length} segments, last index ${lastIndex})`);
+    logger.info(
+      `wal: opened ${dir} (${segments.length} segments, last index ${lastIndex}) in ${Math.round(performance.now() - openedAt)} ms` +
+        (checkedOnWorker ? ', crcs checked on a worker thread' : ''),
+    );
     return { wal, replay };
   }
 
