@@ -242,6 +242,7 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     // Election timeout 50 ticks of 20 ms: randomized, no follower times out before 980 ms.
     const c = await cluster(3, ['--election-ticks', '50']);
     const leader = await c.waitLeader(undefined, 15_000);
+    const { term } = await leader.health();
     const followers = c.nodes.filter((n) => n !== leader);
     const killedAt = Date.now();
     await leader.kill('SIGKILL');
@@ -250,7 +251,10 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     // The connection to the dead leader closed at once; the followers forgot it and one
     // campaigned within 25 ticks (500 ms), which only that failure detector explains.
     expect(elected).toBeLessThan(800);
-    expect(followers).toContain(next);
+    // In the order of their ids, so the two did not split the vote: the lower id, with a
+    // log as long as the other's (nothing was written), won the next term.
+    expect(next.id).toBe(Math.min(...followers.map((f) => f.id)));
+    expect((await next.health()).term).toBe(term + 1);
     const told = followers.filter((f) =>
       /lost the connection to leader \d+: forgot it/.test(f.stdout + f.stderr),
     );
