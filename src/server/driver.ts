@@ -352,10 +352,12 @@ export class RaftDriver {
    * leader, which lets this node grant pre-votes at once, and campaign a few ticks later
    * unless a leader shows up first. The other followers see the same connection close and
    * do the same, in the order of their ids: the lowest campaigns after one tick, the next
-   * two ticks later, and so on, up to electionTicks/2. Random delays of 1 to 5 ticks let two
-   * followers campaign within one round trip of each other now and then (2 of 15 failovers
-   * on 2026-11-26): both won the pre-vote, split the vote, and the cluster waited a whole
-   * election timeout. If the leader is in fact alive, nothing is lost: followers that still hear
+   * two ticks later (ticks of different processes are not in step: two ticks apart is at
+   * least one tick of time), and so on, up to electionTicks − 1, still before any follower's
+   * own election timeout. Random delays of 1 to 5 ticks let two followers campaign within
+   * one round trip of each other now and then (2 of 15 failovers on 2026-11-26): both won
+   * the pre-vote, split the vote, and the cluster waited a whole election timeout. If the
+   * leader is in fact alive, nothing is lost: followers that still hear
    * from it refuse the pre-vote (CheckQuorum's lease), and its next heartbeat makes this
    * node its follower again. Hence only with PreVote and CheckQuorum both on: without
    * them, a connection that merely blinked could depose a healthy leader.
@@ -370,7 +372,7 @@ export class RaftDriver {
       .voters.filter((v) => v !== id)
       .sort((a, b) => a - b);
     const rank = Math.max(0, others.indexOf(this.opts.id));
-    this.campaignInTicks = Math.min(1 + 2 * rank, Math.max(1, Math.floor(this.opts.electionTicks / 2)));
+    this.campaignInTicks = Math.min(1 + 2 * rank, Math.max(1, this.opts.electionTicks - 1));
     this.log.info(
       `lost the connection to leader ${id}: forgot it; campaigning in ${this.campaignInTicks} ticks unless a leader appears`,
     );
