@@ -39,22 +39,44 @@ const COMMANDS = [
 ];
 const GROUPS = ['member', 'fault', 'config'];
 
-/** The help to point at: the command's own when the command line names one. */
-function helpFor(argv: readonly string[]): string {
+/** yargs' words for a misspelt command: it suggests a name, without saying what was typed. */
+const SUGGESTION = /^Did you mean (.+)\?$/;
+
+/** A group's subcommand that yargs does not know: a suggestion, or an unknown argument. */
+function unknownSubcommand(words: readonly string[], msg: string): boolean {
+  return (
+    GROUPS.includes(words[0] ?? '') &&
+    words[1] !== undefined &&
+    (SUGGESTION.test(msg) || msg === `Unknown argument: ${words[1]}`)
+  );
+}
+
+/**
+ * The help to point at: the command's own when the command line names one (a group's own
+ * when its subcommand is the word it does not know).
+ */
+function helpFor(argv: readonly string[], msg: string): string {
   const words = argv.filter((a) => !a.startsWith('-'));
   const cmd = words[0];
   if (cmd === undefined || !COMMANDS.includes(cmd)) return 'raftctl --help';
-  return GROUPS.includes(cmd) && words[1] !== undefined
+  return GROUPS.includes(cmd) && words[1] !== undefined && !unknownSubcommand(words, msg)
     ? `raftctl ${cmd} ${words[1]} --help`
     : `raftctl ${cmd} --help`;
 }
 
-/** yargs' suggestion for a misspelt command does not name what was typed; say it. */
+/** Names a misspelt command as typed (a group's with its subcommand), and a suggestion as one would type it. */
 function usageMessage(argv: readonly string[], msg: string): string {
-  const cmd = argv.find((a) => !a.startsWith('-'));
-  if (msg.startsWith('Did you mean') && cmd !== undefined)
-    return `unknown command ${JSON.stringify(cmd)}. ${msg}`;
-  return msg;
+  const words = argv.filter((a) => !a.startsWith('-'));
+  if (words[0] === undefined) return msg;
+  const inGroup = unknownSubcommand(words, msg);
+  const typed = inGroup ? `${words[0]} ${words[1]}` : words[0];
+  const suggested = SUGGESTION.exec(msg)?.[1];
+  if (suggested !== undefined) {
+    const asTyped = inGroup ? `${words[0]} ${suggested}` : suggested;
+    return `unknown command ${JSON.stringify(typed)}. Did you mean ${JSON.stringify(asTyped)}?`;
+  }
+  const unknown = inGroup || (!COMMANDS.includes(words[0]) && msg === `Unknown argument: ${words[0]}`);
+  return unknown ? `unknown command ${JSON.stringify(typed)}` : msg;
 }
 
 /** Options that may be given more than once: their values add up to one list. */
@@ -107,7 +129,7 @@ export async function main(argv: string[]): Promise<void> {
     .fail((msg, err) => {
       if (err && !(err instanceof UsageError)) throw err;
       process.stderr.write(
-        `raftctl: ${usageMessage(argv, err ? err.message : msg)}\nRun '${helpFor(argv)}' for usage.\n`,
+        `raftctl: ${usageMessage(argv, err ? err.message : msg)}\nRun '${helpFor(argv, err ? err.message : msg)}' for usage.\n`,
       );
       process.exit(EXIT.usage);
     });

@@ -307,6 +307,26 @@ describe('usage errors and unreachable clusters', { timeout: 30_000 }, () => {
     expect(r.stdout).toBe('');
   });
 
+  it('a misspelt command or subcommand is named as typed, with the help to read (exit 2)', async () => {
+    const cases: [string[], RegExp, string][] = [
+      [['stauts'], /unknown command "stauts"\. Did you mean "status"\?/, 'raftctl --help'],
+      [['frob'], /unknown command "frob"$/m, 'raftctl --help'],
+      [
+        ['member', 'lst'],
+        /unknown command "member lst"\. Did you mean "member list"\?/,
+        'raftctl member --help',
+      ],
+      [['fault', 'partitoin'], /unknown command "fault partitoin"$/m, 'raftctl fault --help'],
+      [['member', 'add'], /Not enough non-option arguments/, 'raftctl member add --help'],
+    ];
+    for (const [args, message, help] of cases) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stderr, args.join(' ')).toContain(`Run '${help}' for usage.`);
+    }
+  });
+
   it('bad addresses and values exit 2; unreachable endpoints exit 1', async () => {
     const bad = await run(['attach', 'not-an-address']);
     expect(bad.code).toBe(2);
