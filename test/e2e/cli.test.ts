@@ -327,6 +327,13 @@ describe('usage errors and unreachable clusters', { timeout: 30_000 }, () => {
     }
   });
 
+  it('logs of a cluster dir that holds no cluster says so (exit 2)', async () => {
+    const nowhere = join(tmpdir(), `raftctl-no-cluster-${process.pid}`);
+    const r = await run(['logs', '7', '--data-dir', nowhere]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`no cluster at ${nowhere}: start one with 'raftctl up'`);
+  });
+
   it('bad addresses and values exit 2; unreachable endpoints exit 1', async () => {
     const bad = await run(['attach', 'not-an-address']);
     expect(bad.code).toBe(2);

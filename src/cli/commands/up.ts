@@ -98,7 +98,7 @@ export function upCommands(y: Argv): Argv {
           ),
       async (argv) => {
         const s = settings();
-        const size = parsePositiveInt(argv.size ?? s.clusterSize, 'size N', 1, MAX_CLUSTER_SIZE);
+        const size = parsePositiveInt(argv.size ?? s.clusterSize, 'size', 1, MAX_CLUSTER_SIZE);
         const name = parseClusterName(argv.name ?? 'default');
         const dir = clusterDirFor({ name, 'data-dir': argv['data-dir'] });
         const tickMs =
@@ -253,9 +253,14 @@ export function upCommands(y: Argv): Argv {
         const remote =
           argv.endpoints !== undefined || (process.env.RAFTCTL_ENDPOINTS && !argv.name && !argv['data-dir']);
         if (!remote) {
-          const dir = chosenDir(argv);
-          const node = readClusterFile(dir)?.nodes.find((n) => n.id === id);
+          const file = readClusterFile(chosenDir(argv));
+          const node = file?.nodes.find((n) => n.id === id);
           if (node !== undefined) return tailLocal(node.logFile, nodeOutFile(node), lines, argv.follow);
+          // A cluster named on the command line that does not have this node; with no such
+          // cluster at all, the session below says so, as for every other command.
+          if (file !== undefined && (argv.name || argv['data-dir'])) {
+            throw new UsageError(`node ${id} is not part of that cluster`);
+          }
         }
         await logsRemote(argv as TargetArgs & { json: boolean }, id, lines, argv.follow);
       },
@@ -308,9 +313,6 @@ async function logsRemote(
   lines: number,
   follow: boolean,
 ): Promise<void> {
-  if (argv.endpoints === undefined && !process.env.RAFTCTL_ENDPOINTS && (argv.name || argv['data-dir'])) {
-    throw new UsageError(`node ${id} is not part of that cluster`);
-  }
   await withSession({ ...argv, timeout: follow ? '24h' : argv.timeout }, async (s) => {
     let last = '';
     for (;;) {
