@@ -187,9 +187,12 @@ export class ClusterClient {
     for (;;) {
       if (!isRefusal(last)) throw last;
       this.noteRefusal(by, last.leader);
-      const left = started + timeoutMs - performance.now() - RETRY_DELAY_MS;
-      if (left <= 0 || this.closed) throw last;
+      // A try needs time to be answered: with less than a retry delay left after the wait,
+      // the refusal is the answer (a try given a fraction of a millisecond only timed out).
+      if (started + timeoutMs - performance.now() < 2 * RETRY_DELAY_MS || this.closed) throw last;
       await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+      const left = started + timeoutMs - performance.now();
+      if (left < RETRY_DELAY_MS || this.closed) throw last;
       const target = this.pick(name);
       if (target === undefined) throw last;
       by = target.node;
