@@ -182,23 +182,25 @@ export class ClusterClient {
   ): Promise<CommandValue<N>> {
     const [args, opts] = rest;
     const timeoutMs = opts?.timeoutMs ?? this.connectOpts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const left = () => started + timeoutMs - performance.now();
     let last = err;
     let by = refusedBy;
     for (;;) {
       if (!isRefusal(last)) throw last;
       this.noteRefusal(by, last.leader);
-      // A try needs time to be answered: with less than a retry delay left after the wait,
-      // the refusal is the answer (a try given a fraction of a millisecond only timed out).
-      if (started + timeoutMs - performance.now() < 2 * RETRY_DELAY_MS || this.closed) throw last;
+      // A try needs time to be answered: with less than a retry delay left after the wait
+      // (timers may fire late), the refusal is the answer; a try given a fraction of a
+      // millisecond only timed out, reporting an unknown outcome.
+      if (left() < 2 * RETRY_DELAY_MS || this.closed) throw last;
       await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
-      const left = started + timeoutMs - performance.now();
-      if (left < RETRY_DELAY_MS || this.closed) throw last;
+      const tryMs = left();
+      if (tryMs < RETRY_DELAY_MS || this.closed) throw last;
       const target = this.pick(name);
       if (target === undefined) throw last;
       by = target.node;
       // The client's command() takes its arguments as a rest tuple keyed by the command name;
       // N is generic here, so the tuple is rebuilt with the time left as its timeout.
-      const again = [args, { ...opts, timeoutMs: left }] as unknown as ArgsParam<N>;
+      const again = [args, { ...opts, timeoutMs: tryMs }] as unknown as ArgsParam<N>;
       try {
         return await target.client.command(name, ...again);
       } catch (e) {

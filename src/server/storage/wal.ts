@@ -202,14 +202,14 @@ function crcOf(buf: Buffer, start: number, end: number, seed: number): number {
 }
 
 /**
- * Reads a whole segment with one read call (repeated only if the kernel returns less), so
- * the read runs on the libuv pool without needing this thread between chunks, while
- * Wal.open scans the segments before it. `shared`: into memory a CrcChecker can read.
+ * Reads a whole segment of `size` bytes (as Wal.open found it: nothing writes to the WAL
+ * while it is opened) with one read call (repeated only if the kernel returns less), so the
+ * read runs on the libuv pool without needing this thread between chunks, while Wal.open
+ * scans the segments before it. `shared`: into memory a CrcChecker can read.
  */
-async function readSegment(file: string, shared: boolean): Promise<Buffer> {
+async function readSegment(file: string, size: number, shared: boolean): Promise<Buffer> {
   const fh = await open(file, 'r');
   try {
-    const { size } = await fh.stat();
     const buf = shared ? sharedBuffer(size) : Buffer.allocUnsafeSlow(size);
     let done = 0;
     while (done < size) {
@@ -457,7 +457,8 @@ export class Wal {
       }
     };
 
-    // A large WAL's crcs are checked by a worker while this thread decodes (wal-check.ts).
+    // The sizes decide the reads' buffers, and whether a large WAL's crcs are checked by a
+    // worker while this thread decodes (wal-check.ts).
     const sizes = await Promise.all(segments.map((s) => stat(s.file).then((st) => st.size)));
     const walBytes = sizes.reduce((a, b) => a + b, 0);
     let checker =
@@ -467,7 +468,7 @@ export class Wal {
           )
         : undefined;
     const read = (i: number) => {
-      const r = readSegment(segments[i]!.file, checker !== undefined).then((buf) => {
+      const r = readSegment(segments[i]!.file, sizes[i]!, checker !== undefined).then((buf) => {
         checker?.submit(i, buf);
         return buf;
       });
