@@ -48,6 +48,7 @@ import {
   requestKey,
 } from './kv.js';
 import type { ServerLogger } from './log.js';
+import type { RaftMetrics } from './metrics.js';
 import type { DiskStorage } from './storage/disk-storage.js';
 
 /** A KV command as a caller gives it: the driver fills in the client id and sequence unless set. */
@@ -147,7 +148,12 @@ export interface DriverOptions {
   events?: Partial<DriverEvents>;
   /** Whether anyone listens to events of a kind; describing every message costs, so skip it when not. */
   wantsEvents?: (kind: 'ready' | 'message' | 'apply') => boolean;
+  /** Histograms the driver observes into as things happen (the node's /metrics). */
+  metrics?: DriverMetrics;
 }
+
+/** The node's histograms that the driver feeds (RaftMetrics has them). */
+export type DriverMetrics = Pick<RaftMetrics, 'walFsyncSeconds' | 'snapshotSeconds' | 'writeSeconds'>;
 
 interface Waiter {
   /** The request id the waiter is filed under. */
@@ -157,7 +163,8 @@ interface Waiter {
   data: Uint8Array;
   resolve(r: KvResult): void;
   reject(e: Error): void;
-  /** performance.now() after which the request times out (see expireWaiters). */
+  /** performance.now() when the request reached this node, and after which it times out (see expireWaiters). */
+  filedAt: number;
   deadline: number;
 }
 
@@ -228,10 +235,7 @@ export class RaftDriver {
     leaderChanges: 0,
     sent: new Map<string, number>(),
     received: new Map<string, number>(),
-    fsyncSeconds: [] as number[],
     snapshots: { created: 0, restored: 0 },
-    /** Wall time of each snapshot created since the metrics last took them. */
-    snapshotSeconds: [] as number[],
   };
 
   constructor(opts: DriverOptions) {
@@ -445,13 +449,15 @@ export class RaftDriver {
     // No timer per request: on a busy node that is a timer object, a closure and a
     // timer-list insert and removal for every write. The ticker sweeps deadlines instead
     // (expireWaiters), so a request times out within a tick of its deadline.
+    const filedAt = performance.now();
     const w: Waiter = {
       clientId,
       seq,
       data,
       resolve: noResult,
       reject: noResult,
-      deadline: performance.now() + this.opts.requestTimeoutMs,
+      filedAt,
+      deadline: filedAt + this.opts.requestTimeoutMs,
     };
     const answer = new Promise<KvResult>((resolve, reject) => {
       w.resolve = resolve;
@@ -834,7 +840,7 @@ export class RaftDriver {
       if (saving) {
         await saving;
         this.stats.fsyncs++;
-        this.stats.fsyncSeconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+        this.opts.metrics?.walFsyncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
         this.lastYieldAt = Date.now();
       }
       // Acks and votes promise durability: only now, and at once.
@@ -958,6 +964,7 @@ export class RaftDriver {
     const w = this.waiters.take(clientId, seq);
     if (w) {
       this.stats.proposals.ok++;
+      this.opts.metrics?.writeSeconds.observe((performance.now() - w.filedAt) / 1000);
       w.resolve(result);
     }
   };
@@ -1110,7 +1117,7 @@ export class RaftDriver {
     try {
       const snap = await run;
       this.stats.snapshots.created++;
-      this.stats.snapshotSeconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+      this.opts.metrics?.snapshotSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
       this.log.info(`created snapshot at index ${snap.metadata.index} (term ${snap.metadata.term})`);
       this.opts.events?.snapshot?.('created', snap.metadata.index, snap.metadata.term);
       return { index: snap.metadata.index, term: snap.metadata.term };

@@ -219,6 +219,7 @@ async function startLocked(
     onFatal: (err) => void stop(`fatal: ${err.message}`, 1),
     events,
     wantsEvents: (kind) => control?.wants(kind) ?? false,
+    metrics,
   });
   const d = driver;
 
@@ -247,10 +248,8 @@ async function startLocked(
     metrics.leaderChanges.set(d.stats.leaderChanges);
     for (const [type, n] of d.stats.sent) metrics.messagesSent.set(n, { type });
     for (const [type, n] of d.stats.received) metrics.messagesReceived.set(n, { type });
-    for (const s of d.stats.fsyncSeconds.splice(0)) metrics.walFsyncSeconds.observe(s);
     metrics.snapshots.set(d.stats.snapshots.created, { kind: 'created' });
     metrics.snapshots.set(d.stats.snapshots.restored, { kind: 'restored' });
-    for (const s of d.stats.snapshotSeconds.splice(0)) metrics.snapshotSeconds.observe(s);
   });
   const httpApi: HttpApi = {
     clusterId: opts.cluster,

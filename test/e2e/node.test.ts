@@ -369,6 +369,27 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     }
   }, 30_000);
 
+  it('times every write a node serves and every fsync, kept as bucket counts between scrapes', async () => {
+    const c = await cluster(3);
+    const leader = await c.waitLeader();
+    const follower = c.nodes.find((n) => n !== leader)!;
+    await putMany(leader, 'w', 60);
+    const served = await metric(leader, 'raft_proposals_total{result="ok"}');
+    expect(served).toBeGreaterThanOrEqual(60);
+    const first = await leader.metrics();
+    expect(first.get('kv_write_seconds_count')).toBe(served);
+    expect(first.get('kv_write_seconds_bucket{le="+Inf"}')).toBe(served);
+    // Each write took some time, and none anywhere near the 8.52 s of the last finite bucket.
+    expect(first.get('kv_write_seconds_sum')).toBeGreaterThan(0);
+    expect(first.get('kv_write_seconds_bucket{le="8.52"}')).toBe(served);
+    // A scrape does not take the observations away: the next one counts them again, and more.
+    await putMany(leader, 'x', 20);
+    expect(await metric(leader, 'kv_write_seconds_count')).toBe(served + 20);
+    // Writes go to the leader here, so the follower served none; both synced their logs.
+    expect(await metric(follower, 'kv_write_seconds_count')).toBe(0);
+    for (const n of [leader, follower]) expect(await metric(n, 'wal_fsync_seconds_count')).toBeGreaterThan(0);
+  }, 30_000);
+
   it('a removed node stops with exit code 0 and says why; the rest carry on', async () => {
     const c = await cluster(3);
     const leader = await c.waitLeader();

@@ -236,6 +236,7 @@ describe('/metrics', () => {
       raft_leader_changes_total: 'counter',
       raft_snapshots_total: 'counter',
       snapshot_save_seconds: 'histogram',
+      kv_write_seconds: 'histogram',
     });
     const value = (name: string, labels: Record<string, string> = {}) =>
       samples.find((s) => s.name === name && JSON.stringify(s.labels) === JSON.stringify(labels))?.value;
@@ -261,6 +262,26 @@ describe('/metrics', () => {
     expect(buckets.at(-1)!.value).toBe(5);
     expect(value('wal_fsync_seconds_count')).toBe(5);
     expect(value('wal_fsync_seconds_sum')).toBeCloseTo(100.0265);
+  });
+
+  it('times writes finely enough to tell a 20 ms write from a 30 ms one', () => {
+    const raft = createRaftMetrics();
+    for (const s of [0.0004, 0.02, 0.02, 0.03, 0.03, 0.03, 12]) raft.writeSeconds.observe(s);
+    const { samples } = parseExposition(raft.registry.render());
+    const upTo = (le: string) =>
+      samples.find((s) => s.name === 'kv_write_seconds_bucket' && s.labels.le === le)?.value;
+    expect(upTo('0.000506')).toBe(1);
+    expect(upTo('0.013')).toBe(1);
+    expect(upTo('0.0195')).toBe(1);
+    expect(upTo('0.0292')).toBe(3);
+    expect(upTo('0.0438')).toBe(6);
+    expect(upTo('8.52')).toBe(6);
+    expect(upTo('+Inf')).toBe(7);
+    // The fast path for unlabelled series does not let a labelled histogram go without labels.
+    const labelled = new Metrics().histogram('by_kind_seconds', 'x', [1], ['kind']);
+    expect(() => labelled.observe(0.5)).toThrow(/labels must be exactly/);
+    labelled.observe(0.5, { kind: 'a' });
+    expect(labelled.get({ kind: 'a' })).toEqual({ count: 1, sum: 0.5 });
   });
 
   it('escapes help and label values, and validates names and labels', () => {
