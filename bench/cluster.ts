@@ -56,7 +56,7 @@ interface Args {
   tickMs: number;
   dir: string;
   profile: boolean;
-  /** Extra flags for every node, e.g. `--snapshot-every 1000000000`. */
+  /** Extra flags for every node, e.g. `--snapshot-every 1000000000 --snapshot-bytes 1024GiB` (no snapshots). */
   nodeArgs: string[];
   /**
    * `route` (default): a ClusterClient, connected to every node, sends writes to the leader

@@ -4,8 +4,8 @@
 //      applied index is back at the commit index it had. The data dir is built fast: a
 //      real single-node cluster is bootstrapped, stopped, and the entries are appended
 //      in-process through DiskStorage.save in large unsynced batches (as the node itself
-//      would write them). The node runs with --snapshot-every set above the log length,
-//      so nothing is compacted, before or during the restart.
+//      would write them). The node runs with --snapshot-every and --snapshot-bytes set
+//      above the log's length and size, so nothing is compacted, before or during the restart.
 //   b) the same path in-process, phase by phase (WAL replay, DiskStorage rebuild, RawNode
 //      init, re-applying the log to the KV store), so a miss can be located;
 //      with --profile also a --cpu-prof of one restart, summarized by self time.
@@ -81,6 +81,7 @@ async function health(address: string, timeoutMs = 500): Promise<Health | undefi
 }
 
 const SNAPSHOT_NEVER = '1000000000';
+const SNAPSHOT_NEVER_BYTES = '1024GiB';
 
 function dirBytes(dir: string): number {
   let total = 0;
@@ -172,6 +173,8 @@ async function buildLongLog(a: Args, root: string): Promise<LogDir> {
     dir,
     '--snapshot-every',
     SNAPSHOT_NEVER,
+    '--snapshot-bytes',
+    SNAPSHOT_NEVER_BYTES,
     '--quiet',
   ];
   // Bootstrap for real, so the head of the log (conf change, leader's empty entry) is the node's own.
@@ -418,7 +421,7 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(` ${log.buildSecs.toFixed(1)} s\n`);
       console.log(
         `a) long log: ${log.lastIndex} entries (${a.valueBytes}-byte put values), data dir ${(log.bytes / 2 ** 20).toFixed(0)} MiB, ` +
-          `built in ${log.buildSecs.toFixed(1)} s; node run with --snapshot-every ${SNAPSHOT_NEVER}`,
+          `built in ${log.buildSecs.toFixed(1)} s; node run with --snapshot-every ${SNAPSHOT_NEVER} --snapshot-bytes ${SNAPSHOT_NEVER_BYTES}`,
       );
       const runs: { healthMs: number; appliedMs: number; target: number }[] = [];
       let target = log.lastIndex;

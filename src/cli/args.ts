@@ -71,6 +71,21 @@ export function parsePositiveInt(
   return n;
 }
 
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** Parses a size in bytes: a whole number, optionally followed by B, KiB, MiB or GiB (`64MiB`). */
+export function parseByteSize(value: unknown, flag: string, min = 1): number {
+  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(String(value));
+  const unit = m === null ? undefined : BYTE_UNITS[m[2]!.toLowerCase()];
+  const n = m === null || unit === undefined ? Number.NaN : Number(m[1]) * unit;
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(
+      `bad ${flag} ${JSON.stringify(value)}: expected a size of at least ${min} byte${min === 1 ? '' : 's'}, as bytes or with a unit (KiB, MiB, GiB), e.g. 64MiB`,
+    );
+  }
+  return n;
+}
+
 /**
  * Parses endpoint lists as given to --endpoints, RAFTCTL_ENDPOINTS or positional arguments:
  * each item may itself be a comma-separated list. Returns normalised `host:port` strings,

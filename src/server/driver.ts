@@ -129,7 +129,18 @@ export interface DriverOptions {
    * memory and replayed on restart — grows with the writes.
    */
   snapshotEvery: number;
-  /** Writes kept in the log behind a snapshot so slightly lagging followers catch up without one. */
+  /**
+   * Take one sooner, once the entries applied since the last snapshot hold this many bytes
+   * of data — or as many as that snapshot has, if it is larger. The log since the last
+   * snapshot is held in memory and replayed on restart, so with large values a count of
+   * writes alone lets it grow to gigabytes; tying it to the snapshot's size keeps what
+   * snapshots write at most about what the log itself did.
+   */
+  snapshotBytes: number;
+  /**
+   * Writes kept in the log behind a snapshot so slightly lagging followers catch up without
+   * one; no more than a quarter of snapshotBytes of them.
+   */
   snapshotCatchUpWrites: number;
   /** How long a client waits for its proposal or read before `timeout`. */
   requestTimeoutMs: number;
@@ -208,8 +219,9 @@ export class RaftDriver {
 
   private readonly clientId: string;
   private seq = 0;
-  /** Starts below zero by this node's snapshot phase (see the constructor). */
-  private appliedSinceSnapshot: number;
+  /** Applied since the last snapshot; both start below zero by this node's snapshot phase (see the constructor). */
+  private writesSinceSnapshot: number;
+  private bytesSinceSnapshot: number;
   /** The snapshot being written, if any (one at a time). */
   private snapshotInFlight: Promise<unknown> | undefined;
   private lastLeader = NONE;
@@ -248,7 +260,9 @@ export class RaftDriver {
     // would all encode a snapshot at once, and the commit quorum would stall while they do.
     // Each node's first snapshot comes later by a fraction of the period that depends on
     // its id (the golden ratio spreads any set of ids), which keeps their snapshots apart.
-    this.appliedSinceSnapshot = -Math.floor(((opts.id * GOLDEN_RATIO) % 1) * opts.snapshotEvery);
+    const phase = (opts.id * GOLDEN_RATIO) % 1;
+    this.writesSinceSnapshot = -Math.floor(phase * opts.snapshotEvery);
+    this.bytesSinceSnapshot = -Math.floor(phase * opts.snapshotBytes);
     const recovered = opts.storage.recovered;
     if (recovered.snapshot) {
       opts.kv.restore(recovered.snapshot.data);
@@ -865,7 +879,7 @@ export class RaftDriver {
       for (const rs of rd.readStates) this.onReadState(UTF8_DECODER.decode(rs.requestCtx), rs.index);
       this.serveConfirmedReads();
       this.startReadRound();
-      if (this.appliedSinceSnapshot >= this.opts.snapshotEvery && this.snapshotInFlight === undefined) {
+      if (this.snapshotDue() && this.snapshotInFlight === undefined) {
         // The state is captured now; the loop goes on while it is written.
         this.takeSnapshot().catch((err: unknown) => this.fatal(err));
       }
@@ -933,7 +947,8 @@ export class RaftDriver {
     const snap = rd.snapshot!;
     this.opts.kv.restore(snap.data);
     this.stats.snapshots.restored++;
-    this.appliedSinceSnapshot = 0;
+    this.writesSinceSnapshot = 0;
+    this.bytesSinceSnapshot = 0;
     this.refreshPeers();
     this.log.info(
       `applied snapshot at index ${snap.metadata.index} (term ${snap.metadata.term}) from the leader`,
@@ -942,7 +957,8 @@ export class RaftDriver {
   }
 
   private applyEntry(e: Entry): void {
-    this.appliedSinceSnapshot += writesIn(e);
+    this.writesSinceSnapshot += writesIn(e);
+    this.bytesSinceSnapshot += e.data.length;
     if (e.type === 'EntryNormal') {
       if (e.data.length === 0) return;
       try {
@@ -1076,19 +1092,32 @@ export class RaftDriver {
     this.readsConfirmed = still;
   }
 
-  /** How many entries up to `last` it takes to hold its last `writes` writes (fewer if the log is shorter). */
-  private entriesHolding(last: number, writes: number): number {
+  /**
+   * How many entries up to `last` it takes to hold its last `writes` writes (fewer if the
+   * log is shorter), stopping short of an entry that would take them past `maxBytes` of data.
+   */
+  private entriesHolding(last: number, writes: number, maxBytes: number): number {
     const ms = this.opts.storage.storage;
     // Every entry holds at least one write, so no more than `writes` entries are needed.
     const from = Math.max(ms.firstIndex(), last - writes + 1);
     if (writes <= 0 || from > last) return 0;
     const entries = ms.entries(from, last + 1, Number.POSITIVE_INFINITY);
     let held = 0;
+    let bytes = 0;
     for (let i = entries.length - 1; i >= 0; i--) {
+      bytes += entries[i]!.data.length;
+      if (bytes > maxBytes) return entries.length - 1 - i;
       held += writesIn(entries[i]!);
       if (held >= writes) return entries.length - i;
     }
     return entries.length;
+  }
+
+  /** Whether enough has been applied since the last snapshot to take the next (see snapshotBytes). */
+  private snapshotDue(): boolean {
+    if (this.writesSinceSnapshot >= this.opts.snapshotEvery) return true;
+    const lastSnapshotBytes = this.opts.storage.storage.snap.data.length;
+    return this.bytesSinceSnapshot >= Math.max(this.opts.snapshotBytes, lastSnapshotBytes);
   }
 
   /**
@@ -1104,7 +1133,11 @@ export class RaftDriver {
     const current = this.opts.storage.storage.snap.metadata.index;
     if (applied <= current) return undefined;
     const cs = this.rawNode.raft.trk.confState();
-    const catchUpEntries = this.entriesHolding(applied, this.opts.snapshotCatchUpWrites);
+    const catchUpEntries = this.entriesHolding(
+      applied,
+      this.opts.snapshotCatchUpWrites,
+      Math.floor(this.opts.snapshotBytes / 4),
+    );
     // Captured now, at `applied`; encoded in slices between Readys, then written.
     const started = process.hrtime.bigint();
     const state = this.opts.kv.capture();
@@ -1112,7 +1145,8 @@ export class RaftDriver {
     const run = encodeCapture(state, undefined, previousBytes).then((data) =>
       this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries),
     );
-    this.appliedSinceSnapshot = 0;
+    this.writesSinceSnapshot = 0;
+    this.bytesSinceSnapshot = 0;
     this.snapshotInFlight = run;
     try {
       const snap = await run;

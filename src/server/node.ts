@@ -39,6 +39,7 @@ type DriverSettings = Pick<
   | 'preVote'
   | 'checkQuorum'
   | 'snapshotEvery'
+  | 'snapshotBytes'
   | 'snapshotCatchUpWrites'
   | 'requestTimeoutMs'
 >;
@@ -207,6 +208,7 @@ async function startLocked(
     preVote: opts.preVote,
     checkQuorum: opts.checkQuorum,
     snapshotEvery: opts.snapshotEvery,
+    snapshotBytes: opts.snapshotBytes,
     snapshotCatchUpWrites: opts.snapshotCatchUpWrites,
     requestTimeoutMs: opts.requestTimeoutMs,
     storage,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  parseByteSize,
   parseClusterName,
   parseDuration,
   parseEndpoints,
@@ -57,5 +58,25 @@ describe('parseIdList / parseProbability / parseDuration', () => {
     expect(parseDuration('2m', 'x')).toBe(120_000);
     expect(() => parseDuration('5 parsecs', '--timeout')).toThrow(/bad --timeout "5 parsecs"/);
     expect(() => parseDuration('11m', 'x', 600_000)).toThrow(/0 to 600000 ms/);
+  });
+});
+
+describe('parseByteSize', () => {
+  it('takes bytes, or a number with a binary unit in any case', () => {
+    expect(parseByteSize('4096', '--snapshot-bytes')).toBe(4096);
+    expect(parseByteSize(4096, '--snapshot-bytes')).toBe(4096);
+    expect(parseByteSize('512B', '--snapshot-bytes')).toBe(512);
+    expect(parseByteSize('16KiB', '--snapshot-bytes')).toBe(16 * 1024);
+    expect(parseByteSize('64MiB', '--snapshot-bytes')).toBe(64 * 1024 * 1024);
+    expect(parseByteSize(' 2 gib ', '--snapshot-bytes')).toBe(2 * 1024 ** 3);
+  });
+  it('names the flag, the value and the expected form', () => {
+    for (const bad of ['', 'lots', '64MB', '1.5MiB', '-1', '64 MiB MiB', '9999999999GiB']) {
+      expect(() => parseByteSize(bad, '--snapshot-bytes')).toThrow(UsageError);
+    }
+    expect(() => parseByteSize('64MB', '--snapshot-bytes')).toThrow(
+      'bad --snapshot-bytes "64MB": expected a size of at least 1 byte, as bytes or with a unit (KiB, MiB, GiB), e.g. 64MiB',
+    );
+    expect(() => parseByteSize('512', '--snapshot-bytes', 1024)).toThrow(/at least 1024 bytes/);
   });
 });

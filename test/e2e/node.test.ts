@@ -369,6 +369,28 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     }
   }, 30_000);
 
+  it('large values bring snapshots sooner: the log held since the last one stays near --snapshot-bytes', async () => {
+    // 40 writes of 100 KB are far fewer than --snapshot-every (100,000 by default), which
+    // alone would keep all 4 MB in every node's log; at 1 MiB a snapshot comes every ~10.
+    const c = await cluster(3, ['--snapshot-bytes', '1MiB']);
+    const leader = await c.waitLeader();
+    const client = await leader.client();
+    const value = 'v'.repeat(100_000);
+    for (let i = 0; i < 40; i++) await client.command('put', { key: `big/${i % 10}`, value });
+    for (const n of c.nodes) await c.waitCaughtUp(n, leader);
+    for (const n of c.nodes) {
+      expect(await metric(n, 'raft_snapshots_total{kind="created"}')).toBeGreaterThanOrEqual(1);
+      const st = await n.status();
+      expect(st.snapshotIndex).toBeGreaterThan(0);
+      // Kept behind the snapshot for lagging followers: a quarter of 1 MiB, two such writes
+      // (not --snapshot-catch-up's 5,000), and after it no more than ~1 MiB more of them.
+      expect(st.snapshotIndex - st.firstIndex + 1).toBeLessThanOrEqual(2);
+      expect(st.lastIndex - st.snapshotIndex).toBeLessThanOrEqual(12);
+    }
+    // The state is whole on every node, snapshots and all.
+    for (const n of c.nodes) expect((await n.rangePrefix('big/', true)).get('big/3')).toBe(value);
+  }, 30_000);
+
   it('times every write a node serves and every fsync, kept as bucket counts between scrapes', async () => {
     const c = await cluster(3);
     const leader = await c.waitLeader();

@@ -68,6 +68,7 @@ const flags = fc.constantFrom(
   '--election-ticks',
   '--heartbeat-ticks',
   '--snapshot-every',
+  '--snapshot-bytes',
   '--log-level',
   '--tls-ca',
   '--tls-cert',

@@ -2,7 +2,14 @@
 import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { LOG_LEVELS, type LogLevel } from '../../server/log.js';
-import { parseHostPort, parseNodeId, parsePeers, parsePositiveInt, UsageError } from '../args.js';
+import {
+  parseByteSize,
+  parseHostPort,
+  parseNodeId,
+  parsePeers,
+  parsePositiveInt,
+  UsageError,
+} from '../args.js';
 import { CliError, EXIT } from '../exit.js';
 
 /** Reads a PEM file named by a flag; a missing or unreadable file is an error naming both. */
@@ -102,10 +109,17 @@ export function nodeCommand(y: Argv): Argv {
           describe:
             "Snapshot the KV state every N applied writes (a node's first one comes up to N later, set by its id, so members do not all snapshot at once)",
         })
+        .option('snapshot-bytes', {
+          type: 'string',
+          default: '64MiB',
+          describe:
+            'Snapshot sooner once the log since the last snapshot holds this much data, or as much as that snapshot if it is larger (bounds the log kept in memory when values are large)',
+        })
         .option('snapshot-catch-up', {
           type: 'number',
           default: 5_000,
-          describe: 'Writes kept in the log behind a snapshot for lagging followers',
+          describe:
+            'Writes kept in the log behind a snapshot for lagging followers (at most a quarter of --snapshot-bytes of them)',
         })
         .option('request-timeout-ms', {
           type: 'number',
@@ -195,6 +209,7 @@ export function nodeCommand(y: Argv): Argv {
           preVote: argv['pre-vote'],
           checkQuorum: argv['check-quorum'],
           snapshotEvery: parsePositiveInt(argv['snapshot-every'], '--snapshot-every', 1),
+          snapshotBytes: parseByteSize(argv['snapshot-bytes'], '--snapshot-bytes', 1024),
           snapshotCatchUpWrites: parsePositiveInt(argv['snapshot-catch-up'], '--snapshot-catch-up', 0),
           requestTimeoutMs: parsePositiveInt(argv['request-timeout-ms'], '--request-timeout-ms', 10, 600_000),
           logLevel: argv['log-level'],
