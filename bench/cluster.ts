@@ -7,11 +7,15 @@
 //     its answer before its next op. Clients share a ClusterClient with a few connections to
 //     every node, which sends writes to the leader and reads to the nodes in turn (or, with
 //     --conns spread, a few connections spread over the nodes, client i keeping to connection
-//     i). Per run: ops/s, p50/p99/p99.9 latency, p99 through the leader and through
-//     followers, snapshots the nodes took (from /metrics), errors, CPU of each node.
+//     i). Each cell first runs for --warmup-secs at its own concurrency (its keys exist and
+//     the nodes' heaps have grown to them before the clock starts). Per run: ops/s,
+//     p50/p99/p99.9 latency, p99 through the leader and through followers, the leader's own
+//     p50/p99 for the writes it served (its kv_write_seconds histogram: from a write reaching
+//     it to its answer), how late the load generator's event loop ran (its share of every
+//     latency), snapshots the nodes took (from /metrics), errors, CPU of each node.
 //   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
 //     leader's profile of a 256-client put run is summarized (self time by function).
-// Usage: npm run build && npm run bench -- cluster [--secs 5] [--nodes 3,5] [--clients 1,16,256,1024]
+// Usage: npm run build && npm run bench -- cluster [--secs 5] [--warmup-secs 1] [--nodes 3,5] [--clients 1,16,256,1024]
 //        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--node-args "FLAGS"] [--conns route|spread|leader] [--profile] [--no-json]
 import { type ChildProcess, execSync, spawn } from 'node:child_process';
 import {
@@ -28,7 +32,7 @@ import {
 } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../src/client/client.js';
@@ -50,6 +54,8 @@ const OP_NAMES: Record<Op, string> = {
 
 interface Args {
   secs: number;
+  /** Load at each cell's own concurrency before it is measured. */
+  warmupSecs: number;
   nodes: number[];
   clients: number[];
   ops: Op[];
@@ -70,6 +76,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     secs: 5,
+    warmupSecs: 1,
     nodes: [3, 5],
     clients: [1, 16, 256, 1024],
     ops: ['put', 'get', 'sget'],
@@ -85,6 +92,7 @@ function parseArgs(argv: string[]): Args {
     const f = argv[i];
     const v = argv[i + 1];
     if (f === '--secs') a.secs = Number(v);
+    else if (f === '--warmup-secs') a.warmupSecs = Number(v);
     else if (f === '--nodes') a.nodes = list(v);
     else if (f === '--clients') a.clients = list(v);
     else if (f === '--ops') a.ops = (v ?? '').split(',') as Op[];
@@ -107,6 +115,7 @@ function parseArgs(argv: string[]): Args {
   }
   const bad =
     !(a.secs > 0) ||
+    !(a.warmupSecs >= 0) ||
     a.nodes.some((n) => !Number.isInteger(n) || n < 1) ||
     a.clients.some((n) => !Number.isInteger(n) || n < 1) ||
     a.ops.some((o) => !(o in OP_NAMES)) ||
@@ -280,6 +289,13 @@ interface RunResult {
    * follower that forwards the write (absent when every connection goes to the leader).
    */
   latencyVia?: { leader: Latency; followers: Latency };
+  /**
+   * Puts only: the leader's p50 and p99 for the writes it served, from a write reaching it to
+   * its answer (interpolated in its kv_write_seconds buckets, 1.5× apart).
+   */
+  inLeader?: { p50: number; p99: number };
+  /** How late the load generator's event loop ran during the run (ms): it adds to every latency. */
+  generatorLag: { p50: number; p99: number; max: number };
   /** Snapshots the nodes created during the run, and their total wall time in seconds. */
   snapshots: { created: number; seconds: number };
   errors: number;
@@ -390,6 +406,43 @@ async function snapshotCounters(c: TestCluster): Promise<{ created: number; seco
   return { created, seconds };
 }
 
+/** The leader's kv_write_seconds histogram: cumulative count by upper bound (s), +Inf last. */
+async function writeBuckets(leader: NodeProc): Promise<[number, number][]> {
+  const samples = await leader.metrics().catch(() => new Map<string, number>());
+  const buckets: [number, number][] = [];
+  for (const [name, count] of samples) {
+    const le = /^kv_write_seconds_bucket\{le="([^"]+)"\}$/.exec(name)?.[1];
+    if (le !== undefined) buckets.push([le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), count]);
+  }
+  return buckets.sort((x, y) => x[0] - y[0]);
+}
+
+/**
+ * p50 and p99 (ms) of the observations between two scrapes of one cumulative histogram,
+ * interpolated linearly within the bucket each falls in (as Prometheus' histogram_quantile).
+ */
+function bucketQuantiles(
+  before: [number, number][],
+  after: [number, number][],
+): { p50: number; p99: number } {
+  const counts = after.map(([le, n], i) => [le, n - (before[i]?.[1] ?? 0)] as const);
+  const total = counts.at(-1)?.[1] ?? 0;
+  const at = (q: number): number => {
+    if (total === 0) return Number.NaN;
+    const rank = q * total;
+    for (let i = 0; i < counts.length; i++) {
+      const [le, n] = counts[i]!;
+      if (n < rank) continue;
+      const [lower, below] = i === 0 ? [0, 0] : counts[i - 1]!;
+      // Past the last finite bucket there is no upper bound to interpolate to.
+      if (le === Number.POSITIVE_INFINITY) return lower * 1000;
+      return (lower + ((le - lower) * (rank - below)) / (n - below)) * 1000;
+    }
+    return Number.NaN;
+  };
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
 async function measureRun(
   c: TestCluster,
   leader: NodeProc,
@@ -402,10 +455,15 @@ async function measureRun(
   const self0 = process.cpuUsage();
   const termBefore = (await leader.health()).term;
   const snapsBefore = await snapshotCounters(c);
+  const writesBefore = await writeBuckets(leader);
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  lag.enable();
   const r = await load(pool, clients, op, secs);
+  lag.disable();
   const self = process.cpuUsage(self0);
   const after = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
   const snapsAfter = await snapshotCounters(c);
+  const writesAfter = await writeBuckets(leader);
   const h = await leader.health().catch(() => undefined);
   const cpu = c.nodes
     .map((n, i) => ({
@@ -430,6 +488,8 @@ async function measureRun(
     ...(r.viaFollowers.length > 0 && r.viaLeader.length > 0
       ? { latencyVia: { leader: latency(r.viaLeader), followers: latency(r.viaFollowers) } }
       : {}),
+    ...(op === 'put' ? { inLeader: bucketQuantiles(writesBefore, writesAfter) } : {}),
+    generatorLag: { p50: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6 },
     snapshots: {
       created: snapsAfter.created - snapsBefore.created,
       seconds: snapsAfter.seconds - snapsBefore.seconds,
@@ -474,11 +534,13 @@ async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<v
     for (const clients of a.clients) {
       const pool = await openPool(c, leader, connectionsFor(clients, n), a.conns);
       for (const op of a.ops) {
+        if (a.warmupSecs > 0) await load(pool, clients, op, a.warmupSecs);
         const r = await measureRun(c, leader, pool, op, clients, a.secs);
         results.push(r);
+        const inLeader = r.inLeader ? `  (leader ${fmtMs(r.inLeader.p50)} / ${fmtMs(r.inLeader.p99)})` : '';
         process.stderr.write(
           `  ${OP_NAMES[op].padEnd(18)} ${String(clients).padStart(4)} clients: ${fmtRate(r.opsPerSec).padStart(9)}` +
-            `  p50 ${fmtMs(r.latency.p50)}  p99 ${fmtMs(r.latency.p99)}  p99.9 ${fmtMs(r.latency.p999)}` +
+            `  p50 ${fmtMs(r.latency.p50)}  p99 ${fmtMs(r.latency.p99)}  p99.9 ${fmtMs(r.latency.p999)}${inLeader}` +
             `  errors ${r.errors}  leader CPU ${r.cpu[0]!.cores.toFixed(2)}  snapshots ${r.snapshots.created}` +
             `${r.leaderChanged ? '  (LEADER CHANGED)' : ''}\n`,
         );
@@ -659,6 +721,8 @@ export async function main(argv: string[]): Promise<void> {
         'p99',
         'p99.9',
         'p99 via leader/followers',
+        'in leader p50/p99',
+        'client lag p99',
         'snapshots (s)',
         'errors',
         'CPU leader/others/client',
@@ -674,6 +738,8 @@ export async function main(argv: string[]): Promise<void> {
         fmtMs(r.latency.p99),
         fmtMs(r.latency.p999),
         r.latencyVia ? `${fmtMs(r.latencyVia.leader.p99)} / ${fmtMs(r.latencyVia.followers.p99)}` : '-',
+        r.inLeader ? `${fmtMs(r.inLeader.p50)} / ${fmtMs(r.inLeader.p99)}` : '-',
+        fmtMs(r.generatorLag.p99),
         r.snapshots.created === 0 ? '0' : `${r.snapshots.created} (${r.snapshots.seconds.toFixed(2)})`,
         `${r.errors}${r.leaderChanged ? ' (leader changed)' : ''}`,
         `${r.cpu[0]!.cores.toFixed(2)} / ${r.cpu
