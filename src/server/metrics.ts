@@ -197,7 +197,12 @@ export class Histogram extends Metric<HistogramState> {
   }
 
   observe(value: number, labels?: Labels): void {
-    const s = labels === undefined ? (this.unlabelled ??= this.at({})) : this.at(labels);
+    let s: HistogramState;
+    if (labels !== undefined) s = this.at(labels);
+    else {
+      this.unlabelled ??= this.at({});
+      s = this.unlabelled;
+    }
     // Buckets are upper bounds (le = less than or equal); above the last one only +Inf counts it.
     const buckets = this.buckets;
     for (let i = 0; i < buckets.length; i++) {
