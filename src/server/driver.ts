@@ -174,8 +174,9 @@ interface Waiter {
   data: Uint8Array;
   resolve(r: KvResult): void;
   reject(e: Error): void;
-  /** performance.now() when the request reached this node, and after which it times out (see expireWaiters). */
+  /** performance.now() when the request reached this node (for kv_write_seconds). */
   filedAt: number;
+  /** performance.now() after which the request times out (see expireWaiters). */
   deadline: number;
 }
 
