@@ -443,14 +443,16 @@ function bucketQuantiles(
   return { p50: at(0.5), p99: at(0.99) };
 }
 
+/** One cell: `a.warmupSecs` of load at its own concurrency, then `a.secs` measured. */
 async function measureRun(
   c: TestCluster,
   leader: NodeProc,
   pool: Pool,
   op: Op,
   clients: number,
-  secs: number,
+  a: Pick<Args, 'secs' | 'warmupSecs'>,
 ): Promise<RunResult> {
+  if (a.warmupSecs > 0) await load(pool, clients, op, a.warmupSecs);
   const before = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
   const self0 = process.cpuUsage();
   const termBefore = (await leader.health()).term;
@@ -458,7 +460,7 @@ async function measureRun(
   const writesBefore = await writeBuckets(leader);
   const lag = monitorEventLoopDelay({ resolution: 1 });
   lag.enable();
-  const r = await load(pool, clients, op, secs);
+  const r = await load(pool, clients, op, a.secs);
   lag.disable();
   const self = process.cpuUsage(self0);
   const after = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
@@ -534,8 +536,7 @@ async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<v
     for (const clients of a.clients) {
       const pool = await openPool(c, leader, connectionsFor(clients, n), a.conns);
       for (const op of a.ops) {
-        if (a.warmupSecs > 0) await load(pool, clients, op, a.warmupSecs);
-        const r = await measureRun(c, leader, pool, op, clients, a.secs);
+        const r = await measureRun(c, leader, pool, op, clients, a);
         results.push(r);
         const inLeader = r.inLeader ? `  (leader ${fmtMs(r.inLeader.p50)} / ${fmtMs(r.inLeader.p99)})` : '';
         process.stderr.write(
@@ -633,8 +634,7 @@ async function profileLeader(a: Args): Promise<{
   let run: RunResult;
   try {
     const pool = await openPool(c, leader, connectionsFor(clients, 3), a.conns);
-    await load(pool, 64, 'put', 1);
-    run = await measureRun(c, leader, pool, 'put', clients, a.secs);
+    run = await measureRun(c, leader, pool, 'put', clients, a);
     await pool.close();
   } finally {
     // A graceful stop, so each process writes its profile on exit.

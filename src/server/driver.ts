@@ -243,8 +243,6 @@ export class RaftDriver {
   /** Counters for metrics. */
   readonly stats = {
     proposals: { ok: 0, dropped: 0, timeout: 0 },
-    readies: 0,
-    fsyncs: 0,
     leaderChanges: 0,
     sent: new Map<string, number>(),
     received: new Map<string, number>(),
@@ -819,7 +817,6 @@ export class RaftDriver {
       this.flushProposals();
       if (this.stopped || !this.rawNode.hasReady()) break;
       const rd = this.rawNode.ready();
-      this.stats.readies++;
       this.noteStateChanges(rd);
       const leading = this.rawNode.raft.state === 'StateLeader';
       // Only a Ready that must sync (entries, term, vote) or carries a snapshot promises
@@ -854,7 +851,6 @@ export class RaftDriver {
       }
       if (saving) {
         await saving;
-        this.stats.fsyncs++;
         this.opts.metrics?.walFsyncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
         this.lastYieldAt = Date.now();
       }
@@ -948,8 +944,7 @@ export class RaftDriver {
     const snap = rd.snapshot!;
     this.opts.kv.restore(snap.data);
     this.stats.snapshots.restored++;
-    this.writesSinceSnapshot = 0;
-    this.bytesSinceSnapshot = 0;
+    this.restartSnapshotCount();
     this.refreshPeers();
     this.log.info(
       `applied snapshot at index ${snap.metadata.index} (term ${snap.metadata.term}) from the leader`,
@@ -1114,6 +1109,12 @@ export class RaftDriver {
     return entries.length;
   }
 
+  /** A snapshot was taken or installed: the next one is counted from here. */
+  private restartSnapshotCount(): void {
+    this.writesSinceSnapshot = 0;
+    this.bytesSinceSnapshot = 0;
+  }
+
   /** Whether enough has been applied since the last snapshot to take the next (see snapshotBytes). */
   private snapshotDue(): boolean {
     if (this.writesSinceSnapshot >= this.opts.snapshotEvery) return true;
@@ -1146,8 +1147,7 @@ export class RaftDriver {
     const run = encodeCapture(state, undefined, previousBytes).then((data) =>
       this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries),
     );
-    this.writesSinceSnapshot = 0;
-    this.bytesSinceSnapshot = 0;
+    this.restartSnapshotCount();
     this.snapshotInFlight = run;
     try {
       const snap = await run;
