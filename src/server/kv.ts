@@ -113,6 +113,13 @@ const utf8Encoder = new TextEncoder();
 // U+FEFF as part of the text, or a key starting with one would not round-trip.
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+const REPLACEMENT_CHARACTER = '\uFFFD';
+
+/** A Buffer over the same memory as `bytes` (no copy), for Node's in-place text coding. */
+function bufferOver(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** TextEncoder silently turns lone surrogates into U+FFFD; refuse them so what is stored is what was asked. */
@@ -131,11 +138,14 @@ function checkCount(n: unknown, what: string): number {
 
 class Writer {
   private buf: Uint8Array;
+  /** The same bytes as a Buffer, whose write() encodes text in place (see str). */
+  private text: Buffer;
   private len = 0;
 
   /** `size`: the expected length, so that a command is written without growing the buffer. */
   constructor(size = 64) {
     this.buf = new Uint8Array(size);
+    this.text = bufferOver(this.buf);
   }
 
   private reserve(n: number): void {
@@ -145,6 +155,7 @@ class Writer {
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.len));
     this.buf = next;
+    this.text = bufferOver(next);
   }
 
   u8(v: number): void {
@@ -183,7 +194,10 @@ class Writer {
     }
     this.reserve(8 + s.length * 3);
     const start = this.len;
-    const { written } = utf8Encoder.encodeInto(s, this.buf.subarray(start + prefix));
+    // Buffer#write encodes at an offset; TextEncoder#encodeInto needs a view of the
+    // destination made for every string (two per command, on the hot path of every node).
+    // Both write a lone surrogate as U+FFFD; commands refuse those before they get here.
+    const written = this.text.write(s, start + prefix);
     this.varint(written);
     this.len = start + prefix + written;
     return written;
@@ -266,16 +280,21 @@ const keys = new TextCache(65536, 64);
 const NO_BYTES = new Uint8Array(0);
 
 class Reader extends VarintCursor {
+  /** The same bytes as a Buffer, which decodes a range to a string without a view per string. */
+  private text: Buffer;
+
   constructor(
     buf: Uint8Array,
     private readonly what: string,
   ) {
     super(buf);
+    this.text = bufferOver(buf);
   }
 
   /** Starts over on `buf`; NO_BYTES lets go of the last one. */
   reset(buf: Uint8Array): this {
     this.buf = buf;
+    this.text = bufferOver(buf);
     this.pos = 0;
     return this;
   }
@@ -326,11 +345,16 @@ class Reader extends VarintCursor {
     this.pos += n;
     const cached = cache?.get(this.buf, start, this.pos);
     if (cached !== undefined) return cached;
-    let text: string;
-    try {
-      text = utf8Decoder.decode(this.buf.subarray(start, this.pos));
-    } catch {
-      return this.fail(`${field}: invalid UTF-8`, at);
+    // Buffer#toString decodes leniently, putting U+FFFD for what is not UTF-8: text
+    // without one came from valid bytes. Text with one is decoded again strictly, which
+    // tells an encoded U+FFFD (valid) from malformed bytes (refused).
+    let text = this.text.toString('utf8', start, this.pos);
+    if (text.includes(REPLACEMENT_CHARACTER)) {
+      try {
+        text = utf8Decoder.decode(this.buf.subarray(start, this.pos));
+      } catch {
+        return this.fail(`${field}: invalid UTF-8`, at);
+      }
     }
     cache?.set(this.buf, start, this.pos, text);
     return text;

@@ -395,6 +395,19 @@ describe('KV command codec', () => {
     expect(decodeKvCommand(encodeKvCommand(c))).toEqual(c);
   });
 
+  it('keeps a stored U+FFFD and refuses bytes that only decode to one', () => {
+    // Text is decoded leniently and checked for U+FFFD: an encoded U+FFFD is valid text,
+    // while malformed bytes (which a lenient decoder also turns into U+FFFD) are refused.
+    const c = put('client', 1, 'k\uFFFD', `${'v'.repeat(300)}\uFFFD`);
+    expect(decodeKvCommand(encodeKvCommand(c))).toEqual(c);
+    const bytes = encodeKvCommand(put('client', 1, 'key', 'v'.repeat(300)));
+    for (const malformed of [[0xc0, 0x80], [0xed, 0xa0, 0x80], [0xff], [0xe2, 0x82]]) {
+      const bad = Uint8Array.from(bytes);
+      bad.set(malformed, bytes.length - 10);
+      expectCodecError(() => decodeKvCommand(bad), /value: invalid UTF-8/);
+    }
+  });
+
   it('does not use JSON', () => {
     const bytes = encodeKvCommand(put('client', 1, 'key', 'value'));
     expect(bytes[0]).toBe(1);
