@@ -7,13 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import {
-  type BinaryPut,
-  messageBytes,
-  type PutAnswer,
-  PutResultWriter,
-  parsePutFrame,
-} from '../protocol/binary.js';
+import { type BinaryPut, messageBytes, PutResultWriter, parsePutFrame } from '../protocol/binary.js';
 import {
   type ClientFrame,
   COMMAND_ERROR_CODES,
@@ -55,10 +49,19 @@ export interface NodeApi {
    * Written as `execute(...[cmd, args]: CommandCall)`, a `switch (cmd)` narrows `args`.
    */
   execute(...call: CommandCall): Promise<unknown>;
-  /** Runs a plain put that came in a binary frame (see protocol/binary.ts); throws as execute does. */
-  putBytes(key: Uint8Array, value: Uint8Array): Promise<PutAnswer>;
+  /**
+   * Runs a plain put that came in a binary frame (see protocol/binary.ts); `listener` hears
+   * its outcome. Throws, as execute rejects, when the node does not take it at all.
+   */
+  putBytes(key: Uint8Array, value: Uint8Array, listener: PutListener): void;
   /** Whether the `fault` command may run; checked here before execute is called. */
   readonly allowFaults: boolean;
+}
+
+/** How a binary put ended: its revision and the node's term, or the error execute would throw. */
+export interface PutListener {
+  resolve(result: { revision: number }, term: number): void;
+  reject(err: unknown): void;
 }
 
 export type ControlLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
@@ -296,7 +299,7 @@ export class ControlServer {
       return;
     }
     for (const parsed of parsePutFrame(messageBytes(data))) {
-      if (parsed.ok) void this.runPut(s, parsed.msg);
+      if (parsed.ok) this.runPut(s, parsed.msg);
       else this.onFrame(s, parsed);
     }
   }
@@ -513,21 +516,29 @@ export class ControlServer {
   }
 
   /** A put from a binary frame: answered in the next binary frame, or as a failed result. */
-  private async runPut(s: Session, put: BinaryPut): Promise<void> {
+  private runPut(s: Session, put: BinaryPut): void {
     if (!this.admit(s, put.id)) return;
-    let answer: PutAnswer;
+    const pending = new PendingPut(this, s, put.id);
     try {
-      answer = await this.api.putBytes(put.key, put.value);
+      this.api.putBytes(put.key, put.value, pending);
     } catch (err) {
-      this.commandFailed(s, put.id, 'put', err);
-      return;
-    } finally {
-      s.commandsInFlight--;
+      pending.reject(err);
     }
+  }
+
+  /** A binary put applied (called by its PendingPut): the answer joins the session's next binary frame. */
+  putAnswered(s: Session, id: number, revision: number, term: number): void {
+    s.commandsInFlight--;
     if (s.closed) return;
     s.putResults ??= new PutResultWriter();
-    s.putResults.add(put.id, answer);
+    s.putResults.add(id, { revision, term });
     this.flush(s);
+  }
+
+  /** A binary put failed (called by its PendingPut): answered as a failed command. */
+  putFailed(s: Session, id: number, err: unknown): void {
+    s.commandsInFlight--;
+    this.commandFailed(s, id, 'put', err);
   }
 
   private failCommand(
@@ -692,6 +703,26 @@ export function messageEvent(
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
+
+/**
+ * One binary put on its way through the node: the one object it costs while it waits (a
+ * promise, its resolvers and an async frame per write were a fifth of a busy leader's garbage).
+ */
+class PendingPut implements PutListener {
+  constructor(
+    private readonly server: ControlServer,
+    private readonly session: Session,
+    private readonly id: number,
+  ) {}
+
+  resolve(result: { revision: number }, term: number): void {
+    this.server.putAnswered(this.session, this.id, result.revision, term);
+  }
+
+  reject(err: unknown): void {
+    this.server.putFailed(this.session, this.id, err);
+  }
+}
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();

@@ -71,9 +71,6 @@ function splitByDurability(msgs: Message[]): [Message[], Message[]] {
   return [msgs.filter((m) => !waitsForAppend(m.type)), msgs.filter((m) => waitsForAppend(m.type))];
 }
 
-/** A waiter's resolve/reject until its promise's executor hands over the real ones. */
-const noResult = (): void => undefined;
-
 /** Checks `done` every 5 ms until it holds (true) or `timeoutMs` passes (false). */
 async function pollUntil(done: () => boolean, timeoutMs = Number.POSITIVE_INFINITY): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
@@ -166,14 +163,23 @@ export interface DriverOptions {
 /** The node's histograms that the driver feeds (RaftMetrics has them). */
 export type DriverMetrics = Pick<RaftMetrics, 'walFsyncSeconds' | 'snapshotSeconds' | 'writeSeconds'>;
 
+/**
+ * Hears how a write ended: its result once applied here (with this node's term then), or
+ * why it failed. A promise's resolvers fit; so does one object per request, which is all
+ * a binary put costs its connection (no promise, resolver closures or async frame).
+ */
+export interface WriteListener {
+  resolve(result: KvResult, term: number): void;
+  reject(err: Error): void;
+}
+
 interface Waiter {
   /** The request id the waiter is filed under. */
   clientId: string;
   seq: number;
   /** The encoded command, kept to propose it again after a leader change. */
   data: Uint8Array;
-  resolve(r: KvResult): void;
-  reject(e: Error): void;
+  listener: WriteListener;
   /** performance.now() when the request reached this node (for kv_write_seconds). */
   filedAt: number;
   /** performance.now() after which the request times out (see expireWaiters). */
@@ -327,7 +333,7 @@ export class RaftDriver {
     for (const d of this.departing.values()) clearTimeout(d.timer);
     this.departing.clear();
     const err = new CommandError('unavailable', 'the node is shutting down');
-    for (const w of this.waiters.all()) w.reject(err);
+    for (const w of this.waiters.all()) w.listener.reject(err);
     this.waiters.clear();
     for (const w of this.confWaiters.values()) {
       clearTimeout(w.timer);
@@ -433,32 +439,36 @@ export class RaftDriver {
       // A retry of a request still in flight: answer both callers when it applies, or
       // fail both when it times out or the node stops.
       return new Promise<KvResult>((resolve, reject) => {
-        const { resolve: firstResolve, reject: firstReject } = existing;
-        existing.resolve = (r) => {
-          firstResolve(r);
-          resolve(r);
-        };
-        existing.reject = (e) => {
-          firstReject(e);
-          reject(e);
+        const first = existing.listener;
+        existing.listener = {
+          resolve: (r, term) => {
+            first.resolve(r, term);
+            resolve(r);
+          },
+          reject: (e) => {
+            first.reject(e);
+            reject(e);
+          },
         };
       });
     }
-    return this.submit(clientId, seq, encodeKvCommand({ ...cmd, clientId, seq } as KvCommand));
+    const data = encodeKvCommand({ ...cmd, clientId, seq } as KvCommand);
+    return new Promise<KvResult>((resolve, reject) => this.submit(clientId, seq, data, { resolve, reject }));
   }
 
   /**
    * Proposes a put given as UTF-8 bytes (a binary client frame's) under a request id of
-   * this node's; resolves with its result once applied on this node.
+   * this node's; `listener` hears its result once applied on this node. Throws, having
+   * filed nothing, when the node does not take writes now.
    */
-  proposePut(key: Uint8Array, value: Uint8Array): Promise<KvResult> {
+  proposePut(key: Uint8Array, value: Uint8Array, listener: WriteListener): void {
     this.assertAccepting();
     const seq = ++this.seq;
-    return this.submit(this.clientId, seq, encodeKvPutBytes(this.clientId, seq, key, value));
+    this.submit(this.clientId, seq, encodeKvPutBytes(this.clientId, seq, key, value), listener);
   }
 
   /** Files a waiter for an encoded command and queues it for the next proposal batch. */
-  private submit(clientId: string, seq: number, data: Uint8Array): Promise<KvResult> {
+  private submit(clientId: string, seq: number, data: Uint8Array, listener: WriteListener): void {
     // No timer per request: on a busy node that is a timer object, a closure and a
     // timer-list insert and removal for every write. The ticker sweeps deadlines instead
     // (expireWaiters), so a request times out within a tick of its deadline.
@@ -467,26 +477,20 @@ export class RaftDriver {
       clientId,
       seq,
       data,
-      resolve: noResult,
-      reject: noResult,
+      listener,
       filedAt,
       deadline: filedAt + this.opts.requestTimeoutMs,
     };
-    const answer = new Promise<KvResult>((resolve, reject) => {
-      w.resolve = resolve;
-      w.reject = reject;
-    });
     this.waiters.add(w);
     this.proposalBatch.push(w);
     this.schedule();
-    return answer;
   }
 
   /** Fails the proposals whose deadline has passed. */
   private expireWaiters(now: number): void {
     for (const w of this.waiters.takeExpired(now)) {
       this.stats.proposals.timeout++;
-      w.reject(
+      w.listener.reject(
         new CommandError(
           'timeout',
           `no result within ${this.opts.requestTimeoutMs} ms: the write may or may not be applied; retry with the same request id to find out`,
@@ -534,7 +538,7 @@ export class RaftDriver {
         // Gone already if it timed out or was answered by an earlier proposal of the same request.
         if (!this.waiters.remove(w)) continue;
         this.stats.proposals.dropped++;
-        w.reject(error);
+        w.listener.reject(error);
       }
     }
   }
@@ -977,7 +981,7 @@ export class RaftDriver {
     if (w) {
       this.stats.proposals.ok++;
       this.opts.metrics?.writeSeconds.observe((performance.now() - w.filedAt) / 1000);
-      w.resolve(result);
+      w.listener.resolve(result, this.rawNode.raft.term);
     }
   };
 

@@ -8,7 +8,6 @@ import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createSecureContext } from 'node:tls';
-import type { PutAnswer } from '../protocol/binary.js';
 import {
   type CommandArgs,
   type CommandCall,
@@ -18,7 +17,7 @@ import {
   type NodeState,
 } from '../protocol/control.js';
 import { describeEntry } from '../raft/describe.js';
-import { ControlServer, messageEvent, readyEvent } from './control.js';
+import { ControlServer, messageEvent, type PutListener, readyEvent } from './control.js';
 import { type DriverEvents, type DriverOptions, RaftDriver, roleOf } from './driver.js';
 import { createHttpHandler, type HealthReport, type HttpApi } from './http.js';
 import { describeKvData, type KvResult, KvStore } from './kv.js';
@@ -232,10 +231,8 @@ async function startLocked(
     hello: (): HelloInfo => ({ nodeId: opts.id, clusterId: opts.cluster, members: members(kv, d) }),
     state,
     execute: (...call: CommandCall) => execute(call, execContext),
-    putBytes: async (key: Uint8Array, value: Uint8Array): Promise<PutAnswer> => {
-      const res = await d.proposePut(key, value);
-      return { revision: res.revision, term: d.rawNode.raft.term };
-    },
+    putBytes: (key: Uint8Array, value: Uint8Array, listener: PutListener): void =>
+      d.proposePut(key, value, listener),
   };
   control = new ControlServer({ api, logger: logger.child('control'), token: opts.token });
 

@@ -6,7 +6,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import type { PutAnswer } from '../../src/protocol/binary.js';
 import {
   type CommandCall,
   CommandError,
@@ -17,7 +16,12 @@ import {
   type NodeState,
   parseNodeFrames,
 } from '../../src/protocol/control.js';
-import { ControlServer, type ControlServerOptions, type NodeApi } from '../../src/server/control.js';
+import {
+  ControlServer,
+  type ControlServerOptions,
+  type NodeApi,
+  type PutListener,
+} from '../../src/server/control.js';
 import { testLogger } from '../../src/server/log.js';
 
 /** A NodeApi double: a tiny KV, scripted failures, and a record of every call. */
@@ -79,14 +83,16 @@ export class FakeNode implements NodeApi {
   }
 
   /** A put from a binary frame; the key `fail` fails as a node without a leader would. */
-  async putBytes(key: Uint8Array, value: Uint8Array): Promise<PutAnswer> {
+  putBytes(key: Uint8Array, value: Uint8Array, listener: PutListener): void {
     const put = { key: Buffer.from(key).toString('utf8'), value: Buffer.from(value).toString('utf8') };
     if (put.key === 'fail') throw new CommandError('no_leader', 'no leader at the moment: retry shortly');
     this.refuse();
     this.binaryPuts.push(put);
     this.putOrder.push(put.key);
     this.kv.set(put.key, put.value);
-    return { revision: this.kv.size, term: this.term };
+    // Answered in a later turn, as a node answers once the write is applied.
+    const revision = this.kv.size;
+    queueMicrotask(() => listener.resolve({ revision }, this.term));
   }
 
   async execute(...call: CommandCall): Promise<unknown> {
