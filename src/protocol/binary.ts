@@ -120,11 +120,11 @@ export class PutResultWriter extends FrameWriter {
     super(FRAME_PUT_RESULTS);
   }
 
-  add(id: number, answer: PutAnswer): void {
+  add(id: number, revision: number, term: number): void {
     this.beginRecord(3 * MAX_VARINT_BYTES);
     this.varint(id);
-    this.varint(answer.revision);
-    this.varint(answer.term);
+    this.varint(revision);
+    this.varint(term);
   }
 }
 

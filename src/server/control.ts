@@ -531,7 +531,7 @@ export class ControlServer {
     s.commandsInFlight--;
     if (s.closed) return;
     s.putResults ??= new PutResultWriter();
-    s.putResults.add(id, { revision, term });
+    s.putResults.add(id, revision, term);
     this.flush(s);
   }
 

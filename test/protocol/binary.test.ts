@@ -60,7 +60,7 @@ describe('binary put frames', () => {
         }),
         (rows) => {
           const w = new PutResultWriter();
-          for (const [id, revision, term] of rows) w.add(id, { revision, term });
+          for (const [id, revision, term] of rows) w.add(id, revision, term);
           const frame = w.take()!;
           expect(frame[0]).toBe(FRAME_PUT_RESULTS);
           expect(answersOf(frame)).toEqual({
