@@ -695,6 +695,8 @@ export class KvStore {
   /** The slots in compareKeys order of their keys, for ranges and deterministic snapshots. */
   private order = new KeyOrder<Slot>();
   private rev = 0;
+  /** The result of the last put applied without its previous entry (see execute). */
+  private plainPutResult: KvResult = Object.freeze({ op: 'put', revision: 0 });
   private memberMap = new Map<number, KvMember>();
   /**
    * Ids removed from the cluster, which may never come back (as in etcd): peers refuse
@@ -823,7 +825,12 @@ export class KvStore {
         // The replaced entry is copied only for a result that keeps it.
         const prev = slot && cmd.prevKv !== false ? entryOf(slot) : undefined;
         this.write(index, cmd.key, cmd.value, slot);
-        return prev ? { op: 'put', revision: index, prev } : { op: 'put', revision: index };
+        if (prev) return { op: 'put', revision: index, prev };
+        // Results are frozen, and every put of a batch without its previous entry has the same
+        // one: they share it rather than each allocating (and remembering) a copy.
+        if (this.plainPutResult.revision !== index)
+          this.plainPutResult = Object.freeze({ op: 'put', revision: index });
+        return this.plainPutResult;
       }
       case 'delete':
         if (!slot) return { op: 'delete', revision: index, deleted: 0 };

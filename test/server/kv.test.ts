@@ -666,6 +666,38 @@ describe('KV batch entries', () => {
     expect(kv.get('k')).toMatchObject({ value: '3', version: 2, modRevision: 2 });
   });
 
+  it('answers puts without their previous entry at the revision of their own entry', () => {
+    const kv = new KvStore();
+    const bare = (clientId: string, seq: number, key: string): KvCommand => ({
+      ...put(clientId, seq, key, 'v'),
+      prevKv: false,
+    });
+    const third = heardFrom(
+      kv,
+      3,
+      encodeKvBatch([bare('a', 1, 'k'), bare('b', 1, 'k')].map(encodeKvCommand)),
+    );
+    const fourth = heardFrom(
+      kv,
+      4,
+      encodeKvBatch([bare('a', 2, 'k'), bare('b', 2, 'j')].map(encodeKvCommand)),
+    );
+    expect(third.map((h) => h.result)).toEqual([
+      { op: 'put', revision: 3 },
+      { op: 'put', revision: 3 },
+    ]);
+    expect(fourth.map((h) => h.result)).toEqual([
+      { op: 'put', revision: 4 },
+      { op: 'put', revision: 4 },
+    ]);
+    // A retry of an earlier request still hears the revision it was applied at.
+    expect(heardFrom(kv, 5, encodeKvCommand(bare('b', 1, 'k')))[0]!.result).toEqual({
+      op: 'put',
+      revision: 3,
+    });
+    expect(Object.isFrozen(third[0]!.result)).toBe(true);
+  });
+
   it('refuses a batch whole when any command in it does not decode', () => {
     const kv = new KvStore();
     applyAll(kv, [put('c', 1, 'a', 'x')]);
