@@ -669,7 +669,11 @@ describe('KV batch entries', () => {
   it('answers puts without their previous entry at the revision of their own entry', () => {
     const kv = new KvStore();
     const bare = (clientId: string, seq: number, key: string): KvCommand => ({
-      ...put(clientId, seq, key, 'v'),
+      op: 'put',
+      clientId,
+      seq,
+      key,
+      value: 'v',
       prevKv: false,
     });
     const third = heardFrom(
