@@ -317,19 +317,37 @@ export const FaultArgsSchema = z.strictObject(faultShape).superRefine((f, ctx) =
   }
 });
 
-/** The argument schema of every command; the keys are the command names. */
+/** Longest client id a request may carry, in UTF-16 units. */
+const MAX_CLIENT_ID_LENGTH = 1024;
+
 /**
  * Optional request identity of a write. A client that retries with the same clientId and
  * seq has the write applied at most once, and gets the first application's result.
  */
-/** Longest client id a request may carry, in UTF-16 units. */
-const MAX_CLIENT_ID_LENGTH = 1024;
-
 const RequestId = {
   clientId: z.string().min(1).max(MAX_CLIENT_ID_LENGTH).optional(),
   seq: z.int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 };
 
+/**
+ * A request id is the pair or nothing: a seq alone would be filed under the node's own
+ * client id and collide with the node's own numbering (a write dropped as an old retry),
+ * and a clientId alone would get a seq from that numbering and collide with the client's.
+ */
+function pairedRequestId(
+  a: { clientId?: string | undefined; seq?: number | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if ((a.clientId === undefined) === (a.seq === undefined)) return;
+  const missing = a.clientId === undefined ? 'clientId' : 'seq';
+  ctx.addIssue({
+    code: 'custom',
+    path: [missing],
+    message: `clientId and seq identify a request together: give both or neither (${missing} is missing)`,
+  });
+}
+
+/** The argument schema of every command; the keys are the command names. */
 export const COMMAND_ARGS = {
   /**
    * Makes this node leader. With a leader known, it asks that leader to hand over (a
@@ -342,12 +360,18 @@ export const COMMAND_ARGS = {
   'forget-leader': NoArgs,
   propose: z.strictObject({ data: Value }),
   /** prevKv: also answer with the entry the write replaced (as etcd's prev_kv); off by default. */
-  put: z.strictObject({ key: Key, value: Value, prevKv: z.boolean().optional(), ...RequestId }),
+  put: z
+    .strictObject({ key: Key, value: Value, prevKv: z.boolean().optional(), ...RequestId })
+    .superRefine(pairedRequestId),
   /** serializable: answer from local state without a ReadIndex round (may be stale). */
   get: z.strictObject({ key: Key, serializable: z.boolean().optional() }),
-  delete: z.strictObject({ key: Key, prevKv: z.boolean().optional(), ...RequestId }),
+  delete: z
+    .strictObject({ key: Key, prevKv: z.boolean().optional(), ...RequestId })
+    .superRefine(pairedRequestId),
   /** expected null means "the key must be absent". */
-  cas: z.strictObject({ key: Key, expected: Value.nullable(), value: Value, ...RequestId }),
+  cas: z
+    .strictObject({ key: Key, expected: Value.nullable(), value: Value, ...RequestId })
+    .superRefine(pairedRequestId),
   'read-index': NoArgs,
   'member-add': z.strictObject({ id: NodeId, address: z.string().min(1), learner: z.boolean().optional() }),
   'member-remove': z.strictObject({ id: NodeId }),
@@ -671,6 +695,7 @@ function isPlainPut(a: unknown): a is CommandArgs<'put'> {
     return false;
   }
   if (seq !== undefined && (!Number.isSafeInteger(seq) || (seq as number) < 1)) return false;
+  if ((clientId === undefined) !== (seq === undefined)) return false;
   for (const k in a) if (!PUT_KEYS.has(k)) return false;
   return true;
 }

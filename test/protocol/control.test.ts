@@ -280,6 +280,25 @@ describe('batched frames', () => {
     expect(failure(j({ ...put(1), command: 7 })).error.field).toBe('command');
   });
 
+  it('takes a request id as clientId and seq together or not at all', () => {
+    for (const command of ['put', 'delete', 'cas'] as const) {
+      const base = { key: 'k', value: 'v', ...(command === 'cas' ? { expected: null } : {}) };
+      const args = command === 'delete' ? { key: 'k' } : base;
+      expect(parseCommandArgs(command, { ...args, clientId: 'c', seq: 1 }).ok).toBe(true);
+      expect(parseCommandArgs(command, args).ok).toBe(true);
+      // A seq alone would be numbered among the node's own requests and taken for an old retry.
+      expect(parseCommandArgs(command, { ...args, seq: 5 })).toMatchObject({
+        ok: false,
+        field: 'args.clientId',
+        message: expect.stringMatching(/give both or neither/),
+      });
+      expect(parseCommandArgs(command, { ...args, clientId: 'c' })).toMatchObject({
+        ok: false,
+        field: 'args.seq',
+      });
+    }
+  });
+
   it('checks put arguments by hand exactly as the schema does', () => {
     // A valid put with one field replaced by a value near a bound the schema checks: empty,
     // over-long (4 KiB keys, in UTF-16 units and in UTF-8 bytes), 1,024-unit client ids,
