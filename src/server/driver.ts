@@ -49,6 +49,7 @@ import {
 } from './kv.js';
 import type { ServerLogger } from './log.js';
 import type { RaftMetrics } from './metrics.js';
+import { SeqQueue } from './seq-queue.js';
 import type { DiskStorage } from './storage/disk-storage.js';
 
 /** A KV command as a caller gives it: the driver fills in the client id and sequence unless set. */
@@ -432,6 +433,16 @@ export class RaftDriver {
   /** Proposes a KV command and resolves with its result once applied on this node. */
   propose(cmd: KvRequest): Promise<KvResult> {
     this.assertAccepting();
+    // This node numbers its own requests itself, in order (see Waiters): a request id in
+    // that space from outside would collide with them.
+    if (cmd.clientId === this.clientId || (cmd.clientId === undefined) !== (cmd.seq === undefined)) {
+      throw new CommandError(
+        'bad_args',
+        cmd.clientId === this.clientId
+          ? `clientId ${cmd.clientId} is this node's own; a client must use an id of its own`
+          : 'clientId and seq identify a request together: give both or neither',
+      );
+    }
     const clientId = cmd.clientId ?? this.clientId;
     const seq = cmd.seq ?? ++this.seq;
     const existing = this.waiters.get(clientId, seq);
@@ -1180,11 +1191,13 @@ function writesIn(e: Entry): number {
  * Proposals waiting for their entries, by request id. Most are this node's own requests
  * (no client id given): those are filed by seq alone, so a proposal and every applied entry
  * cost a number lookup, not a `clientId#seq` string built and hashed per entry on every
- * node. Every waiter gets the same timeout when it is filed, so each map's insertion order
+ * node. Every waiter gets the same timeout when it is filed, so the order of each — own
+ * requests by seq, which the driver assigns as they are filed, and named ones by insertion —
  * is deadline order.
  */
 class Waiters {
-  private readonly own = new Map<number, Waiter>();
+  /** This node's own requests, numbered by the driver in order (see SeqQueue). */
+  private readonly own = new SeqQueue<Waiter>();
   private readonly named = new Map<string, Waiter>();
 
   constructor(private readonly ownClientId: string) {}
@@ -1194,17 +1207,13 @@ class Waiters {
   }
 
   add(w: Waiter): void {
-    if (w.clientId === this.ownClientId) this.own.set(w.seq, w);
+    if (w.clientId === this.ownClientId) this.own.add(w.seq, w);
     else this.named.set(requestKey(w), w);
   }
 
   /** Removes and returns the waiter of a request, if any. */
   take(clientId: string, seq: number): Waiter | undefined {
-    if (clientId === this.ownClientId) {
-      const w = this.own.get(seq);
-      if (w) this.own.delete(seq);
-      return w;
-    }
+    if (clientId === this.ownClientId) return this.own.take(seq);
     // Building the key costs a string per entry: skip it when no named request waits.
     if (this.named.size === 0) return undefined;
     const key = requestKey({ clientId, seq });
@@ -1223,12 +1232,14 @@ class Waiters {
   /** Removes and returns the waiters whose deadline is at or before `now`. */
   takeExpired(now: number): Waiter[] {
     const out: Waiter[] = [];
-    for (const m of [this.own, this.named] as Map<unknown, Waiter>[]) {
-      for (const [k, w] of m) {
-        if (w.deadline > now) break;
-        m.delete(k);
-        out.push(w);
-      }
+    for (let w = this.own.oldest(); w !== undefined && w.deadline <= now; w = this.own.oldest()) {
+      this.own.take(w.seq);
+      out.push(w);
+    }
+    for (const [k, w] of this.named) {
+      if (w.deadline > now) break;
+      this.named.delete(k);
+      out.push(w);
     }
     return out;
   }
