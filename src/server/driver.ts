@@ -225,7 +225,8 @@ export class RaftDriver {
   private readsConfirmed: { index: number; waiters: ReadWaiter[] }[] = [];
   private readSeq = 0;
 
-  private readonly clientId: string;
+  /** The id this node files its own requests under: fresh on every start, never a client's. */
+  readonly clientId: string;
   private seq = 0;
   /** Applied since the last snapshot; both start below zero by this node's snapshot phase (see the constructor). */
   private writesSinceSnapshot: number;
