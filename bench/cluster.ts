@@ -38,7 +38,7 @@ import { WebSocket } from 'ws';
 import { ControlClient } from '../src/client/client.js';
 import { ClusterClient } from '../src/client/cluster.js';
 import { type NodeProc, ROOT, TestCluster, waitFor } from '../test/e2e/harness.js';
-import { fmtRate, machineInfo, table } from './harness.js';
+import { fmtRate, machineInfo, runSuite, table, UsageError } from './harness.js';
 
 const VALUE = 'v'.repeat(256);
 /** Keys each client cycles through, so the store stays small over long runs. */
@@ -110,7 +110,7 @@ function parseArgs(argv: string[]): Args {
     } else if (f === '--no-json') {
       a.json = false;
       continue;
-    } else throw new Error(`unknown flag ${f}`);
+    } else throw new UsageError(`unknown flag ${f}`);
     i++;
   }
   const bad =
@@ -121,7 +121,7 @@ function parseArgs(argv: string[]): Args {
     a.ops.some((o) => !(o in OP_NAMES)) ||
     !['route', 'spread', 'leader'].includes(a.conns) ||
     !(a.tickMs >= 1);
-  if (bad) throw new Error(`bad arguments: ${argv.join(' ')}`);
+  if (bad) throw new UsageError(`bad arguments: ${argv.join(' ')}`);
   return a;
 }
 
@@ -839,5 +839,5 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await main(process.argv.slice(2));
+  await runSuite(() => main(process.argv.slice(2)));
 }

@@ -31,23 +31,25 @@ import type { NodeEvent, NodeState } from '../src/protocol/control.js';
 import { prepareEnvironment } from '../src/ui/app.js';
 import { parseFilter } from '../src/ui/commandline.js';
 import { ClusterStore } from '../src/ui/store.js';
-import { machineInfo } from './harness.js';
+import { machineInfo, parseFlags } from './harness.js';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '5' },
-    nodes: { type: 'string', default: '5' },
-    rates: { type: 'string', default: '1000,5000,20000,50000,100000,200000' },
-    filter: { type: 'string', default: '' },
-    columns: { type: 'string', default: '120' },
-    rows: { type: 'string', default: '40' },
-    'store-only': { type: 'boolean', default: false },
-    incremental: { type: 'boolean', default: false },
-    'max-fps': { type: 'string', default: '20' },
-    json: { type: 'boolean', default: false },
-    'no-save': { type: 'boolean', default: false },
-  },
-});
+const { values } = parseFlags(() =>
+  parseArgs({
+    options: {
+      seconds: { type: 'string', default: '5' },
+      nodes: { type: 'string', default: '5' },
+      rates: { type: 'string', default: '1000,5000,20000,50000,100000,200000' },
+      filter: { type: 'string', default: '' },
+      columns: { type: 'string', default: '120' },
+      rows: { type: 'string', default: '40' },
+      'store-only': { type: 'boolean', default: false },
+      incremental: { type: 'boolean', default: false },
+      'max-fps': { type: 'string', default: '20' },
+      json: { type: 'boolean', default: false },
+      'no-save': { type: 'boolean', default: false },
+    },
+  }),
+);
 const STEP_SECONDS = Number(values.seconds);
 const NODES = Number(values.nodes);
 const RATES = values.rates.split(',').map((r) => Number(r.trim()));

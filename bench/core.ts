@@ -24,7 +24,9 @@ import {
   measure,
   type Options,
   type Result,
+  runSuite,
   table,
+  UsageError,
 } from './harness.js';
 
 /** etcd's benchmarks propose "foo"; so do we. */
@@ -310,7 +312,7 @@ function parseArgs(argv: string[]): Args {
     const flag = argv[i]!;
     const num = (): number => {
       const v = Number(argv[++i]);
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} needs a positive number`);
+      if (!Number.isFinite(v) || v <= 0) throw new UsageError(`${flag} needs a positive number`);
       return v;
     };
     if (flag === '--reps') a.reps = Math.round(num());
@@ -318,7 +320,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--warmup-ms') a.warmupMs = num();
     else if (flag === '--filter') a.filter = argv[++i];
     else if (flag === '--no-json') a.json = false;
-    else throw new Error(`unknown argument ${flag}`);
+    else throw new UsageError(`unknown flag ${flag}`);
   }
   return a;
 }
@@ -389,5 +391,5 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await main(process.argv.slice(2));
+  await runSuite(() => main(process.argv.slice(2)));
 }

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { type Health, killAll, type NodeProc, TestCluster } from '../test/e2e/harness.js';
-import { machineInfo, table } from './harness.js';
+import { machineInfo, table, UsageError } from './harness.js';
 import { keepAliveAgent, median, PutLoad, sleep } from './load.js';
 
 interface Args {
@@ -48,18 +48,18 @@ function parseArgs(argv: string[]): Args {
     if (f === '--signal') {
       const sig = argv[++i];
       if (sig !== 'SIGKILL' && sig !== 'SIGTERM')
-        throw new Error(`--signal takes SIGKILL or SIGTERM, not ${sig}`);
+        throw new UsageError(`--signal takes SIGKILL or SIGTERM, not ${sig}`);
       a.signal = sig;
       continue;
     }
     const v = Number(argv[++i]);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`${f} needs a positive number`);
+    if (!Number.isFinite(v) || v <= 0) throw new UsageError(`${f} needs a positive number`);
     if (f === '--runs') a.runs = Math.round(v);
     else if (f === '--clients') a.clients = Math.round(v);
     else if (f === '--warmup-ms') a.warmupMs = v;
     else if (f === '--tick-ms') a.tickMs = v;
     else if (f === '--election-ticks') a.electionTicks = Math.round(v);
-    else throw new Error(`unknown argument ${f}`);
+    else throw new UsageError(`unknown flag ${f}`);
   }
   return a;
 }

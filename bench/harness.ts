@@ -166,3 +166,50 @@ export function table(head: string[], rows: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i]!)).join('  ');
   return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
+
+/** How every suite is called; printed with any UsageError. */
+const USAGE =
+  'usage: npm run bench -- core [--reps N] [--min-ms MS] [--warmup-ms MS] [--filter TEXT] [--no-json]\n' +
+  '       npm run bench -- cluster [--secs S] [--nodes 3,5] [--clients 1,16,256,1024] [--ops put,get,sget]\n' +
+  '                                [--tick-ms MS] [--dir DIR] [--node-args "FLAGS"] [--conns route|spread|leader]\n' +
+  '                                [--profile | --profile-only] [--no-json]\n' +
+  '       npm run bench -- failover [--runs 5] [--clients 16] [--warmup-ms MS] [--tick-ms 100] [--election-ticks 10]\n' +
+  '       npm run bench -- recovery [--entries 1000000] [--value-bytes 256] [--runs 3] [--catchup-puts 10000]\n' +
+  '                                 [--dir DIR] [--profile] [--only log|snapshot] [--no-json]\n' +
+  '       npm run bench -- peers [--only gateway|core] [--secs 5] [--warmup-secs 1] [--clients 1,16,64,256] [--no-etcd] [--no-json]\n' +
+  '       npm run bench -- console [--seconds S] [--rates 1000,20000] [--filter TEXT] [--max-fps N] [--incremental]\n' +
+  '                                [--store-only] [--json] [--no-save]';
+
+/** A flag a suite does not know, or a value it cannot use: reported with the usage, not as a crash. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/**
+ * Runs a suite; a UsageError, or node:util parseArgs's refusal of a flag, ends it with the
+ * message, the usage and exit code 2 instead of a stack trace.
+ */
+export async function runSuite(run: () => Promise<unknown>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    exitOnUsageError(err);
+  }
+}
+
+/** The same for a suite that parses its flags at the top level (console.ts). */
+export function parseFlags<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    exitOnUsageError(err);
+  }
+}
+
+function exitOnUsageError(err: unknown): never {
+  const code = (err as { code?: unknown } | null)?.code;
+  const usage = err instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_'));
+  if (!usage) throw err;
+  console.error(`bench: ${(err as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}

@@ -21,7 +21,16 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { freePorts, killAll, TestCluster } from '../test/e2e/harness.js';
 import { allBenches } from './core.js';
-import { type Bench, fmtNs, fmtRate, machineInfo, measure, type Result, table } from './harness.js';
+import {
+  type Bench,
+  fmtNs,
+  fmtRate,
+  machineInfo,
+  measure,
+  type Result,
+  table,
+  UsageError,
+} from './harness.js';
 import { type Endpoint, fmtMs, keepAliveAgent, type LoadStats, PutLoad, sleep } from './load.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -57,10 +66,10 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--clients') a.clients = (argv[++i] ?? '').split(',').map(Number);
     else if (f === '--no-etcd') a.etcd = false;
     else if (f === '--no-json') a.json = false;
-    else throw new Error(`unknown argument ${f}`);
+    else throw new UsageError(`unknown flag ${f}`);
   }
   if (!(a.secs > 0) || a.clients.some((c) => !Number.isInteger(c) || c < 1))
-    throw new Error(`bad arguments: ${argv.join(' ')}`);
+    throw new UsageError(`bad arguments: ${argv.join(' ')}`);
   return a;
 }
 

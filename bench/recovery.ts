@@ -27,7 +27,7 @@ import { encodeKvCommand, KvStore } from '../src/server/kv.js';
 import { DiskStorage } from '../src/server/storage/disk-storage.js';
 import { Wal } from '../src/server/storage/wal.js';
 import { BIN, freePorts, type Health, killAll, ROOT, TestCluster } from '../test/e2e/harness.js';
-import { machineInfo, table } from './harness.js';
+import { machineInfo, table, UsageError } from './harness.js';
 import { fmtMs, keepAliveAgent, median, PutLoad, sleep } from './load.js';
 
 interface Args {
@@ -60,12 +60,12 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--only') a.only = argv[++i] as Args['only'];
     else {
       const v = Number(argv[++i]);
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`${f} needs a positive number`);
+      if (!Number.isFinite(v) || v <= 0) throw new UsageError(`${f} needs a positive number`);
       if (f === '--entries') a.entries = Math.round(v);
       else if (f === '--value-bytes') a.valueBytes = Math.round(v);
       else if (f === '--runs') a.runs = Math.round(v);
       else if (f === '--catchup-puts') a.catchupPuts = Math.round(v);
-      else throw new Error(`unknown argument ${f}`);
+      else throw new UsageError(`unknown flag ${f}`);
     }
   }
   return a;
