@@ -43,10 +43,12 @@ describe('RaftDriver.propose request ids', () => {
 
   /** The error a call fails with; propose refuses bad arguments by throwing at once. */
   async function refusal(p: () => Promise<unknown>): Promise<CommandError> {
-    const err = await Promise.resolve().then(p).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await Promise.resolve()
+      .then(p)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(CommandError);
     return err as CommandError;
   }
