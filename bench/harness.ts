@@ -180,6 +180,11 @@ const USAGE =
   '       npm run bench -- console [--seconds S] [--rates 1000,20000] [--filter TEXT] [--max-fps N] [--incremental]\n' +
   '                                [--store-only] [--json] [--no-save]';
 
+/** Prints how every suite is called (`npm run bench -- --help`). */
+export function printUsage(): void {
+  console.log(USAGE);
+}
+
 /** A flag a suite does not know, or a value it cannot use: reported with the usage, not as a crash. */
 export class UsageError extends Error {
   override name = 'UsageError';

@@ -1,7 +1,11 @@
 // Entry point for every benchmark suite: `npm run bench -- <suite> [args]`.
-import { runSuite, UsageError } from './harness.js';
+import { printUsage, runSuite, UsageError } from './harness.js';
 
 const [suite, ...rest] = process.argv.slice(2);
+if (suite === '--help' || suite === '-h' || rest.includes('--help') || rest.includes('-h')) {
+  printUsage();
+  process.exit(0);
+}
 await runSuite(async () => {
   if (suite === 'core') await (await import('./core.js')).main(rest);
   else if (suite === 'cluster') await (await import('./cluster.js')).main(rest);
