@@ -177,8 +177,8 @@ const USAGE =
   '       npm run bench -- recovery [--entries 1000000] [--value-bytes 256] [--runs 3] [--catchup-puts 10000]\n' +
   '                                 [--dir DIR] [--profile] [--only log|snapshot] [--no-json]\n' +
   '       npm run bench -- peers [--only gateway|core] [--secs 5] [--warmup-secs 1] [--clients 1,16,64,256] [--no-etcd] [--no-json]\n' +
-  '       npm run bench -- console [--seconds S] [--rates 1000,20000] [--filter TEXT] [--max-fps N] [--incremental]\n' +
-  '                                [--store-only] [--json] [--no-save]';
+  '       npm run bench -- console [--seconds S] [--nodes 5] [--rates 1000,20000] [--filter TEXT] [--max-fps N]\n' +
+  '                                [--columns 120] [--rows 40] [--incremental] [--store-only] [--json] [--no-save]';
 
 /** Prints how every suite is called (`npm run bench -- --help`). */
 export function printUsage(): void {
