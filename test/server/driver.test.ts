@@ -73,7 +73,7 @@ describe('RaftDriver.propose request ids', () => {
     }
   });
 
-  it('applies a request id of its own once, however often it is sent', async () => {
+  it("applies a client's request id once, however often it is sent", async () => {
     const req = { op: 'put', key: 'once', value: 'v', clientId: 'client-a', seq: 1 } as const;
     const [a, b] = await Promise.all([node.driver.propose(req), node.driver.propose(req)]);
     const again = await node.driver.propose(req);
