@@ -1,12 +1,11 @@
 // Durable storage for one node: a WAL plus snapshot files under a data dir, mirrored in
-// a raft MemoryStorage that the core reads. Writes go to disk first and only then to the
-// MemoryStorage, so the core never sees state that a crash could take back.
+// the storage the core reads (log-storage.ts). Writes go to disk first and only then to the
+// in-memory storage, so the core never sees state that a crash could take back.
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrSnapOutOfDate } from '../../raft/errors.js';
 import type { Logger } from '../../raft/logger.js';
-import { MemoryStorage } from '../../raft/storage.js';
 import {
   type ConfState,
   type Entry,
@@ -15,6 +14,7 @@ import {
   isEmptySnapshot,
   type Snapshot,
 } from '../../raft/types.js';
+import { LogStorage } from './log-storage.js';
 import { SnapCorruptError, type SnapFile, Snapshotter } from './snapshotter.js';
 import { syncDir, Wal, type WalReplay } from './wal.js';
 
@@ -58,7 +58,7 @@ export interface SaveRequest {
 
 export class DiskStorage {
   /** Hand this to RawNode's Config.storage; DiskStorage keeps it in step with the disk. */
-  readonly storage: MemoryStorage;
+  readonly storage: LogStorage;
   readonly recovered: RecoveredState;
   /** Serializes save/createSnapshot/close: the WAL takes one batch at a time. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -70,7 +70,7 @@ export class DiskStorage {
     private readonly logger: Logger,
     private readonly wal: Wal,
     private readonly snapshotter: Snapshotter,
-    storage: MemoryStorage,
+    storage: LogStorage,
     recovered: RecoveredState,
   ) {
     this.storage = storage;
@@ -79,7 +79,7 @@ export class DiskStorage {
 
   /**
    * Opens or initialises the data dir: replays the WAL (repairing a torn tail), loads the
-   * newest snapshot the WAL vouches for, and rebuilds the MemoryStorage.
+   * newest snapshot the WAL vouches for, and rebuilds the in-memory storage.
    */
   static async open(dir: string, opts: DiskStorageOptions): Promise<DiskStorage> {
     const { logger } = opts;
@@ -133,7 +133,7 @@ export class DiskStorage {
   /**
    * Persists one Ready: the snapshot file first, then the WAL records (snapshot marker,
    * entries, HardState) with one write, synced when mustSync or a snapshot is present;
-   * only then updates the MemoryStorage. Send the Ready's messages after this resolves.
+   * only then updates the in-memory storage. Send the Ready's messages after this resolves.
    */
   save(rd: SaveRequest): Promise<void> {
     return this.serial(async () => {
@@ -155,7 +155,7 @@ export class DiskStorage {
 
   /**
    * Records a snapshot of the applied state machine at `index`: writes the snapshot file
-   * and its WAL marker (synced), then compacts the MemoryStorage to index - keepEntries
+   * and its WAL marker (synced), then compacts the in-memory storage to index - keepEntries
    * (entries kept so slow followers can catch up without a snapshot), and deletes old
    * snapshot files and WAL segments nothing can need any more.
    *
@@ -258,25 +258,22 @@ async function chooseSnapshot(
   return { corrupt };
 }
 
-/** Builds the MemoryStorage from the snapshot and the replayed log, checking they meet. */
-function rebuild(dir: string, replay: WalReplay, snap: Snapshot | undefined, logger: Logger): MemoryStorage {
+/** Builds the storage from the snapshot and the replayed log, checking they meet. */
+function rebuild(dir: string, replay: WalReplay, snap: Snapshot | undefined, logger: Logger): LogStorage {
   const snapIndex = snap?.metadata.index ?? 0;
-  if (replay.start !== undefined && replay.start > snapIndex + 1) {
+  const start = replay.log.start;
+  if (start !== undefined && start > snapIndex + 1) {
     throw new StorageRecoveryError(
       dir,
-      `the WAL holds no entries ${snapIndex + 1}..${replay.start - 1} and no usable snapshot covers them ` +
+      `the WAL holds no entries ${snapIndex + 1}..${start - 1} and no usable snapshot covers them ` +
         `(newest usable snapshot: ${snap ? `index ${snapIndex}` : 'none'})`,
     );
   }
-  const ms = new MemoryStorage(logger);
-  if (snap) ms.applySnapshot(snap);
-  const first = replay.start === undefined ? 0 : Math.max(0, snapIndex + 1 - replay.start);
-  // The entries' data stay views into the segment buffers the WAL read: copying them out
-  // cost a 300 MB copy and a second view per entry (and their GC) on every restart with a
-  // long log. A buffer is released once every entry in it is compacted away; until then
-  // it holds at most one segment (64 MiB) beyond the live entries' data, plus the record
-  // headers and padding (about 5% for 256-byte values).
-  ms.append(first === 0 ? replay.entries : replay.entries.slice(first));
+  // The entries' data stay in the segment buffers the WAL read (packed-log.ts). A buffer is
+  // released once every entry in it is compacted away; until then it holds at most one
+  // segment (64 MiB) beyond the live entries' data, plus the record headers and padding
+  // (about 5% for 256-byte values).
+  const ms = new LogStorage(logger, snap, replay.log);
   const hs = replay.hardState;
   if (hs.commit > ms.lastIndex()) {
     throw new StorageRecoveryError(

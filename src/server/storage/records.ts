@@ -41,7 +41,7 @@ export interface CrcSeed {
   hardState: HardState;
 }
 
-const ENTRY_TYPES: readonly EntryType[] = ['EntryNormal', 'EntryConfChange', 'EntryConfChangeV2'];
+export const ENTRY_TYPES: readonly EntryType[] = ['EntryNormal', 'EntryConfChange', 'EntryConfChangeV2'];
 const ENTRY_TYPE_CODE: Record<EntryType, number> = {
   EntryNormal: 0,
   EntryConfChange: 1,
@@ -133,20 +133,32 @@ export function writeEntryPayload(buf: Uint8Array, pos: number, e: Entry): numbe
   return pos + e.data.length;
 }
 
+/** Takes decoded entries without an object being made for each (see PackedLog). */
+export interface EntrySink {
+  /** The entry's type is ENTRY_TYPES[typeCode]; its data are buf[dataStart, dataEnd). */
+  add(
+    index: number,
+    term: number,
+    typeCode: number,
+    buf: Uint8Array,
+    dataStart: number,
+    dataEnd: number,
+  ): void;
+}
+
 const NO_BYTES = new Uint8Array(0);
 /** Decoding is synchronous: one reader serves every entry of a replay, not a million allocations. */
 const entryReader = new Reader(NO_BYTES, 0, 0);
 
-/** Decodes an entry; its data is a view into buf (it keeps the whole of buf alive). */
-export function readEntryPayload(buf: Uint8Array, start: number, end: number): Entry {
+/** Decodes the entry in buf[start, end) into sink, its data left where they are. */
+export function readEntryPayload(buf: Uint8Array, start: number, end: number, sink: EntrySink): void {
   const r = entryReader.reset(buf, start, end);
   try {
-    const code = r.u8('entry type');
-    const type = ENTRY_TYPES[code];
-    if (type === undefined) throw new RecordDecodeError(`unknown entry type ${code}`);
+    const typeCode = r.u8('entry type');
+    if (ENTRY_TYPES[typeCode] === undefined) throw new RecordDecodeError(`unknown entry type ${typeCode}`);
     const term = r.varint('entry term');
     const index = r.varint('entry index');
-    return { term, index, type, data: r.rest() };
+    sink.add(index, term, typeCode, buf, r.pos, end);
   } finally {
     // The reader must not keep the last buffer it read alive.
     r.reset(NO_BYTES, 0, 0);

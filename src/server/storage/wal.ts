@@ -43,6 +43,7 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../../raft/logger.js';
 import { EMPTY_HARD_STATE, type Entry, type HardState } from '../../raft/types.js';
+import { PackedLog } from './packed-log.js';
 import {
   entryPayloadSize,
   hardStatePayloadSize,
@@ -119,15 +120,11 @@ export interface WalReplay {
   hardState: HardState;
   /**
    * The log after replaying every entry with truncation semantics (an entry at index i
-   * drops whatever the log held from i on) and every log-replacing snapshot marker.
-   * Contiguous from `start`. Entry data are views into the segment buffers.
+   * drops whatever the log held from i on) and every log-replacing snapshot marker, which
+   * leaves it empty and known to start at the marker + 1. Entry data stay in the segment
+   * buffers.
    */
-  entries: Entry[];
-  /**
-   * The index the replayed log is known to start at: the first entry's index, or
-   * marker + 1 after a log-replacing snapshot. Undefined when the WAL has neither.
-   */
-  start: number | undefined;
+  log: PackedLog;
   /** Every snapshot marker, oldest first. */
   markers: SnapshotMarker[];
   repairedTornTail: boolean;
@@ -421,8 +418,7 @@ export class Wal {
 
     const replay: WalReplay = {
       hardState: { ...EMPTY_HARD_STATE },
-      entries: [],
-      start: undefined,
+      log: new PackedLog(),
       markers: [],
       repairedTornTail: false,
     };
@@ -434,9 +430,8 @@ export class Wal {
           replay.hardState = readSeedPayload(buf, start, end).hardState;
           break;
         case RECORD_ENTRY: {
-          const e = readEntryPayload(buf, start, end);
-          replayEntry(replay, e);
-          if (e.index > seg.maxIndex) seg.maxIndex = e.index;
+          readEntryPayload(buf, start, end, replay.log);
+          if (replay.log.lastIndex > seg.maxIndex) seg.maxIndex = replay.log.lastIndex;
           break;
         }
         case RECORD_HARD_STATE:
@@ -445,10 +440,7 @@ export class Wal {
         case RECORD_SNAPSHOT_MARKER: {
           const m = readMarkerPayload(buf, start, end);
           replay.markers.push(m);
-          if (m.replacesLog) {
-            replay.entries = [];
-            replay.start = m.index + 1;
-          }
+          if (m.replacesLog) replay.log.clear(m.index + 1);
           if (m.index > seg.maxIndex) seg.maxIndex = m.index;
           break;
         }
@@ -545,7 +537,7 @@ export class Wal {
       await checker?.close();
     }
 
-    const lastIndex = replay.start === undefined ? 0 : replay.start + replay.entries.length - 1;
+    const lastIndex = replay.log.start === undefined ? 0 : replay.log.lastIndex;
     let fh: FileHandle;
     let size = lastEnd;
     let lastCrc = chain ?? 0;
@@ -728,25 +720,10 @@ export class Wal {
   }
 }
 
-/** Applies one replayed entry with truncation semantics. */
-function replayEntry(replay: WalReplay, e: Entry): void {
-  const start = replay.start;
-  if (start === undefined || e.index < start || e.index > start + replay.entries.length) {
-    // First entry, a rewrite reaching before everything replayed so far, or a jump past
-    // the end (only consistent if a snapshot covers the gap; the caller checks that).
-    replay.start = e.index;
-    replay.entries = [e];
-    return;
-  }
-  replay.entries.length = e.index - start;
-  replay.entries.push(e);
-}
-
 /** Forgets everything replayed, for a scan that starts over. */
 function resetReplay(replay: WalReplay, segments: Segment[]): void {
   replay.hardState = { ...EMPTY_HARD_STATE };
-  replay.entries = [];
-  replay.start = undefined;
+  replay.log.clear(undefined);
   replay.markers = [];
   for (const seg of segments) seg.maxIndex = 0;
 }

@@ -4,6 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import type { Entry } from '../../../src/raft/types.js';
+import type { PackedLog } from '../../../src/server/storage/packed-log.js';
 
 export { type CollectingLogger, collectingLogger } from '../../support/logger.js';
 
@@ -33,6 +34,13 @@ export function ents(from: number, to: number, term: number, tag = ''): Entry[] 
 /** Compares entries by value (Uint8Array data as arrays). */
 export function plain(es: readonly Entry[]): { term: number; index: number; type: string; data: number[] }[] {
   return es.map((e) => ({ term: e.term, index: e.index, type: e.type, data: [...e.data] }));
+}
+
+/** Every entry a packed log holds, as Entry objects. */
+export function logEntries(log: PackedLog): Entry[] {
+  const out: Entry[] = [];
+  for (let i = log.lastIndex - log.length + 1; i <= log.lastIndex; i++) out.push(log.at(i));
+  return out;
 }
 
 export interface RawRecord {

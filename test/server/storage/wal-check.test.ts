@@ -6,7 +6,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Wal, WalCorruptError } from '../../../src/server/storage/wal.js';
-import { collectingLogger, ents, plain, tempDirs } from './helpers.js';
+import { collectingLogger, ents, logEntries, plain, tempDirs } from './helpers.js';
 
 const dirs = tempDirs();
 afterEach(() => dirs.cleanup());
@@ -56,7 +56,7 @@ async function outcome(dir: string, onWorker: boolean) {
   if (!('wal' in (opened as object))) throw opened;
   const { wal, replay } = opened as Awaited<ReturnType<typeof Wal.open>>;
   await wal.close();
-  const r = { ...replay, entries: plain(replay.entries) };
+  const r = { ...replay, entries: plain(logEntries(replay.log)) };
   return { result: { replay: r, files }, rescanned, workerFailed };
 }
 

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HardState } from '../../../src/raft/types.js';
 import { segmentName, Wal, WalCorruptError } from '../../../src/server/storage/wal.js';
-import { collectingLogger, ents, plain, tempDirs, walkRecords } from './helpers.js';
+import { collectingLogger, ents, logEntries, plain, tempDirs, walkRecords } from './helpers.js';
 
 const dirs = tempDirs();
 afterEach(() => dirs.cleanup());
@@ -88,23 +88,19 @@ describe('WAL replay', () => {
   it('recovers hardstate and entries after a restart, and keeps appending', async () => {
     const dir = dirs.make();
     let { wal, replay } = await openWal(dir);
-    expect(replay).toMatchObject({
-      hardState: hs(0, 0, 0),
-      entries: [],
-      start: undefined,
-      repairedTornTail: false,
-    });
+    expect(replay).toMatchObject({ hardState: hs(0, 0, 0), repairedTornTail: false });
+    expect(replay.log).toMatchObject({ length: 0, start: undefined });
     await wal.append(hs(2, 1, 0), ents(1, 3, 2), true);
     await wal.append(hs(2, 1, 3), [], false);
     await wal.close();
 
     ({ wal, replay } = await openWal(dir));
     expect(replay.hardState).toEqual(hs(2, 1, 3));
-    expect(plain(replay.entries)).toEqual(plain(ents(1, 3, 2)));
+    expect(plain(logEntries(replay.log))).toEqual(plain(ents(1, 3, 2)));
     await wal.append(undefined, ents(4, 4, 2), true);
     await wal.close();
     ({ wal, replay } = await openWal(dir));
-    expect(plain(replay.entries)).toEqual(plain(ents(1, 4, 2)));
+    expect(plain(logEntries(replay.log))).toEqual(plain(ents(1, 4, 2)));
     await wal.close();
   });
 
@@ -119,7 +115,7 @@ describe('WAL replay', () => {
     expect(segments(dir).length).toBeGreaterThan(1);
 
     ({ wal, replay } = await openWal(dir, 200));
-    expect(plain(replay.entries)).toEqual(plain([...ents(1, 4, 1), ...ents(5, 7, 2)]));
+    expect(plain(logEntries(replay.log))).toEqual(plain([...ents(1, 4, 1), ...ents(5, 7, 2)]));
     expect(replay.hardState).toEqual(hs(2, 2, 4));
     await wal.close();
   });
@@ -137,8 +133,8 @@ describe('WAL replay', () => {
       { index: 8, term: 1, replacesLog: false },
       { index: 50, term: 3, replacesLog: true },
     ]);
-    expect(replay.start).toBe(51);
-    expect(plain(replay.entries)).toEqual(plain(ents(51, 52, 3)));
+    expect(replay.log.start).toBe(51);
+    expect(plain(logEntries(replay.log))).toEqual(plain(ents(51, 52, 3)));
     await wal.close();
   });
 
@@ -165,8 +161,8 @@ describe('WAL replay', () => {
     const replay = reopened.replay;
     wal = reopened.wal;
     // Entries from 10 on must all still be there; the HardState comes from the seeds.
-    expect(replay.start).toBeLessThanOrEqual(10);
-    expect(replay.entries[replay.entries.length - 1]!.index).toBe(30);
+    expect(replay.log.start).toBeLessThanOrEqual(10);
+    expect(logEntries(replay.log)[logEntries(replay.log).length - 1]!.index).toBe(30);
     expect(replay.hardState).toEqual(hs(1, 1, 30));
     // The segment being written is never purged.
     await wal.purgeBelow(1000);
@@ -192,7 +188,7 @@ describe('WAL crash recovery', () => {
     const { wal: again, replay, logger } = await openWal(dir);
     expect(replay.repairedTornTail).toBe(false);
     expect(replay.hardState).toEqual(hs(1, 1, 3));
-    expect(plain(replay.entries)).toEqual(plain(ents(1, 5, 1)));
+    expect(plain(logEntries(replay.log))).toEqual(plain(ents(1, 5, 1)));
     expect(logger.lines.filter((l) => l.includes('repaired'))).toEqual([]);
     await again.close();
   });
@@ -226,7 +222,7 @@ describe('WAL crash recovery', () => {
         const nHs = kept.filter((r) => r.type === 3).length;
         const expected = [];
         for (let i = 1; i <= nEntries; i++) expected.push(...ents(i, i, 1, 'payload-'.repeat(i)));
-        expect(plain(replay.entries)).toEqual(plain(expected));
+        expect(plain(logEntries(replay.log))).toEqual(plain(expected));
         expect(replay.hardState).toEqual(hs(1, 1, nHs));
         const repaired = cut + tail.length !== keptEnd;
         expect(replay.repairedTornTail).toBe(repaired);
@@ -243,7 +239,7 @@ describe('WAL crash recovery', () => {
       }
       const { wal: w2, replay: r2 } = await openWal(dir);
       expect(r2.repairedTornTail).toBe(false);
-      expect(r2.entries[r2.entries.length - 1]).toMatchObject({ term: 2 });
+      expect(r2.log.term(r2.log.lastIndex)).toBe(2);
       await w2.close();
     };
 
@@ -276,7 +272,7 @@ describe('WAL crash recovery', () => {
     const recs = walkRecords(file!).filter((r) => r.next <= 1024);
     const { wal: w, replay } = await openWal(dir);
     expect(replay.repairedTornTail).toBe(true);
-    expect(replay.entries.length).toBe(recs.filter((r) => r.type === 2).length);
+    expect(logEntries(replay.log).length).toBe(recs.filter((r) => r.type === 2).length);
     await w.close();
   });
 
@@ -324,7 +320,7 @@ describe('WAL crash recovery', () => {
     flipBit(file!, recs[recs.length - 1]!.offset + 12);
     const { wal: w, replay } = await openWal(dir);
     expect(replay.repairedTornTail).toBe(true);
-    expect(replay.entries.map((e) => e.index)).toEqual([1, 2]);
+    expect(logEntries(replay.log).map((e) => e.index)).toEqual([1, 2]);
     await w.close();
   });
 
@@ -358,7 +354,7 @@ describe('WAL crash recovery', () => {
     await wal.close();
     writeFileSync(path.join(dir, `${segmentName(2, 3)}.tmp`), 'partial');
     const { wal: w, replay, logger } = await openWal(dir);
-    expect(replay.entries.length).toBe(2);
+    expect(logEntries(replay.log).length).toBe(2);
     expect(readdirSync(dir).some((n) => n.endsWith('.tmp'))).toBe(false);
     expect(logger.lines.some((l) => l.includes('removed unfinished segment'))).toBe(true);
     await w.close();
