@@ -469,7 +469,7 @@ export async function main(argv: string[]): Promise<void> {
               'src/server/storage/wal.ts Wal.open',
             ],
             [
-              'DiskStorage.open (Wal.open + snapshot + rebuild MemoryStorage)',
+              'DiskStorage.open (Wal.open + snapshot + rebuild the log storage)',
               fmtMs(pm('diskStorageOpenMs')),
               'src/server/storage/disk-storage.ts open/rebuild',
             ],

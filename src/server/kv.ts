@@ -278,6 +278,7 @@ const clientIds = new TextCache(1024, MAX_CLIENT_ID_BYTES);
 const keys = new TextCache(65536, 64);
 
 const NO_BYTES = new Uint8Array(0);
+const NO_TEXT = bufferOver(NO_BYTES);
 
 class Reader extends VarintCursor {
   /** The same bytes as a Buffer, which decodes a range to a string without a view per string. */
@@ -294,7 +295,8 @@ class Reader extends VarintCursor {
   /** Starts over on `buf`; NO_BYTES lets go of the last one. */
   reset(buf: Uint8Array): this {
     this.buf = buf;
-    this.text = bufferOver(buf);
+    // Letting go happens once per entry applied: without a Buffer made for it.
+    this.text = buf === NO_BYTES ? NO_TEXT : bufferOver(buf);
     this.pos = 0;
     return this;
   }
