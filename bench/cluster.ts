@@ -38,7 +38,7 @@ import { WebSocket } from 'ws';
 import { ControlClient } from '../src/client/client.js';
 import { ClusterClient } from '../src/client/cluster.js';
 import { type NodeProc, ROOT, TestCluster, waitFor } from '../test/e2e/harness.js';
-import { fmtRate, machineInfo, runSuite, table, UsageError } from './harness.js';
+import { fmtRate, machineInfo, nodeLaunchLine, runSuite, table, UsageError } from './harness.js';
 
 const VALUE = 'v'.repeat(256);
 /** Keys each client cycles through, so the store stays small over long runs. */
@@ -670,6 +670,7 @@ export async function main(argv: string[]): Promise<void> {
   console.log(`raftctl cluster benchmark — ${started}`);
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, ${machine.os}`);
   console.log(`node ${machine.node}, load average (1 min) at start: ${machine.load1}`);
+  console.log(nodeLaunchLine(machine));
   console.log(
     `runs of ${a.secs} s, 256-byte values, tick ${a.tickMs} ms, fsync on, data dirs under ${a.dir}\n`,
   );

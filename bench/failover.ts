@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { type Health, killAll, type NodeProc, TestCluster } from '../test/e2e/harness.js';
-import { machineInfo, table, UsageError } from './harness.js';
+import { machineInfo, nodeLaunchLine, table, UsageError } from './harness.js';
 import { keepAliveAgent, median, PutLoad, sleep } from './load.js';
 
 interface Args {
@@ -113,6 +113,7 @@ export async function main(argv: string[]): Promise<void> {
   console.log(`raftctl failover benchmark — ${new Date().toISOString()}`);
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, ${machine.os}`);
   console.log(`node ${machine.node}, load average (1 min) at start: ${machine.load1}`);
+  console.log(nodeLaunchLine(machine));
   console.log(
     `3 nodes, --tick-ms ${args.tickMs} --election-ticks ${args.electionTicks} (pre-vote, check-quorum on), ` +
       `${args.clients} put clients (256-byte values), ${args.runs} × ${args.signal} to the leader` +

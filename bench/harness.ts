@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { nodeProcessEnv } from '../src/server/launch-env.js';
 
 /** Performs n operations (or about n: returns how many it actually did). */
 export type Runner = (n: number) => number;
@@ -126,6 +127,10 @@ export interface MachineInfo {
   memGiB: number;
   /** 1-minute load average when the run started: other work on the machine skews the figures. */
   load1: number;
+  /** The kernel's transparent huge page mode (always, madvise, never), which decides what glibc's tunable does. */
+  thp: string;
+  /** GLIBC_TUNABLES the benchmark starts nodes with: `raftctl up`'s (src/server/launch-env.ts). */
+  nodeTunables: string;
 }
 
 export function machineInfo(): MachineInfo {
@@ -144,7 +149,23 @@ export function machineInfo(): MachineInfo {
     os: `${process.platform} ${release()}`,
     memGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     load1: Math.round(loadavg()[0]! * 100) / 100,
+    thp: transparentHugePages(),
+    nodeTunables: nodeProcessEnv(process.env).GLIBC_TUNABLES ?? '',
   };
+}
+
+function transparentHugePages(): string {
+  try {
+    const mode = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'));
+    return mode?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The header line saying how the benchmark starts nodes, and what that does on this machine. */
+export function nodeLaunchLine(m: MachineInfo): string {
+  return `nodes started as \`raftctl up\` starts them: GLIBC_TUNABLES=${m.nodeTunables} (transparent huge pages: ${m.thp})`;
 }
 
 /** 1234.5 ns → "1.23 µs", etc. */

@@ -27,6 +27,7 @@ import {
   fmtRate,
   machineInfo,
   measure,
+  nodeLaunchLine,
   type Result,
   table,
   UsageError,
@@ -413,7 +414,8 @@ export async function main(argv: string[]): Promise<void> {
   const machine = machineInfo();
   console.log(`raftctl peer comparison — ${new Date().toISOString()}`);
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, ${machine.os}`);
-  console.log(`node ${machine.node} (V8 ${machine.v8}), load average (1 min) at start: ${machine.load1}\n`);
+  console.log(`node ${machine.node} (V8 ${machine.v8}), load average (1 min) at start: ${machine.load1}`);
+  console.log(`${nodeLaunchLine(machine)}\n`);
   const out: Record<string, unknown> = {
     date: new Date().toISOString(),
     command: `npm run bench -- peers${argv.length > 0 ? ` ${argv.join(' ')}` : ''}`,

@@ -24,10 +24,11 @@ import { silentLogger } from '../src/raft/logger.js';
 import { RawNode } from '../src/raft/rawnode.js';
 import type { Entry } from '../src/raft/types.js';
 import { encodeKvCommand, KvStore } from '../src/server/kv.js';
+import { nodeProcessEnv } from '../src/server/launch-env.js';
 import { DiskStorage } from '../src/server/storage/disk-storage.js';
 import { Wal } from '../src/server/storage/wal.js';
 import { BIN, freePorts, type Health, killAll, ROOT, TestCluster } from '../test/e2e/harness.js';
-import { machineInfo, table, UsageError } from './harness.js';
+import { machineInfo, nodeLaunchLine, table, UsageError } from './harness.js';
 import { fmtMs, keepAliveAgent, median, PutLoad, sleep } from './load.js';
 
 interface Args {
@@ -99,6 +100,8 @@ function spawnNode(nodeArgs: string[], profDir?: string) {
   const proc = spawn(process.execPath, [...flags, BIN, 'node', ...nodeArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
+    // As `raftctl up` starts its nodes.
+    env: nodeProcessEnv(process.env),
   });
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -405,7 +408,8 @@ export async function main(argv: string[]): Promise<void> {
   const machine = machineInfo();
   console.log(`raftctl recovery benchmark — ${new Date().toISOString()}`);
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, ${machine.os}`);
-  console.log(`node ${machine.node}, load average (1 min) at start: ${machine.load1}\n`);
+  console.log(`node ${machine.node}, load average (1 min) at start: ${machine.load1}`);
+  console.log(`${nodeLaunchLine(machine)}\n`);
   const out: Record<string, unknown> = {
     date: new Date().toISOString(),
     command: `npm run bench -- recovery${argv.length > 0 ? ` ${argv.join(' ')}` : ''}`,

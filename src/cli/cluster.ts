@@ -23,6 +23,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { nodeProcessEnv } from '../server/launch-env.js';
 import type { ClusterControl } from '../ui/cluster-control.js';
 import { parseClusterName } from './args.js';
 import { ClusterSession, resolveTarget, sleep } from './connect.js';
@@ -372,8 +373,9 @@ export class ManagedCluster implements ClusterControl {
       ...(n.join && fresh ? ['--join'] : []),
     ];
     // The token travels in the environment, not argv, where `ps` would show it; a token
-    // in the user's own environment must not leak into a cluster that has none.
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+    // in the user's own environment must not leak into a cluster that has none. Large
+    // buffers come in huge pages (launch-env.ts).
+    const env = nodeProcessEnv({ ...process.env, NO_COLOR: '1' });
     delete env.RAFTCTL_TOKEN;
     if (this.file.token !== undefined) env.RAFTCTL_TOKEN = this.file.token;
     const out = openSync(nodeOutFile(n), 'a');

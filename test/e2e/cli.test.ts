@@ -142,6 +142,9 @@ describe('raftctl against a detached local cluster', { timeout: 30_000 }, () => 
       expect(n.pid).toBeGreaterThan(0);
       expect(n.address).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(() => process.kill(n.pid!, 0)).not.toThrow();
+      // Started with malloc's huge pages for large buffers (src/server/launch-env.ts).
+      const environ = readFileSync(`/proc/${n.pid}/environ`, 'utf8').split('\0');
+      expect(environ.find((v) => v.startsWith('GLIBC_TUNABLES='))).toMatch(/glibc\.malloc\.hugetlb=1/);
     }
   });
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../../src/client/client.js';
 import type { NodeState } from '../../src/protocol/control.js';
+import { nodeProcessEnv } from '../../src/server/launch-env.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin', 'raftctl');
@@ -197,7 +198,8 @@ export class NodeProc {
     const proc = spawn(process.execPath, argv, {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.env },
+      // As `raftctl up` starts its nodes.
+      env: nodeProcessEnv({ ...process.env, ...opts.env }),
     });
     this.proc = proc;
     live.add(this);
