@@ -5,7 +5,7 @@
 // memory, and the kernel hands fresh memory in one 4 KiB page at a time, a page fault
 // each. On a virtual machine a page fault can cost tens of microseconds: on the 2-core VM
 // of BENCHMARKS.md, reading a 1,000,000-entry WAL took 1.4 s with 4 KiB pages and 0.7 s
-// with 2 MiB ones, and a loaded 3-node cluster wrote 12–18% more puts per second.
+// with 2 MiB ones, and a loaded 3-node cluster wrote 13–14% more puts per second.
 //
 // glibc (2.35 and later) asks for transparent huge pages on the regions its malloc maps
 // of 2 MiB or more, and on its heap, when the tunable glibc.malloc.hugetlb is 1. Tunables
