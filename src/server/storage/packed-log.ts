@@ -10,11 +10,11 @@
 
 import { varintSize } from '../../protocol/varint.js';
 import type { Entry } from '../../raft/types.js';
-import { ENTRY_TYPES, type EntrySink } from './records.js';
+import { ENTRY_TYPES } from './records.js';
 
 const INITIAL_ROWS = 1024;
 
-export class PackedLog implements EntrySink {
+export class PackedLog {
   /**
    * The index of the first entry, or where the log is known to start when it holds none
    * (a snapshot marker + 1); undefined when neither is known.
@@ -40,7 +40,8 @@ export class PackedLog implements EntrySink {
   /**
    * Adds the entry at `index` with the WAL's replay rule: it replaces whatever the log held
    * from `index` on; an index before the start or past the end (a gap) starts the log over
-   * from it. Its data are buf[dataStart, dataEnd), kept as a view.
+   * from it. Its type is ENTRY_TYPES[typeCode] (records.ts), its data buf[dataStart,
+   * dataEnd), kept as a view.
    */
   add(
     index: number,

@@ -8,6 +8,7 @@
 
 import { varintSize, writeVarint } from '../../protocol/varint.js';
 import type { ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata } from '../../raft/types.js';
+import type { PackedLog } from './packed-log.js';
 
 /** WAL record types (the u8 after a record's header). */
 export const RECORD_CRC_SEED = 1;
@@ -133,32 +134,19 @@ export function writeEntryPayload(buf: Uint8Array, pos: number, e: Entry): numbe
   return pos + e.data.length;
 }
 
-/** Takes decoded entries without an object being made for each (see PackedLog). */
-export interface EntrySink {
-  /** The entry's type is ENTRY_TYPES[typeCode]; its data are buf[dataStart, dataEnd). */
-  add(
-    index: number,
-    term: number,
-    typeCode: number,
-    buf: Uint8Array,
-    dataStart: number,
-    dataEnd: number,
-  ): void;
-}
-
 const NO_BYTES = new Uint8Array(0);
 /** Decoding is synchronous: one reader serves every entry of a replay, not a million allocations. */
 const entryReader = new Reader(NO_BYTES, 0, 0);
 
-/** Decodes the entry in buf[start, end) into sink, its data left where they are. */
-export function readEntryPayload(buf: Uint8Array, start: number, end: number, sink: EntrySink): void {
+/** Decodes the entry in buf[start, end) into a packed log, its data left where they are. */
+export function readEntryPayload(buf: Uint8Array, start: number, end: number, log: PackedLog): void {
   const r = entryReader.reset(buf, start, end);
   try {
     const typeCode = r.u8('entry type');
     if (ENTRY_TYPES[typeCode] === undefined) throw new RecordDecodeError(`unknown entry type ${typeCode}`);
     const term = r.varint('entry term');
     const index = r.varint('entry index');
-    sink.add(index, term, typeCode, buf, r.pos, end);
+    log.add(index, term, typeCode, buf, r.pos, end);
   } finally {
     // The reader must not keep the last buffer it read alive.
     r.reset(NO_BYTES, 0, 0);
