@@ -67,6 +67,29 @@ describe('DiskStorage', () => {
     expect(ds.storage.lastIndex()).toBe(5);
   });
 
+  it('rewrites, extends and compacts a replayed log, the same in memory as after the next restart', async () => {
+    let { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 4 }, entries: ents(1, 8, 1), mustSync: true });
+    ({ ds } = await restart(ds));
+    // Entries 1..8 were replayed; a new leader rewrites from 6 on, then more arrive.
+    await ds.save({ hardState: { term: 2, vote: 0, commit: 5 }, entries: ents(6, 7, 2), mustSync: true });
+    await ds.save({ hardState: { term: 2, vote: 0, commit: 9 }, entries: ents(8, 10, 2), mustSync: true });
+    const expected = plain([...ents(1, 5, 1), ...ents(6, 10, 2)]);
+    expect(plain(ds.storage.entries(1, 11, Infinity))).toEqual(expected);
+    expect(ds.storage.term(5)).toBe(1);
+    // A snapshot at 7 keeping 3 entries behind it compacts into the replayed part.
+    await ds.createSnapshot(7, cs, bytes('kv@7'), 3);
+    expect(ds.storage.firstIndex()).toBe(5);
+    expect(plain(ds.storage.entries(5, 11, Infinity))).toEqual(expected.slice(4));
+    expect(ds.storage.term(4)).toBe(1);
+    ({ ds } = await restart(ds));
+    expect(ds.storage.snapshot().metadata).toMatchObject({ index: 7, term: 2 });
+    expect(plain(ds.storage.entries(ds.storage.firstIndex(), 11, Infinity))).toEqual(
+      expected.slice(ds.storage.firstIndex() - 1),
+    );
+    expect(ds.storage.lastIndex()).toBe(10);
+  });
+
   it('persists a snapshot from the leader before its marker and drops the old log', async () => {
     let { ds } = await openDs(dirs.make());
     await ds.save({ hardState: { term: 1, vote: 1, commit: 3 }, entries: ents(1, 8, 1), mustSync: true });
