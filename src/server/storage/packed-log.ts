@@ -32,15 +32,15 @@ export class PackedLog {
   /** The buffers rows point into, by id; undefined once no row does. */
   private buffers: (Uint8Array | undefined)[] = [];
 
-  /** Index of the last entry (start - 1 when empty). */
+  /** Index of the last entry (start - 1 when empty, 0 when the start is not known either). */
   get lastIndex(): number {
     return (this.start ?? 1) + this.length - 1;
   }
 
   /**
    * Adds the entry at `index` with the WAL's replay rule: it replaces whatever the log held
-   * from `index` on; an index before the start or past the end (a gap) starts the log over
-   * from it. Its type is ENTRY_TYPES[typeCode] (records.ts), its data buf[dataStart,
+   * from `index` on; an index before the start or past the end (a gap, consistent only if a
+   * snapshot covers it, which DiskStorage checks) starts the log over from it. Its type is ENTRY_TYPES[typeCode] (records.ts), its data buf[dataStart,
    * dataEnd), kept as a view.
    */
   add(

@@ -537,7 +537,7 @@ export class Wal {
       await checker?.close();
     }
 
-    const lastIndex = replay.log.start === undefined ? 0 : replay.log.lastIndex;
+    const lastIndex = replay.log.lastIndex;
     let fh: FileHandle;
     let size = lastEnd;
     let lastCrc = chain ?? 0;
