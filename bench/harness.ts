@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { nodeProcessEnv } from '../src/server/launch-env.js';
+import { nodeProcessEnv, transparentHugePageMode } from '../src/server/launch-env.js';
 
 /** Performs n operations (or about n: returns how many it actually did). */
 export type Runner = (n: number) => number;
@@ -149,18 +149,9 @@ export function machineInfo(): MachineInfo {
     os: `${process.platform} ${release()}`,
     memGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     load1: Math.round(loadavg()[0]! * 100) / 100,
-    thp: transparentHugePages(),
+    thp: transparentHugePageMode() ?? 'unknown',
     nodeTunables: nodeProcessEnv(process.env).GLIBC_TUNABLES ?? '',
   };
-}
-
-function transparentHugePages(): string {
-  try {
-    const mode = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'));
-    return mode?.[1] ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
 }
 
 /** The header line saying how the benchmark starts nodes, and what that does on this machine. */

@@ -21,6 +21,7 @@ import { ControlServer, messageEvent, type PutListener, readyEvent } from './con
 import { type DriverEvents, type DriverOptions, RaftDriver, roleOf } from './driver.js';
 import { createHttpHandler, type HealthReport, type HttpApi } from './http.js';
 import { describeKvData, type KvResult, KvStore } from './kv.js';
+import { hugePagesAdvice, transparentHugePageMode } from './launch-env.js';
 import { createLogger, type LogLevel } from './log.js';
 import { createRaftMetrics } from './metrics.js';
 import { DataDirLockedError, type DirLock, lockDataDir } from './storage/dir-lock.js';
@@ -121,6 +122,8 @@ async function startLocked(
     `starting node ${opts.id} of cluster ${opts.cluster} on ${opts.listen.host}:${opts.listen.port}`,
   );
   if (staleLock !== undefined) logger.warn(staleLock);
+  const hugePages = hugePagesAdvice(process.env, transparentHugePageMode());
+  if (hugePages !== undefined) logger.info(hugePages);
   if (opts.token === undefined && !isLoopbackHost(opts.listen.host)) {
     logger.warn(
       `--insecure: no cluster token although listening on ${opts.listen.host}; anyone who can reach this port can read and change the data and the membership`,

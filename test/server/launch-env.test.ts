@@ -1,6 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { MALLOC_HUGE_PAGES, nodeProcessEnv } from '../../src/server/launch-env.js';
+import {
+  hugePagesAdvice,
+  MALLOC_HUGE_PAGES,
+  nodeProcessEnv,
+  transparentHugePageMode,
+} from '../../src/server/launch-env.js';
 
 describe('nodeProcessEnv', () => {
   it("adds glibc's huge-page tunable, keeping the rest of the environment", () => {
@@ -32,5 +37,24 @@ describe('nodeProcessEnv', () => {
       },
     );
     expect(out.toString()).toBe('glibc.malloc.hugetlb=1');
+  });
+});
+
+describe('hugePagesAdvice', () => {
+  it('speaks up only where asking would get huge pages and nothing asked', () => {
+    expect(hugePagesAdvice({}, 'madvise')).toMatch(
+      /^started without GLIBC_TUNABLES=glibc\.malloc\.hugetlb=1: /,
+    );
+    expect(hugePagesAdvice({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, 'madvise')).toMatch(/README\.md/);
+    // Asked for (or refused) by the user, or nothing to ask: no line.
+    expect(hugePagesAdvice(nodeProcessEnv({}), 'madvise')).toBeUndefined();
+    expect(hugePagesAdvice({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }, 'madvise')).toBeUndefined();
+    expect(hugePagesAdvice({}, 'always')).toBeUndefined();
+    expect(hugePagesAdvice({}, 'never')).toBeUndefined();
+    expect(hugePagesAdvice({}, undefined)).toBeUndefined();
+  });
+
+  it("reads the kernel's mode as one of its three words, or nothing", () => {
+    expect([undefined, 'always', 'madvise', 'never']).toContain(transparentHugePageMode());
   });
 });
