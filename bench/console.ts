@@ -25,12 +25,11 @@ import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { NodeEvent, NodeState } from '../src/protocol/control.js';
 import { prepareEnvironment } from '../src/ui/app.js';
 import { parseFilter } from '../src/ui/commandline.js';
 import { ClusterStore } from '../src/ui/store.js';
+import { fullGc } from '../test/support/gc.js';
 import { machineInfo, parseFlags } from './harness.js';
 
 const { values } = parseFlags(() =>
@@ -67,11 +66,6 @@ if (process.env.FORCE_COLOR === undefined && process.env.NO_COLOR === undefined)
 const themeName = prepareEnvironment({}, process.env, true);
 /** prepareEnvironment sets NODE_ENV=production when unset; NODE_ENV=development measures the dev build. */
 const REACT_BUILD = process.env.NODE_ENV === 'production' ? 'production' : 'development';
-
-const gc: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
 
 // ---- Synthetic traffic ---------------------------------------------------------------
 
@@ -335,7 +329,7 @@ async function step(targetRate: number): Promise<StepResult> {
   }
   // Let the first frame out before measuring.
   await new Promise((r) => setTimeout(r, 200));
-  gc();
+  fullGc();
 
   const publishes0 = store.publishes;
   const frames0 = mounted?.terminal.frames ?? 0;

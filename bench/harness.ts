@@ -4,9 +4,8 @@
 // does not leak into the next; only the runner call itself is timed.
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { nodeProcessEnv, transparentHugePageMode } from '../src/server/launch-env.js';
+import { fullGc } from '../test/support/gc.js';
 
 /** Performs n operations (or about n: returns how many it actually did). */
 export type Runner = (n: number) => number;
@@ -47,12 +46,6 @@ export interface Result {
   ratioVsGo?: number;
 }
 
-/** A full GC between repetitions, so one repetition's garbage is not collected in the next. */
-const gc: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
-
 /** Runs `run` in chunks until at least `minNs` have passed; returns [ops, ns]. */
 function timeAtLeast(run: Runner, firstChunk: number, minNs: number): [number, number] {
   let ops = 0;
@@ -92,7 +85,7 @@ export function measure(b: Bench, o: Options): Result {
   const reps: Result['reps'] = [];
   for (let r = 0; r < o.reps; r++) {
     const run = b.make();
-    gc();
+    fullGc();
     const minNs = o.minMs * 1e6;
     const [rOps, rNs] = timeAtLeast(run, minNs / estNsPerOp, minNs);
     reps.push({ ops: rOps, ns: rNs, nsPerOp: rNs / rOps });

@@ -1,10 +1,9 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { entrySize } from '../../../src/raft/types.js';
 import { PackedLog } from '../../../src/server/storage/packed-log.js';
 import { ENTRY_TYPES } from '../../../src/server/storage/records.js';
+import { fullGc } from '../../support/gc.js';
 import { logEntries } from './helpers.js';
 
 /** The replay rule written out plainly: the model the packed log is checked against. */
@@ -115,8 +114,6 @@ describe('PackedLog', () => {
   });
 
   it('lets a buffer go once the entries in it are dropped', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
     const log = new PackedLog();
     const refs: WeakRef<Uint8Array>[] = [];
     // Three buffers of two entries each, as three WAL segments would be.
@@ -130,11 +127,11 @@ describe('PackedLog', () => {
     })();
     log.dropBefore(4); // entries 4..6 left: the first buffer is unused, the second still holds entry 4
     await new Promise((r) => setImmediate(r));
-    gc();
+    fullGc();
     expect(refs.map((r) => r.deref() !== undefined)).toEqual([false, true, true]);
     log.dropBefore(7); // nothing left
     await new Promise((r) => setImmediate(r));
-    gc();
+    fullGc();
     expect(refs.map((r) => r.deref() !== undefined)).toEqual([false, false, false]);
   });
 });
