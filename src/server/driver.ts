@@ -228,9 +228,14 @@ export class RaftDriver {
   /** The id this node files its own requests under: fresh on every start, never a client's. */
   readonly clientId: string;
   private seq = 0;
-  /** Applied since the last snapshot; both start below zero by this node's snapshot phase (see the constructor). */
-  private writesSinceSnapshot: number;
-  private bytesSinceSnapshot: number;
+  /** Writes and bytes of log applied since the last snapshot (or since the start). */
+  private writesSinceSnapshot = 0;
+  private bytesSinceSnapshot = 0;
+  /**
+   * How much longer than a period this node waits for its first snapshot, as a fraction of
+   * one (see the constructor); 0 once it has taken or installed one.
+   */
+  private snapshotPhase: number;
   /** The snapshot being written, if any (one at a time). */
   private snapshotInFlight: Promise<unknown> | undefined;
   private lastLeader = NONE;
@@ -267,9 +272,7 @@ export class RaftDriver {
     // would all encode a snapshot at once, and the commit quorum would stall while they do.
     // Each node's first snapshot comes later by a fraction of the period that depends on
     // its id (the golden ratio spreads any set of ids), which keeps their snapshots apart.
-    const phase = (opts.id * GOLDEN_RATIO) % 1;
-    this.writesSinceSnapshot = -Math.floor(phase * opts.snapshotEvery);
-    this.bytesSinceSnapshot = -Math.floor(phase * opts.snapshotBytes);
+    this.snapshotPhase = (opts.id * GOLDEN_RATIO) % 1;
     const recovered = opts.storage.recovered;
     if (recovered.snapshot) {
       opts.kv.restore(recovered.snapshot.data);
@@ -844,7 +847,9 @@ export class RaftDriver {
       // that this Ready is on disk, as in etcd; everything else leaves before the write: a
       // leader's MsgApps, so the followers' fsyncs overlap its own, and a follower's
       // forwarded proposals and reads. Messages that need not go at once (commit indexes,
-      // heartbeats) leave at the end of this turn, after the clients this Ready answers.
+      // heartbeats) leave once this turn's callbacks have run, just before the answers to
+      // the clients this Ready applies for (sending them after the answers measured no
+      // different: BENCHMARKS.md, 2026-11-27).
       const [early, afterWrite] = durable ? splitByDurability(rd.messages) : [rd.messages, NO_MESSAGES];
       this.send(early, durable && leading);
       // The write starts now (DiskStorage begins at once when idle): the fdatasync runs on
@@ -1129,13 +1134,25 @@ export class RaftDriver {
   private restartSnapshotCount(): void {
     this.writesSinceSnapshot = 0;
     this.bytesSinceSnapshot = 0;
+    this.snapshotPhase = 0;
   }
 
-  /** Whether enough has been applied since the last snapshot to take the next (see snapshotBytes). */
+  /**
+   * Whether enough has been applied since the last snapshot to take the next: snapshotEvery
+   * writes or snapshotBytes of log, and in either case at least as many bytes of log as the
+   * last snapshot held. A snapshot encodes and writes the whole state, so without that floor
+   * a large state would be encoded again every snapshotEvery writes, however few bytes they
+   * carried (a 145 MB state every 100,000 writes of 256 bytes, say); with it, snapshots cost
+   * at most about one byte encoded per byte written, while the log a restart replays (and
+   * memory holds) grows to about one state's worth at most, or one period if that is more.
+   */
   private snapshotDue(): boolean {
-    if (this.writesSinceSnapshot >= this.opts.snapshotEvery) return true;
-    const lastSnapshotBytes = this.opts.storage.storage.snap.data.length;
-    return this.bytesSinceSnapshot >= Math.max(this.opts.snapshotBytes, lastSnapshotBytes);
+    if (this.bytesSinceSnapshot < this.opts.storage.storage.snap.data.length) return false;
+    const period = 1 + this.snapshotPhase;
+    return (
+      this.writesSinceSnapshot >= this.opts.snapshotEvery * period ||
+      this.bytesSinceSnapshot >= this.opts.snapshotBytes * period
+    );
   }
 
   /**

@@ -107,7 +107,7 @@ export function nodeCommand(y: Argv): Argv {
           // taking one every 10,000 entries cost a busy node a quarter of its CPU.
           default: 100_000,
           describe:
-            "Snapshot the KV state every N applied writes (a node's first one comes up to N later, set by its id, so members do not all snapshot at once)",
+            "Snapshot the KV state every N applied writes, once the log since the last snapshot holds at least that snapshot's bytes (a node's first one comes up to N later, set by its id, so members do not all snapshot at once)",
         })
         .option('snapshot-bytes', {
           type: 'string',
