@@ -13,10 +13,12 @@
 //     p50/p99 for the writes it served (its kv_write_seconds histogram: from a write reaching
 //     it to its answer), how late the load generator's event loop ran (its share of every
 //     latency), snapshots the nodes took (from /metrics), errors, CPU of each node.
+//     With --keys N the clients spread their ops over N keys in all, each written once
+//     before the first cell: a state of N values rather than 64 per client.
 //   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
 //     leader's profile of a 256-client put run is summarized (self time by function).
 // Usage: npm run build && npm run bench -- cluster [--secs 5] [--warmup-secs 1] [--nodes 3,5] [--clients 1,16,256,1024]
-//        [--ops put,get,sget] [--tick-ms 100] [--dir DIR] [--node-args "FLAGS"] [--conns route|spread|leader] [--profile] [--no-json]
+//        [--ops put,get,sget] [--keys N] [--tick-ms 100] [--dir DIR] [--node-args "FLAGS"] [--conns route|spread|leader] [--profile] [--no-json]
 import { type ChildProcess, execSync, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -41,8 +43,10 @@ import { type NodeProc, ROOT, TestCluster, waitFor } from '../test/e2e/harness.j
 import { fmtRate, machineInfo, nodeLaunchLine, runSuite, table, UsageError } from './harness.js';
 
 const VALUE = 'v'.repeat(256);
-/** Keys each client cycles through, so the store stays small over long runs. */
+/** Keys each client cycles through without --keys, so the store stays small over long runs. */
 const KEYS_PER_CLIENT = 64;
+/** Writes in flight while --keys fills the store. */
+const FILL_CLIENTS = 1024;
 const OP_TIMEOUT_MS = 30_000;
 
 type Op = 'put' | 'get' | 'sget';
@@ -59,6 +63,8 @@ interface Args {
   nodes: number[];
   clients: number[];
   ops: Op[];
+  /** Keys over all clients, written before the first cell; undefined: 64 per client. */
+  keys: number | undefined;
   tickMs: number;
   dir: string;
   profile: boolean;
@@ -80,6 +86,7 @@ function parseArgs(argv: string[]): Args {
     nodes: [3, 5],
     clients: [1, 16, 256, 1024],
     ops: ['put', 'get', 'sget'],
+    keys: undefined,
     tickMs: 100,
     dir: tmpdir(),
     profile: false,
@@ -96,6 +103,7 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--nodes') a.nodes = list(v);
     else if (f === '--clients') a.clients = list(v);
     else if (f === '--ops') a.ops = (v ?? '').split(',') as Op[];
+    else if (f === '--keys') a.keys = Number(v);
     else if (f === '--tick-ms') a.tickMs = Number(v);
     else if (f === '--dir') a.dir = v ?? a.dir;
     else if (f === '--node-args') a.nodeArgs = (v ?? '').split(' ').filter(Boolean);
@@ -119,6 +127,7 @@ function parseArgs(argv: string[]): Args {
     a.nodes.some((n) => !Number.isInteger(n) || n < 1) ||
     a.clients.some((n) => !Number.isInteger(n) || n < 1) ||
     a.ops.some((o) => !(o in OP_NAMES)) ||
+    (a.keys !== undefined && !(Number.isInteger(a.keys) && a.keys >= 1)) ||
     !['route', 'spread', 'leader'].includes(a.conns) ||
     !(a.tickMs >= 1);
   if (bad) throw new UsageError(`bad arguments: ${argv.join(' ')}`);
@@ -350,11 +359,35 @@ async function openPool(c: TestCluster, leader: NodeProc, n: number, to: Args['c
   };
 }
 
+/**
+ * The key of client `i`'s `seq`-th op: one of its own 64 keys, or with `keys` the next of
+ * its stride through all of them (i + seq × clients, modulo keys).
+ */
+function keyOf(i: number, seq: number, clients: number, keys: number | undefined): string {
+  return keys === undefined ? `bench/${i}/${seq % KEYS_PER_CLIENT}` : sharedKey((i + clients * seq) % keys);
+}
+
+/** The n-th of the --keys keys. */
+const sharedKey = (n: number): string => `bench/k/${n}`;
+
+/** Writes every one of `keys` keys once (for --keys), FILL_CLIENTS at a time. */
+async function fill(pool: Pool, keys: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(FILL_CLIENTS, keys) }, async (_, i) => {
+      for (let k = next++; k < keys; k = next++) {
+        await pool.pick(i, 'put').client.command('put', { key: sharedKey(k), value: VALUE });
+      }
+    }),
+  );
+}
+
 async function load(
   pool: Pool,
   clients: number,
   op: Op,
   secs: number,
+  keys: number | undefined,
 ): Promise<{
   viaLeader: number[];
   viaFollowers: number[];
@@ -372,7 +405,7 @@ async function load(
     Array.from({ length: clients }, async (_, i) => {
       let seq = i; // Start clients on different keys of their range.
       while (performance.now() < end) {
-        const key = `bench/${i}/${seq++ % KEYS_PER_CLIENT}`;
+        const key = keyOf(i, seq++, clients, keys);
         const { client: cl, toLeader } = pool.pick(i, op);
         const via = toLeader ? viaLeader : viaFollowers;
         const t = performance.now();
@@ -450,9 +483,9 @@ async function measureRun(
   pool: Pool,
   op: Op,
   clients: number,
-  a: Pick<Args, 'secs' | 'warmupSecs'>,
+  a: Pick<Args, 'secs' | 'warmupSecs' | 'keys'>,
 ): Promise<RunResult> {
-  if (a.warmupSecs > 0) await load(pool, clients, op, a.warmupSecs);
+  if (a.warmupSecs > 0) await load(pool, clients, op, a.warmupSecs, a.keys);
   const before = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
   const self0 = process.cpuUsage();
   const termBefore = (await leader.health()).term;
@@ -460,7 +493,7 @@ async function measureRun(
   const writesBefore = await writeBuckets(leader);
   const lag = monitorEventLoopDelay({ resolution: 1 });
   lag.enable();
-  const r = await load(pool, clients, op, a.secs);
+  const r = await load(pool, clients, op, a.secs, a.keys);
   lag.disable();
   const self = process.cpuUsage(self0);
   const after = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
@@ -522,6 +555,20 @@ async function startCluster(
   return { c, leader };
 }
 
+/** Writes all of --keys once before the cells, saying how long it took. */
+async function fillStore(c: TestCluster, leader: NodeProc, a: Args, keys: number): Promise<void> {
+  const t0 = performance.now();
+  const pool = await openPool(c, leader, connectionsFor(FILL_CLIENTS, c.nodes.length), a.conns);
+  try {
+    await fill(pool, keys);
+  } finally {
+    await pool.close();
+  }
+  process.stderr.write(
+    `  wrote ${keys.toLocaleString('en-US')} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+  );
+}
+
 async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<void> {
   process.stderr.write(`\n${n}-node cluster (tick ${a.tickMs} ms)…\n`);
   const { c, leader } = await startCluster(n, a);
@@ -529,10 +576,11 @@ async function benchCluster(n: number, a: Args, results: RunResult[]): Promise<v
     process.stderr.write(`  leader is node ${leader.id}; warming up…\n`);
     {
       const pool = await openPool(c, leader, connectionsFor(64, n), a.conns);
-      await load(pool, 64, 'put', 1.5);
-      await load(pool, 64, 'get', 0.5);
+      await load(pool, 64, 'put', 1.5, a.keys);
+      await load(pool, 64, 'get', 0.5, a.keys);
       await pool.close();
     }
+    if (a.keys !== undefined) await fillStore(c, leader, a, a.keys);
     for (const clients of a.clients) {
       const pool = await openPool(c, leader, connectionsFor(clients, n), a.conns);
       for (const op of a.ops) {
@@ -633,6 +681,7 @@ async function profileLeader(a: Args): Promise<{
   const { c, leader } = await startCluster(3, a, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
   let run: RunResult;
   try {
+    if (a.keys !== undefined) await fillStore(c, leader, a, a.keys);
     const pool = await openPool(c, leader, connectionsFor(clients, 3), a.conns);
     run = await measureRun(c, leader, pool, 'put', clients, a);
     await pool.close();
@@ -672,7 +721,7 @@ export async function main(argv: string[]): Promise<void> {
   console.log(`node ${machine.node}, load average (1 min) at start: ${machine.load1}`);
   console.log(nodeLaunchLine(machine));
   console.log(
-    `runs of ${a.secs} s, 256-byte values, tick ${a.tickMs} ms, fsync on, data dirs under ${a.dir}\n`,
+    `runs of ${a.secs} s, 256-byte values, ${a.keys === undefined ? `${KEYS_PER_CLIENT} keys per client` : `${a.keys.toLocaleString('en-US')} keys`}, tick ${a.tickMs} ms, fsync on, data dirs under ${a.dir}\n`,
   );
 
   process.stderr.write('machine limits…\n');

@@ -1142,7 +1142,7 @@ export class RaftDriver {
    * writes or snapshotBytes of log, and in either case at least as many bytes of log as the
    * last snapshot held. A snapshot encodes and writes the whole state, so without that floor
    * a large state would be encoded again every snapshotEvery writes, however few bytes they
-   * carried (a 145 MB state every 100,000 writes of 256 bytes, say); with it, snapshots cost
+   * carried (a 140 MB state every 100,000 writes of 256 bytes, say); with it, snapshots cost
    * at most about one byte encoded per byte written, while the log a restart replays (and
    * memory holds) grows to about one state's worth at most, or one period if that is more.
    */

@@ -343,10 +343,10 @@ export class Transport {
   }
 
   /**
-   * Writes what is queued once the current callbacks and their promise jobs have run:
-   * after the answers to clients that the same Ready produced, but without waiting for the
-   * next turn of the loop (a follower waiting for the new commit index answers its own
-   * clients only when it arrives).
+   * Writes what is queued once the current callback has run (a `process.nextTick`, so
+   * ahead of client answers queued after this call), without waiting for the next turn of
+   * the loop: a follower waiting for the new commit index answers its own clients only
+   * when it arrives.
    */
   flushSoon(): void {
     if (this.flushSoonQueued || this.closed) return;
