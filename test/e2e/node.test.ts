@@ -351,6 +351,35 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     expectAll(await leader.rangePrefix('b', true), after, `node ${leader.id}`);
   }, 30_000);
 
+  it('a follower catches up by a snapshot larger than one peer frame (16 MiB)', async () => {
+    const c = await cluster(3, ['--snapshot-every', '20', '--snapshot-catch-up', '2']);
+    const leader = await c.waitLeader();
+    const down = c.nodes.find((n) => n !== leader)!;
+    await down.kill('SIGKILL');
+    // 50 writes of 1 MB values to 24 keys: a state of ~24 MB, and enough writes for a
+    // snapshot (each node's first comes after up to 1.6 periods of 20).
+    const client = await leader.client();
+    const values = new Map<string, string>();
+    for (let i = 0; i < 50; i++) {
+      const key = `huge/${String(i % 24).padStart(2, '0')}`;
+      const value = String.fromCharCode(97 + (i % 26)).repeat(1_000_000);
+      await client.command('put', { key, value });
+      values.set(key, value);
+    }
+    await waitFor('the leader to snapshot past the stopped node', async () => {
+      const st = await leader.status();
+      return st.firstIndex > 3 && st.snapshotIndex > 0 ? true : undefined;
+    });
+    down.start();
+    await down.waitForLog(/applied snapshot at index \d+/, 20_000);
+    await leader.waitForLog(
+      new RegExp(`sending snapshot at index \\d+ \\(\\d+ bytes\\) to peer ${down.id} in \\d+ chunks`),
+      1000,
+    );
+    await c.waitCaughtUp(down, leader);
+    expectAll(await down.rangePrefix('huge/', true), values, `node ${down.id}`);
+  }, 60_000);
+
   it('members take their snapshots at different points of the log, not all at once', async () => {
     const c = await cluster(3, ['--snapshot-every', '100']);
     const leader = await c.waitLeader();

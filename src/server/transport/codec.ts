@@ -19,6 +19,13 @@
 //   [0x10] varint n, n × message (nested at most MAX_RESPONSE_DEPTH levels)
 // Varints are unsigned LEB128 (protobuf style), at most 10 bytes. Optional parts are flagged
 // rather than written empty so a heartbeat costs about a dozen bytes.
+//
+// A snapshot larger than one chunk travels instead as chunk frames, in order on one
+// connection, so that it is not bounded by the frame size and heartbeats pass between them:
+//   u32 magic 0x52465343 ('R' 'F' 'S' 'C')
+//   varint transfer (the sender's number for this snapshot), varint total (its data's bytes),
+//   varint offset (of this chunk in the data), varint len, len bytes (the chunk)
+//   u8 last 0/1; [1] one message: the MsgSnap, its snapshot's data empty (the chunks are it)
 import {
   type ConfState,
   EMPTY_BYTES,
@@ -33,6 +40,7 @@ import {
 } from '../../raft/types.js';
 
 export const FRAME_MAGIC = 0x52465401;
+export const SNAPSHOT_CHUNK_MAGIC = 0x52465343;
 export const FRAME_HEADER_BYTES = 8;
 /** Responses only nest one level in practice; the bound keeps a hostile frame from exhausting the stack. */
 export const MAX_RESPONSE_DEPTH = 4;
@@ -273,6 +281,51 @@ export function encodeFrame(msgs: readonly Message[], bodyBytes?: number): Uint8
   return buf;
 }
 
+/** One piece of a snapshot sent in chunks; `message` (the MsgSnap, data empty) on the last. */
+export interface SnapshotChunk {
+  transfer: number;
+  total: number;
+  offset: number;
+  data: Uint8Array;
+  message: Message | undefined;
+}
+
+/** Encodes a snapshot chunk frame (see the format above). Throws RangeError like encodeFrame. */
+export function encodeSnapshotChunk(c: SnapshotChunk): Uint8Array {
+  if (c.message !== undefined && (c.message.type !== 'MsgSnap' || c.message.snapshot?.data.length !== 0)) {
+    throw new RangeError('the last snapshot chunk carries a MsgSnap whose data is empty');
+  }
+  const total =
+    4 +
+    u64Size(c.transfer) +
+    u64Size(c.total) +
+    u64Size(c.offset) +
+    bytesSize(c.data) +
+    1 +
+    (c.message === undefined ? 0 : messageSize(c.message));
+  const buf = Buffer.allocUnsafe(total);
+  new DataView(buf.buffer, buf.byteOffset, total).setUint32(0, SNAPSHOT_CHUNK_MAGIC);
+  out = buf;
+  pos = 4;
+  try {
+    writeU64(c.transfer);
+    writeU64(c.total);
+    writeU64(c.offset);
+    writeBytes(c.data);
+    out[pos++] = c.message === undefined ? 0 : 1;
+    if (c.message !== undefined) writeMessage(c.message);
+    if (pos !== total) throw new RangeError(`chunk size mismatch: wrote ${pos} bytes, sized ${total}`);
+  } finally {
+    out = EMPTY_BYTES;
+  }
+  return buf;
+}
+
+/** The magic number a frame starts with, or undefined if it is shorter than one. */
+export function frameMagic(buf: Uint8Array): number | undefined {
+  return buf.length < 4 ? undefined : new DataView(buf.buffer, buf.byteOffset, 4).getUint32(0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading. Every read is bounds-checked and reports FrameError; payloads are views into the
 // input (no copies), so a caller that keeps messages must pass a buffer it owns.
@@ -464,6 +517,46 @@ export function decodeFrame(buf: Uint8Array): Message[] {
     for (let i = 0; i < count; i++) msgs[i] = readMessage(0);
     if (rpos !== rend) fail(`${rend - rpos} trailing bytes after ${count} messages`);
     return msgs;
+  } finally {
+    inp = EMPTY_BYTES;
+  }
+}
+
+/**
+ * Decodes and validates a snapshot chunk frame: the chunk lies within `total` bytes, and the
+ * last one carries exactly one MsgSnap with empty snapshot data. Throws FrameError (never
+ * anything else). The chunk's data is a view into `buf`.
+ */
+export function decodeSnapshotChunk(buf: Uint8Array): SnapshotChunk {
+  if (frameMagic(buf) !== SNAPSHOT_CHUNK_MAGIC) throw new FrameError('not a snapshot chunk', 0);
+  inp = buf;
+  rpos = 4;
+  rend = buf.length;
+  try {
+    const transfer = readU64('transfer');
+    const total = readU64('total');
+    const offsetAt = rpos;
+    const offset = readU64('offset');
+    const data = readBytes('chunk');
+    if (offset + data.length > total) {
+      fail(`chunk of ${data.length} bytes at ${offset} overruns the snapshot's ${total}`, offsetAt);
+    }
+    const last = readU8('last flag');
+    if (last > 1) fail(`last flag ${last} is neither 0 nor 1`, rpos - 1);
+    let message: Message | undefined;
+    if (last === 1) {
+      const at = rpos;
+      message = readMessage(0);
+      if (
+        message.type !== 'MsgSnap' ||
+        message.snapshot === undefined ||
+        message.snapshot.data.length !== 0
+      ) {
+        fail(`the last chunk carries ${message.type}, not a MsgSnap without data`, at);
+      }
+    }
+    if (rpos !== rend) fail(`${rend - rpos} trailing bytes after the chunk`);
+    return { transfer, total, offset, data, message };
   } finally {
     inp = EMPTY_BYTES;
   }

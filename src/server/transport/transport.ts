@@ -10,13 +10,25 @@
 // so the transport never blocks or buffers without bound: a peer that is down or too slow
 // gets its messages dropped and the driver is told (onUnreachable), which is what makes
 // raft probe the follower again instead of streaming into the void.
+
+import { constants as bufferConstants } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type RawData, WebSocketServer } from 'ws';
 import type { Logger } from '../../raft/logger.js';
 import { isLocalMessage, type Message } from '../../raft/types.js';
-import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameError, messageSize } from './codec.js';
+import {
+  decodeFrame,
+  decodeSnapshotChunk,
+  encodeFrame,
+  encodeSnapshotChunk,
+  FRAME_HEADER_BYTES,
+  FrameError,
+  frameMagic,
+  messageSize,
+  SNAPSHOT_CHUNK_MAGIC,
+} from './codec.js';
 
 export type FaultKind = 'drop' | 'delay' | 'isolate' | 'heal';
 export type FaultDirection = 'in' | 'out' | 'both';
@@ -112,6 +124,15 @@ interface Peer {
   refusal: string | undefined;
   lastError: string | undefined;
   sentMsgs: number;
+  /** The number of the snapshot being sent in chunks, if one is; a newer one stops it. */
+  snapshotTransfer: number | undefined;
+}
+
+/** A snapshot arriving in chunks on one inbound connection. */
+interface SnapshotAssembly {
+  transfer: number;
+  data: Uint8Array;
+  received: number;
 }
 
 interface Contact {
@@ -132,6 +153,12 @@ const ALL_PEERS = 0;
 const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 const DEFAULT_MAX_QUEUE = 4096;
 const DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024;
+/**
+ * A snapshot larger than this travels in chunks of this size, each written once the last
+ * has left: a snapshot is then not bounded by the frame size (a 16 MiB frame had stopped
+ * every state above it from reaching a follower), and heartbeats pass between the chunks.
+ */
+const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Close reasons are limited to 123 bytes by the WebSocket protocol. */
 const MAX_CLOSE_REASON = 123;
 const CLOSE_CODE_TEXT: Record<number, string> = {
@@ -174,6 +201,10 @@ export class Transport {
   private readonly peers = new Map<number, Peer>();
   private readonly contacts = new Map<number, Contact>();
   private readonly inbound = new Map<number, WebSocket>();
+  /** Snapshots being received in chunks, by connection. */
+  private readonly assemblies = new WeakMap<WebSocket, SnapshotAssembly>();
+  /** Numbers the snapshots this node sends in chunks. */
+  private snapshotTransfers = 0;
   /** Peers with queued messages, flushed on the next turn. */
   private readonly dirty = new Set<Peer>();
   private readonly pendingUnreachable = new Set<number>();
@@ -283,6 +314,7 @@ export class Transport {
       refusal: undefined,
       lastError: undefined,
       sentMsgs: 0,
+      snapshotTransfer: undefined,
     };
   }
 
@@ -474,6 +506,12 @@ export class Transport {
   }
 
   private writeSnapshot(peer: Peer, m: Message, f: FaultEntry | undefined): void {
+    if ((m.snapshot?.data.length ?? 0) > SNAPSHOT_CHUNK_BYTES) {
+      const delay = f?.delayOut ?? 0;
+      if (delay > 0) this.later(delay, () => this.writeSnapshotInChunks(peer, m));
+      else this.writeSnapshotInChunks(peer, m);
+      return;
+    }
     const size = messageSize(m);
     if (size > this.maxFrameBytes - FRAME_HEADER_BYTES) {
       this.log.error(
@@ -489,6 +527,59 @@ export class Transport {
     const delay = f?.delayOut ?? 0;
     if (delay > 0) this.later(delay, () => this.transmit(peer, frame, 1, true));
     else this.transmit(peer, frame, 1, true);
+  }
+
+  /**
+   * Sends a snapshot as chunk frames on the peer's current connection, each once the one
+   * before has been written, and reports it sent after the last. A dropped or replaced
+   * connection, or a newer snapshot for the same peer, ends it as failed; raft then sends
+   * the snapshot again.
+   */
+  private writeSnapshotInChunks(peer: Peer, m: Message): void {
+    const ws = peer.ws;
+    const snap = m.snapshot!;
+    const transfer = ++this.snapshotTransfers;
+    peer.snapshotTransfer = transfer;
+    peer.sentMsgs++;
+    const last: Message = { ...m, snapshot: { ...snap, data: new Uint8Array(0) } };
+    const chunks = Math.ceil(snap.data.length / SNAPSHOT_CHUNK_BYTES);
+    this.log.info(
+      `sending snapshot at index ${snap.metadata.index} (${snap.data.length} bytes) to peer ${peer.id} in ${chunks} chunks`,
+    );
+    const fail = (why: string): void => {
+      if (peer.snapshotTransfer === transfer) peer.snapshotTransfer = undefined;
+      this.log.warn(`snapshot at index ${snap.metadata.index} to peer ${peer.id} failed: ${why}`);
+      this.callSnapshotStatus(peer.id, false);
+    };
+    const sendFrom = (offset: number): void => {
+      if (this.closed) return;
+      if (peer.snapshotTransfer !== transfer) {
+        fail('a newer snapshot replaced it');
+        return;
+      }
+      if (this.peers.get(peer.id) !== peer || peer.state !== 'open' || peer.ws !== ws || ws === undefined) {
+        fail('the connection closed');
+        return;
+      }
+      const end = Math.min(snap.data.length, offset + SNAPSHOT_CHUNK_BYTES);
+      const done = end === snap.data.length;
+      const frame = encodeSnapshotChunk({
+        transfer,
+        total: snap.data.length,
+        offset,
+        data: snap.data.subarray(offset, end),
+        message: done ? last : undefined,
+      });
+      ws.send(frame, { binary: true }, (err) => {
+        if (err) fail(err.message);
+        else if (!done) sendFrom(end);
+        else {
+          if (peer.snapshotTransfer === transfer) peer.snapshotTransfer = undefined;
+          this.callSnapshotStatus(peer.id, true);
+        }
+      });
+    };
+    sendFrom(0);
   }
 
   private transmit(peer: Peer, frame: Uint8Array, count: number, snapshot: boolean): void {
@@ -783,7 +874,14 @@ export class Transport {
     const bytes = copyRawData(data);
     let msgs: Message[];
     try {
-      msgs = decodeFrame(bytes);
+      if (frameMagic(bytes) === SNAPSHOT_CHUNK_MAGIC) {
+        const whole = this.assembleSnapshot(ws, from, bytes);
+        if (whole === undefined) {
+          this.noteContact(from);
+          return;
+        }
+        msgs = [whole];
+      } else msgs = decodeFrame(bytes);
     } catch (err) {
       const reason = err instanceof FrameError ? err.message : `undecodable frame: ${errText(err)}`;
       this.log.warn(
@@ -811,6 +909,48 @@ export class Transport {
       }
       this.deliver(m);
     }
+  }
+
+  /**
+   * Adds a chunk to the snapshot arriving on `ws`; returns the MsgSnap, data and all, with
+   * the last chunk. A chunk out of order (none is, from this transport) abandons the
+   * snapshot: the leader sends it again. Throws FrameError for a malformed chunk.
+   */
+  private assembleSnapshot(ws: WebSocket, from: number, bytes: Uint8Array): Message | undefined {
+    const chunk = decodeSnapshotChunk(bytes);
+    let a = this.assemblies.get(ws);
+    if (chunk.offset === 0) {
+      if (chunk.total > bufferConstants.MAX_LENGTH) {
+        throw new FrameError(`a snapshot of ${chunk.total} bytes exceeds what a buffer can hold`, 4);
+      }
+      if (a !== undefined) this.log.warn(`peer ${from} started a new snapshot before finishing the last`);
+      a = { transfer: chunk.transfer, data: new Uint8Array(chunk.total), received: 0 };
+      this.assemblies.set(ws, a);
+    }
+    if (
+      a === undefined ||
+      a.transfer !== chunk.transfer ||
+      a.data.length !== chunk.total ||
+      a.received !== chunk.offset
+    ) {
+      this.log.warn(
+        `dropping a snapshot chunk from peer ${from} (transfer ${chunk.transfer}, ${chunk.offset} of ${chunk.total} bytes): not the next of the snapshot being received; it will be sent again`,
+      );
+      this.assemblies.delete(ws);
+      return undefined;
+    }
+    a.data.set(chunk.data, a.received);
+    a.received += chunk.data.length;
+    if (chunk.message === undefined) return undefined;
+    this.assemblies.delete(ws);
+    if (a.received !== a.data.length) {
+      throw new FrameError(
+        `the last chunk came after ${a.received} of the snapshot's ${a.data.length} bytes`,
+        0,
+      );
+    }
+    const m = chunk.message;
+    return { ...m, snapshot: { ...m.snapshot!, data: a.data } };
   }
 
   private deliver(m: Message): void {

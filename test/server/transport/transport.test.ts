@@ -4,7 +4,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type Message, message } from '../../../src/raft/types.js';
 import { type LogLine, testLogger } from '../../../src/server/log.js';
-import { decodeFrame, encodeFrame } from '../../../src/server/transport/codec.js';
+import {
+  decodeFrame,
+  decodeSnapshotChunk,
+  encodeFrame,
+  encodeSnapshotChunk,
+} from '../../../src/server/transport/codec.js';
 import { Transport, type TransportOptions } from '../../../src/server/transport/transport.js';
 
 interface TestNode {
@@ -127,8 +132,11 @@ function logged(n: TestNode, re: RegExp): boolean {
   return n.lines.some((l) => re.test(l.message));
 }
 
-/** A bare ws endpoint standing in for a peer, recording the raw frames it receives. */
-async function rawPeer(): Promise<{
+/**
+ * A bare ws endpoint standing in for a peer, recording the raw frames it receives; with
+ * `dropAfter`, it cuts the connection once that many have come.
+ */
+async function rawPeer(dropAfter = Number.POSITIVE_INFINITY): Promise<{
   address: string;
   frames: Buffer[];
   headers: http.IncomingHttpHeaders[];
@@ -139,7 +147,12 @@ async function rawPeer(): Promise<{
   const headers: http.IncomingHttpHeaders[] = [];
   server.on('upgrade', (req, socket, head) => {
     headers.push(req.headers);
-    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d) => frames.push(d as Buffer)));
+    wss.handleUpgrade(req, socket, head, (ws) =>
+      ws.on('message', (d) => {
+        frames.push(d as Buffer);
+        if (frames.length >= dropAfter) ws.terminate();
+      }),
+    );
   });
   const port = await listen(server);
   cleanups.push(async () => {
@@ -465,6 +478,100 @@ describe('Transport: snapshots', () => {
       ...snap,
       snapshot: { ...snap.snapshot!, data: undefined },
     });
+  });
+
+  it('sends a snapshot larger than a frame in chunks: the peer gets it whole, and it is reported after the last', async () => {
+    const a = await startNode(1);
+    // The receiver takes frames of at most 2 MiB; the snapshot is 5 MiB and a bit.
+    const b = await startNode(2, { maxFrameBytes: 2 * 1024 * 1024 });
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    const data = new Uint8Array(5 * 1024 * 1024 + 123).map((_, i) => (i * 31) >> 3);
+    const snap = snapMsg(data, 77, 3, [1, 2, 3]);
+    a.t.send([snap]);
+    await sleep(0);
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => a.snaps.length === 1 && b.got.length === 2, 'snapshot and heartbeat delivered');
+    expect(a.snaps).toEqual([[2, true]]);
+    expect(logged(a, /sending snapshot at index 77 \(5243003 bytes\) to peer 2 in 6 chunks/)).toBe(true);
+    const got = b.got.find((m) => m.type === 'MsgSnap')!;
+    expect(Buffer.compare(got.snapshot!.data, data)).toBe(0);
+    expect({ ...got, snapshot: { ...got.snapshot!, data: undefined } }).toEqual({
+      ...snap,
+      snapshot: { ...snap.snapshot!, data: undefined },
+    });
+  });
+
+  it('writes the chunks in order, each at most 1 MiB, the MsgSnap on the last', async () => {
+    const a = await startNode(1);
+    const peer = await rawPeer();
+    a.t.setPeers(new Map([[2, peer.address]]));
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    const data = new Uint8Array(3 * 1024 * 1024 - 5).map((_, i) => i & 0xff);
+    a.t.send([snapMsg(data, 12)]);
+    await waitFor(() => a.snaps.length === 1 && peer.frames.length === 3, 'reported and received');
+    const chunks = peer.frames.map((f) => decodeSnapshotChunk(f));
+    expect(chunks.map((c) => [c.offset, c.data.length, c.total, c.message?.type])).toEqual([
+      [0, 1 << 20, data.length, undefined],
+      [1 << 20, 1 << 20, data.length, undefined],
+      [2 << 20, (1 << 20) - 5, data.length, 'MsgSnap'],
+    ]);
+    expect(new Set(chunks.map((c) => c.transfer)).size).toBe(1);
+    expect(Buffer.compare(Buffer.concat(chunks.map((c) => c.data)), data)).toBe(0);
+    expect(chunks[2]!.message!.snapshot!.metadata.index).toBe(12);
+  });
+
+  it('reports a snapshot failed when its connection drops between chunks', async () => {
+    const a = await startNode(1);
+    const peer = await rawPeer(1);
+    a.t.setPeers(new Map([[2, peer.address]]));
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    // Far more than loopback's socket buffers hold, so chunks are still to write when it drops.
+    a.t.send([snapMsg(new Uint8Array(48 * 1024 * 1024), 30)]);
+    await waitFor(() => a.snaps.length === 1, 'status');
+    expect(a.snaps).toEqual([[2, false]]);
+    expect(logged(a, /snapshot at index 30 to peer 2 failed/)).toBe(true);
+    expect(peer.frames.length).toBe(1);
+  });
+
+  it('drops a chunk that is not the next one, and takes the snapshot when it comes again in order', async () => {
+    const b = await startNode(2);
+    const ws = dial(b, { 'x-raftctl-cluster': 'c1', 'x-raftctl-from': '1' });
+    await new Promise((r) => ws.on('open', r));
+    const data = new Uint8Array(300).map((_, i) => 255 - (i & 0xff));
+    const last = snapMsg(new Uint8Array(0), 9);
+    const chunk = (transfer: number, from: number, to: number, withMessage: boolean) =>
+      encodeSnapshotChunk({
+        transfer,
+        total: data.length,
+        offset: from,
+        data: data.subarray(from, to),
+        message: withMessage ? last : undefined,
+      });
+    // The middle of a transfer whose start never came, then a start and a chunk of another.
+    ws.send(chunk(7, 100, 200, false));
+    ws.send(chunk(8, 0, 100, false));
+    ws.send(chunk(7, 100, 200, false));
+    await waitFor(
+      () =>
+        b.lines.filter((l) =>
+          /dropping a snapshot chunk from peer 1 \(transfer 7, 100 of 300 bytes\)/.test(l.message),
+        ).length === 2,
+      'both strays dropped',
+    );
+    // Sent again whole, in order, on the same connection.
+    ws.send(chunk(9, 0, 200, false));
+    ws.send(chunk(9, 200, 300, true));
+    await waitFor(() => b.got.length === 1, 'the snapshot');
+    expect(b.got[0]!.type).toBe('MsgSnap');
+    expect(Buffer.compare(b.got[0]!.snapshot!.data, data)).toBe(0);
+    // A malformed chunk closes the connection, as a malformed frame does.
+    const done = closed(ws);
+    ws.send(chunk(10, 0, 300, true).subarray(0, 20));
+    const { code, reason } = await done;
+    expect(code).toBe(1007);
+    expect(reason).toMatch(/malformed raft frame at byte \d+: truncated/);
+    expect(b.got.length).toBe(1);
   });
 
   it('reports a snapshot to an unreachable peer as failed', async () => {
