@@ -343,7 +343,7 @@ async function catchUpBySnapshot(a: Args): Promise<CatchUp> {
     const followerIndex = (await health(follower.address))!.applied;
     await follower.kill('SIGKILL');
 
-    // Puts of distinct keys, so the snapshot grows with them.
+    // Puts over a fixed set of keys (the snapshot's size is set by --value-bytes).
     const live = cluster.nodes.filter((n) => n !== follower);
     const agent = keepAliveAgent(64);
     const load = new PutLoad({
@@ -520,7 +520,7 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write('  catch-up by snapshot …\n');
     const c = await catchUpBySnapshot(a);
     console.log(
-      `c) catch-up by snapshot: follower stopped at applied ${c.followerIndexWhenStopped}; ${c.puts} puts of 256-byte ` +
+      `c) catch-up by snapshot: follower stopped at applied ${c.followerIndexWhenStopped}; ${c.puts} puts of ${a.valueBytes}-byte ` +
         `values while it was down; leader snapshot at ${c.leaderSnapshotIndex} (${(c.snapshotBytes / 2 ** 20).toFixed(1)} MiB), ` +
         `commit ${c.leaderCommit}; nodes run with --snapshot-every 2000 --snapshot-catch-up 500`,
     );
