@@ -154,11 +154,13 @@ const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 const DEFAULT_MAX_QUEUE = 4096;
 const DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024;
 /**
- * A snapshot larger than this travels in chunks of this size, each written once the last
- * has left: a snapshot is then not bounded by the frame size (a 16 MiB frame had stopped
- * every state above it from reaching a follower), and heartbeats pass between the chunks.
+ * A snapshot larger than this travels in chunks of this size, a few at a time: a snapshot
+ * is then not bounded by the frame size (a 16 MiB frame had stopped every state above it
+ * from reaching a follower), and heartbeats pass between the chunks.
  */
 const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+/** Chunks written but still in the socket's buffer before the next waits (see writeSnapshotInChunks). */
+const SNAPSHOT_WINDOW_BYTES = 4 * SNAPSHOT_CHUNK_BYTES;
 /** Close reasons are limited to 123 bytes by the WebSocket protocol. */
 const MAX_CLOSE_REASON = 123;
 const CLOSE_CODE_TEXT: Record<number, string> = {
@@ -530,56 +532,61 @@ export class Transport {
   }
 
   /**
-   * Sends a snapshot as chunk frames on the peer's current connection, each once the one
-   * before has been written, and reports it sent after the last. A dropped or replaced
+   * Sends a snapshot as chunk frames on the peer's current connection, keeping at most
+   * SNAPSHOT_WINDOW_BYTES of them waiting in the socket so frames sent meanwhile (heartbeats)
+   * pass between them, and reports it sent once the last is written. A dropped or replaced
    * connection, or a newer snapshot for the same peer, ends it as failed; raft then sends
    * the snapshot again.
    */
   private writeSnapshotInChunks(peer: Peer, m: Message): void {
     const ws = peer.ws;
     const snap = m.snapshot!;
+    const total = snap.data.length;
     const transfer = ++this.snapshotTransfers;
     peer.snapshotTransfer = transfer;
     peer.sentMsgs++;
     const last: Message = { ...m, snapshot: { ...snap, data: new Uint8Array(0) } };
-    const chunks = Math.ceil(snap.data.length / SNAPSHOT_CHUNK_BYTES);
     this.log.info(
-      `sending snapshot at index ${snap.metadata.index} (${snap.data.length} bytes) to peer ${peer.id} in ${chunks} chunks`,
+      `sending snapshot at index ${snap.metadata.index} (${total} bytes) to peer ${peer.id} in ${Math.ceil(total / SNAPSHOT_CHUNK_BYTES)} chunks`,
     );
-    const fail = (why: string): void => {
+    let next = 0;
+    let ended = false;
+    const end = (ok: boolean, why = ''): void => {
+      if (ended) return;
+      ended = true;
       if (peer.snapshotTransfer === transfer) peer.snapshotTransfer = undefined;
-      this.log.warn(`snapshot at index ${snap.metadata.index} to peer ${peer.id} failed: ${why}`);
-      this.callSnapshotStatus(peer.id, false);
+      if (!ok) this.log.warn(`snapshot at index ${snap.metadata.index} to peer ${peer.id} failed: ${why}`);
+      this.callSnapshotStatus(peer.id, ok);
     };
-    const sendFrom = (offset: number): void => {
-      if (this.closed) return;
+    const pump = (): void => {
+      if (ended || this.closed) return;
       if (peer.snapshotTransfer !== transfer) {
-        fail('a newer snapshot replaced it');
+        end(false, 'a newer snapshot replaced it');
         return;
       }
       if (this.peers.get(peer.id) !== peer || peer.state !== 'open' || peer.ws !== ws || ws === undefined) {
-        fail('the connection closed');
+        end(false, 'the connection closed');
         return;
       }
-      const end = Math.min(snap.data.length, offset + SNAPSHOT_CHUNK_BYTES);
-      const done = end === snap.data.length;
-      const frame = encodeSnapshotChunk({
-        transfer,
-        total: snap.data.length,
-        offset,
-        data: snap.data.subarray(offset, end),
-        message: done ? last : undefined,
-      });
-      ws.send(frame, { binary: true }, (err) => {
-        if (err) fail(err.message);
-        else if (!done) sendFrom(end);
-        else {
-          if (peer.snapshotTransfer === transfer) peer.snapshotTransfer = undefined;
-          this.callSnapshotStatus(peer.id, true);
-        }
-      });
+      while (next < total && ws.bufferedAmount < SNAPSHOT_WINDOW_BYTES) {
+        const offset = next;
+        next = Math.min(total, offset + SNAPSHOT_CHUNK_BYTES);
+        const done = next === total;
+        const frame = encodeSnapshotChunk({
+          transfer,
+          total,
+          offset,
+          data: snap.data.subarray(offset, next),
+          message: done ? last : undefined,
+        });
+        ws.send(frame, { binary: true }, (err) => {
+          if (err) end(false, err.message);
+          else if (done) end(true);
+          else pump();
+        });
+      }
     };
-    sendFrom(0);
+    pump();
   }
 
   private transmit(peer: Peer, frame: Uint8Array, count: number, snapshot: boolean): void {
