@@ -82,6 +82,14 @@ async function pollUntil(done: () => boolean, timeoutMs = Number.POSITIVE_INFINI
   return true;
 }
 
+/**
+ * Whether node `id` belongs to a configuration, as the core's restore decides it (a learner
+ * to be is still a voter of the outgoing half).
+ */
+function inConfState(cs: ConfState, id: number): boolean {
+  return cs.voters.includes(id) || cs.learners.includes(id) || cs.votersOutgoing.includes(id);
+}
+
 export function roleOf(state: StateType): Role {
   switch (state) {
     case 'StateLeader':
@@ -918,7 +926,8 @@ export class RaftDriver {
     return this.opts.wantsEvents?.(kind) ?? true;
   }
 
-  private send(msgs: Message[], now = false): void {
+  private send(all: Message[], now = false): void {
+    const msgs = this.withoutSnapshotsBeforeMembership(all);
     if (msgs.length === 0) return;
     for (const m of msgs) this.stats.sent.set(m.type, (this.stats.sent.get(m.type) ?? 0) + 1);
     this.opts.transport.send(msgs);
@@ -926,6 +935,30 @@ export class RaftDriver {
     else this.opts.transport.flushSoon?.();
     const ev = this.opts.events?.message;
     if (ev && this.wantsEvents('message')) for (const m of msgs) ev(m);
+  }
+
+  /**
+   * Holds back a MsgSnap whose snapshot was taken before its peer joined: the peer would
+   * ignore it (it is not in the snapshot's configuration) and, as long as no write came to
+   * bring the next snapshot, be sent it again forever — a member added to a quiet cluster
+   * whose log was compacted never caught up. The snapshot is reported failed (raft probes
+   * the peer again) and a new one taken now, from the applied state, which includes the
+   * configuration that added the peer.
+   */
+  private withoutSnapshotsBeforeMembership(msgs: Message[]): Message[] {
+    if (!msgs.some((m) => m.type === 'MsgSnap' && !inConfState(m.snapshot!.metadata.confState, m.to)))
+      return msgs;
+    return msgs.filter((m) => {
+      if (m.type !== 'MsgSnap' || inConfState(m.snapshot!.metadata.confState, m.to)) return true;
+      queueMicrotask(() => this.reportSnapshot(m.to, false));
+      if (this.snapshotInFlight === undefined) {
+        this.log.info(
+          `snapshot at index ${m.snapshot!.metadata.index} predates peer ${m.to}'s membership: taking a new one for it`,
+        );
+        this.takeSnapshot().catch((err: unknown) => this.fatal(err));
+      }
+      return false;
+    });
   }
 
   private noteStateChanges(rd: Ready): void {

@@ -517,6 +517,27 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     ]);
   }, 25_000);
 
+  it('a member added to a quiet cluster whose log was compacted catches up by a new snapshot', async () => {
+    const c = await cluster(3, ['--snapshot-every', '20', '--snapshot-catch-up', '2']);
+    const leader = await c.waitLeader();
+    const before = await putMany(leader, 'q', 120);
+    await waitFor('the leader to compact its log', async () =>
+      (await leader.status()).firstIndex > 3 ? true : undefined,
+    );
+    // No write follows the member-add: the leader's snapshot predates the new member.
+    const joiner = await c.addNode();
+    const lc = await leader.client();
+    await lc.command('member-add', { id: joiner.id, address: joiner.address, learner: true });
+    joiner.start();
+    await leader.waitForLog(
+      new RegExp(`predates peer ${joiner.id}'s membership: taking a new one for it`),
+      10_000,
+    );
+    await joiner.waitForLog(/applied snapshot at index \d+/, 10_000);
+    await c.waitCaughtUp(joiner, leader);
+    expectAll(await joiner.rangePrefix('q', true), before, `node ${joiner.id}`);
+  }, 30_000);
+
   it('nodes of different --cluster names refuse each other and never form a quorum', async () => {
     const c = await cluster(3, [], {
       1: ['--cluster', 'red'],
