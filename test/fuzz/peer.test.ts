@@ -1,14 +1,22 @@
 // Fuzzing the peer transport of a real `raftctl node` (one-node cluster, run from dist/):
-// random bytes and mutated encodeFrame output over a raw WebSocket to /raft with a correct
-// handshake. A frame that does not decode must cost exactly that connection (closed with
-// 1007, and logged); one that decodes keeps it open; the node stays up and keeps serving.
+// random bytes and mutated encodeFrame and encodeSnapshotChunk output over a raw WebSocket
+// to /raft with a correct handshake. A frame that does not decode must cost exactly that
+// connection (closed with 1007, and logged); one that decodes keeps it open (a snapshot chunk
+// may close it with 1007 too: one that ends a snapshot short of its bytes); the node stays up
+// and keeps serving.
 // Bounded: about 10 s.
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../../src/client/client.js';
 import { entry, type Message, message } from '../../src/raft/types.js';
-import { decodeFrame, encodeFrame } from '../../src/server/transport/codec.js';
+import {
+  decodeFrame,
+  decodeSnapshotChunk,
+  encodeFrame,
+  encodeSnapshotChunk,
+  type SnapshotChunk,
+} from '../../src/server/transport/codec.js';
 import { killAll, TestCluster, waitFor } from '../e2e/harness.js';
 
 const FROM = 2;
@@ -88,7 +96,19 @@ const base: Message[][] = [
   ],
   [message({ type: 'MsgAppResp', from: FROM, to: 99, term: 1, index: 3, context: new Uint8Array([9]) })],
 ];
-const frames = base.map((ms) => encodeFrame(ms));
+const snapToNobody = base[2]![0]!;
+// A snapshot in chunks (to the same absent node): a first chunk, and a whole one-chunk snapshot.
+const chunks = [
+  { transfer: 4, total: 10, offset: 0, data: new Uint8Array(6).fill(5), message: undefined },
+  {
+    transfer: 5,
+    total: 3,
+    offset: 0,
+    data: new Uint8Array([1, 2, 3]),
+    message: { ...snapToNobody, snapshot: { ...snapToNobody.snapshot!, data: new Uint8Array(0) } },
+  },
+].map((c: SnapshotChunk) => encodeSnapshotChunk(c));
+const frames = [...base.map((ms) => encodeFrame(ms)), ...chunks];
 
 const mutated: fc.Arbitrary<Uint8Array> = fc
   .tuple(
@@ -135,15 +155,26 @@ describe('peer transport fuzzing', () => {
     const deadline = Date.now() + 9000;
     let bad = 0;
     let good = 0;
+    let chunkFrames = 0;
 
     await fc.assert(
       fc.asyncProperty(payloads, async (bytes) => {
         if (Date.now() > deadline) return;
         let decoded: Message[] | undefined;
+        // A chunk that decodes may still close the connection (one that ends a snapshot
+        // before all its bytes came); one that does not decode must.
+        let chunk = false;
         try {
           decoded = decodeFrame(bytes);
         } catch {
-          decoded = undefined;
+          try {
+            const c = decodeSnapshotChunk(bytes);
+            decoded = c.message === undefined ? [] : [c.message];
+            chunk = true;
+            chunkFrames++;
+          } catch {
+            decoded = undefined;
+          }
         }
         // A mutant that names this node as recipient would be stepped into raft as a message
         // from a peer that holds the token: that is a trusted peer, not the subject here.
@@ -156,6 +187,12 @@ describe('peer transport fuzzing', () => {
           await waitFor('the close frame', () => conn.closed);
           expect(conn.closed?.code).toBe(1007);
           expect(conn.closed?.reason).toMatch(/malformed raft frame|undecodable/);
+          conn = await PeerConn.open(node.address);
+        } else if (chunk && !alive) {
+          bad++;
+          await waitFor('the close frame', () => conn.closed);
+          expect(conn.closed?.code).toBe(1007);
+          expect(conn.closed?.reason).toMatch(/malformed raft frame/);
           conn = await PeerConn.open(node.address);
         } else {
           good++;
@@ -176,6 +213,9 @@ describe('peer transport fuzzing', () => {
     expect(await c.command('get', { key: 'after-peer-fuzz' })).toMatchObject({ found: true, value: 'ok' });
     await c.close();
     expect(node.stderr).not.toMatch(/^\s+at /m);
-    process.stderr.write(`peer fuzz: ${bad} undecodable frames (each closed 1007), ${good} decodable\n`);
+    expect(chunkFrames).toBeGreaterThan(0);
+    process.stderr.write(
+      `peer fuzz: ${bad} frames closed 1007, ${good} decodable (${chunkFrames} snapshot chunks decoded)\n`,
+    );
   }, 30_000);
 });
