@@ -100,6 +100,17 @@ const framesArb = fc.oneof(
 
 const params = { numRuns: 300 };
 
+/** Why `decode` refuses `buf`: it must throw a FrameError. */
+function refusal(decode: (buf: Uint8Array) => unknown, buf: Uint8Array): string {
+  try {
+    decode(buf);
+  } catch (err) {
+    expect(err).toBeInstanceOf(FrameError);
+    return (err as FrameError).reason;
+  }
+  throw new Error('decoded');
+}
+
 describe('codec round trip', () => {
   it('decodes what it encodes, for random batches incl. snapshots and nested responses', () => {
     fc.assert(
@@ -151,15 +162,7 @@ describe('codec validation', () => {
     return encodeFrame([m, message({ type: 'MsgHeartbeat', to: 2, from: 1 })]);
   };
 
-  function reason(buf: Uint8Array): string {
-    try {
-      decodeFrame(buf);
-    } catch (err) {
-      expect(err).toBeInstanceOf(FrameError);
-      return (err as FrameError).reason;
-    }
-    throw new Error('decoded');
-  }
+  const reason = (buf: Uint8Array): string => refusal(decodeFrame, buf);
 
   it('rejects every truncation of a valid frame with FrameError', () => {
     fc.assert(
@@ -272,15 +275,7 @@ describe('snapshot chunk frames', () => {
       message: snapshot === undefined ? undefined : header(snapshot),
     }));
 
-  function reason(buf: Uint8Array): string {
-    try {
-      decodeSnapshotChunk(buf);
-    } catch (err) {
-      expect(err).toBeInstanceOf(FrameError);
-      return (err as FrameError).reason;
-    }
-    throw new Error('decoded');
-  }
+  const reason = (buf: Uint8Array): string => refusal(decodeSnapshotChunk, buf);
 
   it('decodes what it encodes, and refuses every truncation with FrameError', () => {
     fc.assert(
