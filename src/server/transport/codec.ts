@@ -293,7 +293,7 @@ export interface SnapshotChunk {
 /** Encodes a snapshot chunk frame (see the format above). Throws RangeError like encodeFrame. */
 export function encodeSnapshotChunk(c: SnapshotChunk): Uint8Array {
   if (c.message !== undefined && (c.message.type !== 'MsgSnap' || c.message.snapshot?.data.length !== 0)) {
-    throw new RangeError('the last snapshot chunk carries a MsgSnap whose data is empty');
+    throw new RangeError('the last snapshot chunk must carry a MsgSnap whose data is empty');
   }
   const total =
     4 +
