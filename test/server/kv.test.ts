@@ -18,6 +18,7 @@ import {
   kvCommandCount,
   MAX_BATCH_COMMANDS,
   requestKey,
+  snapshotWriterSize,
 } from '../../src/server/kv.js';
 
 const put = (clientId: string, seq: number, key: string, value: string): KvCommand => ({
@@ -224,6 +225,26 @@ describe('KvStore semantics', () => {
 });
 
 describe('KV capture', () => {
+  it("starts a snapshot's encoding in room for all of it, estimated from the store when no hint is given", async () => {
+    const kv = new KvStore();
+    const cmds: KvCommand[] = [];
+    // 3,000 keys whose values grow with their place in key order: a sample from one end
+    // alone would be far off.
+    for (let i = 0; i < 3000; i++)
+      cmds.push(put('c1', i + 1, `key/${String(i).padStart(5, '0')}`, 'v'.repeat(i)));
+    applyAll(kv, cmds);
+    const state = kv.capture();
+    const start = snapshotWriterSize(state, 0);
+    const encoded = await encodeCapture(kv.capture());
+    // Enough room (the writer never grows by doubling from 64 KiB), and not much more.
+    expect(start).toBeGreaterThanOrEqual(encoded.length);
+    expect(start).toBeLessThan(encoded.length * 1.3);
+    // A larger hint (the last snapshot's size) wins; an empty store gets the minimum.
+    expect(snapshotWriterSize(state, 10 * encoded.length)).toBe(Math.ceil(10 * encoded.length * 1.1));
+    state.release();
+    expect(snapshotWriterSize(new KvStore().capture(), 0)).toBe(64 * 1024);
+  });
+
   it('encodes in slices to the same bytes as snapshot(), and as of the capture despite later writes', async () => {
     const kv = new KvStore();
     kv.setMember(1, 'h1:1', false);
