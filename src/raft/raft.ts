@@ -18,6 +18,7 @@ import {
   blankMessage,
   type ConfChangeV2,
   type ConfState,
+  confStateIncludes,
   EMPTY_BYTES,
   type Entry,
   entriesSize,
@@ -1237,9 +1238,7 @@ export class Raft {
       return false;
     }
     const cs = s.metadata.confState;
-    const member =
-      cs.voters.includes(this.id) || cs.learners.includes(this.id) || cs.votersOutgoing.includes(this.id);
-    if (!member) {
+    if (!confStateIncludes(cs, this.id)) {
       this.logger.warn(
         `${this.id} attempted to restore snapshot but it is not in the ConfState; should never happen`,
       );

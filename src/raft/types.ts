@@ -210,6 +210,14 @@ export function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
+/**
+ * Whether node `id` belongs to a configuration, as a snapshot's receiver decides it: a voter
+ * or learner of it, or a voter of its outgoing half (which a learner-to-be still is).
+ */
+export function confStateIncludes(cs: ConfState, id: number): boolean {
+  return cs.voters.includes(id) || cs.learners.includes(id) || cs.votersOutgoing.includes(id);
+}
+
 export function isEmptySnapshot(s: Snapshot | undefined): boolean {
   return s === undefined || s.metadata.index === 0;
 }

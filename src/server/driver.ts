@@ -25,6 +25,7 @@ import {
   type AnyConfChange,
   type ConfChangeSingle,
   type ConfState,
+  confStateIncludes,
   type Entry,
   type Message,
   message,
@@ -82,12 +83,9 @@ async function pollUntil(done: () => boolean, timeoutMs = Number.POSITIVE_INFINI
   return true;
 }
 
-/**
- * Whether node `id` belongs to a configuration, as the core's restore decides it (a learner
- * to be is still a voter of the outgoing half).
- */
-function inConfState(cs: ConfState, id: number): boolean {
-  return cs.voters.includes(id) || cs.learners.includes(id) || cs.votersOutgoing.includes(id);
+/** A MsgSnap whose snapshot's configuration does not include its recipient. */
+function snapshotPredatesPeer(m: Message): boolean {
+  return m.type === 'MsgSnap' && !confStateIncludes(m.snapshot!.metadata.confState, m.to);
 }
 
 export function roleOf(state: StateType): Role {
@@ -946,10 +944,9 @@ export class RaftDriver {
    * configuration that added the peer.
    */
   private withoutSnapshotsBeforeMembership(msgs: Message[]): Message[] {
-    if (!msgs.some((m) => m.type === 'MsgSnap' && !inConfState(m.snapshot!.metadata.confState, m.to)))
-      return msgs;
+    if (!msgs.some(snapshotPredatesPeer)) return msgs;
     return msgs.filter((m) => {
-      if (m.type !== 'MsgSnap' || inConfState(m.snapshot!.metadata.confState, m.to)) return true;
+      if (!snapshotPredatesPeer(m)) return true;
       queueMicrotask(() => this.reportSnapshot(m.to, false));
       if (this.snapshotInFlight === undefined) {
         this.log.info(

@@ -10,7 +10,6 @@
 // so the transport never blocks or buffers without bound: a peer that is down or too slow
 // gets its messages dropped and the driver is told (onUnreachable), which is what makes
 // raft probe the follower again instead of streaming into the void.
-
 import { constants as bufferConstants } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
@@ -502,16 +501,19 @@ export class Transport {
   private writeFrame(peer: Peer, msgs: Message[], bodyBytes: number, f: FaultEntry | undefined): void {
     if (msgs.length === 0) return;
     const frame = encodeFrame(msgs, bodyBytes);
+    this.afterDelayOut(f, () => this.transmit(peer, frame, msgs.length, false));
+  }
+
+  /** Runs `send` now, or after the outbound delay a fault injects. */
+  private afterDelayOut(f: FaultEntry | undefined, send: () => void): void {
     const delay = f?.delayOut ?? 0;
-    if (delay > 0) this.later(delay, () => this.transmit(peer, frame, msgs.length, false));
-    else this.transmit(peer, frame, msgs.length, false);
+    if (delay > 0) this.later(delay, send);
+    else send();
   }
 
   private writeSnapshot(peer: Peer, m: Message, f: FaultEntry | undefined): void {
     if ((m.snapshot?.data.length ?? 0) > SNAPSHOT_CHUNK_BYTES) {
-      const delay = f?.delayOut ?? 0;
-      if (delay > 0) this.later(delay, () => this.writeSnapshotInChunks(peer, m));
-      else this.writeSnapshotInChunks(peer, m);
+      this.afterDelayOut(f, () => this.writeSnapshotInChunks(peer, m));
       return;
     }
     const size = messageSize(m);
@@ -526,9 +528,7 @@ export class Transport {
     this.log.info(
       `sending snapshot at index ${m.snapshot?.metadata.index ?? 0} (${frame.length} bytes) to peer ${peer.id}`,
     );
-    const delay = f?.delayOut ?? 0;
-    if (delay > 0) this.later(delay, () => this.transmit(peer, frame, 1, true));
-    else this.transmit(peer, frame, 1, true);
+    this.afterDelayOut(f, () => this.transmit(peer, frame, 1, true));
   }
 
   /**
