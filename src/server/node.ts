@@ -23,7 +23,7 @@ import { createHttpHandler, type HealthReport, type HttpApi } from './http.js';
 import { describeKvData, type KvResult, KvStore } from './kv.js';
 import { hugePagesAdvice, transparentHugePageMode } from './launch-env.js';
 import { createLogger, type LogLevel } from './log.js';
-import { createRaftMetrics } from './metrics.js';
+import { createRaftMetrics, registerProcessMetrics } from './metrics.js';
 import { DataDirLockedError, type DirLock, lockDataDir } from './storage/dir-lock.js';
 import { DiskStorage } from './storage/disk-storage.js';
 import { type Fault, Transport } from './transport/transport.js';
@@ -140,6 +140,7 @@ async function startLocked(
 
   const kv = new KvStore();
   const metrics = createRaftMetrics();
+  const stopProcessMetrics = registerProcessMetrics(metrics.registry);
   // Filled in below: the transport and the driver refer to each other.
   let driver: RaftDriver | undefined;
   const transport = new Transport({
@@ -197,6 +198,7 @@ async function startLocked(
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     server?.closeAllConnections();
     await storage.close();
+    stopProcessMetrics();
     lock.release();
     logger.info('stopped');
     resolveStopped({ reason, code });
@@ -323,6 +325,7 @@ async function startLocked(
   });
   await listen(server, opts.listen.host, opts.listen.port).catch(async (err: Error) => {
     await storage.close();
+    stopProcessMetrics();
     logger.error(err.message);
     throw err;
   });
