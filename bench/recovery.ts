@@ -318,6 +318,11 @@ interface CatchUp {
   caughtUpMs: number;
   snapshotApplied: boolean;
   snapshotBytes: number;
+  /** The follower's longest event-loop stall from its restart to being caught up (ms). */
+  followerLagMaxMs: number;
+  /** Resident memory once caught up (MiB): the follower, and the leader holding the same state. */
+  followerRssMiB: number;
+  leaderRssMiB: number;
 }
 
 async function catchUpBySnapshot(a: Args): Promise<CatchUp> {
@@ -385,6 +390,9 @@ async function catchUpBySnapshot(a: Args): Promise<CatchUp> {
     });
     const r = await timeRecovery(follower.address, t0, lh.commit, exited, 120_000);
     const snapshotApplied = /applied snapshot at index/.test(follower.logFile());
+    // Its first scrape: the lag window covers everything since the process started.
+    const [fm, lm] = await Promise.all([follower.metrics(), leader.metrics()]);
+    const mib = (m: Map<string, number>) => (m.get('process_resident_memory_bytes') ?? Number.NaN) / 2 ** 20;
     return {
       puts: wrote,
       leaderSnapshotIndex: snapIndex,
@@ -394,6 +402,9 @@ async function catchUpBySnapshot(a: Args): Promise<CatchUp> {
       caughtUpMs: r.appliedMs,
       snapshotApplied,
       snapshotBytes,
+      followerLagMaxMs: (fm.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000,
+      followerRssMiB: mib(fm),
+      leaderRssMiB: mib(lm),
     };
   } finally {
     await killAll();
@@ -527,6 +538,10 @@ export async function main(argv: string[]): Promise<void> {
     console.log(
       `   restart → /health ${fmtMs(c.healthMs)}, → applied ${c.leaderCommit} ${fmtMs(c.caughtUpMs)} ` +
         `(${c.snapshotApplied ? 'caught up by a snapshot from the leader' : 'NO snapshot was applied'})`,
+    );
+    console.log(
+      `   follower's longest event-loop stall meanwhile ${fmtMs(c.followerLagMaxMs)}; resident memory: ` +
+        `follower ${c.followerRssMiB.toFixed(0)} MiB, leader ${c.leaderRssMiB.toFixed(0)} MiB`,
     );
     out.catchUp = c;
   }

@@ -280,10 +280,11 @@ export class RaftDriver {
     // its id (the golden ratio spreads any set of ids), which keeps their snapshots apart.
     this.snapshotPhase = (opts.id * GOLDEN_RATIO) % 1;
     const recovered = opts.storage.recovered;
-    if (recovered.snapshot) {
-      opts.kv.restore(recovered.snapshot.data);
+    const recoveredSnapshot = opts.storage.takeRecoveredSnapshot();
+    if (recoveredSnapshot) {
+      opts.kv.restore(recoveredSnapshot.data);
       this.log.info(
-        `restored state machine from snapshot at index ${recovered.snapshot.metadata.index} (term ${recovered.snapshot.metadata.term})`,
+        `restored state machine from snapshot at index ${recoveredSnapshot.metadata.index} (term ${recoveredSnapshot.metadata.term})`,
       );
     }
     const config: Config = {
@@ -291,7 +292,7 @@ export class RaftDriver {
       electionTick: opts.electionTicks,
       heartbeatTick: opts.heartbeatTicks,
       storage: opts.storage.storage,
-      applied: recovered.snapshot?.metadata.index ?? 0,
+      applied: recovered.snapshot?.index ?? 0,
       preVote: opts.preVote,
       checkQuorum: opts.checkQuorum,
       maxSizePerMsg: 1 << 20,
@@ -315,7 +316,7 @@ export class RaftDriver {
       this.log.info(
         `restarted at term ${recovered.hardState.term}, commit ${recovered.hardState.commit}, last index ${recovered.lastIndex}`,
       );
-      const applied = recovered.snapshot?.metadata.index ?? 0;
+      const applied = recovered.snapshot?.index ?? 0;
       if (recovered.hardState.commit > applied) {
         this.replaying = { from: applied, to: recovered.hardState.commit, startedAt: performance.now() };
       }
@@ -1177,7 +1178,7 @@ export class RaftDriver {
    * memory holds) grows to about one state's worth at most, or one period if that is more.
    */
   private snapshotDue(): boolean {
-    if (this.bytesSinceSnapshot < this.opts.storage.storage.snap.data.length) return false;
+    if (this.bytesSinceSnapshot < this.opts.storage.storage.snapshotBytes) return false;
     const period = 1 + this.snapshotPhase;
     return (
       this.writesSinceSnapshot >= this.opts.snapshotEvery * period ||
@@ -1195,7 +1196,7 @@ export class RaftDriver {
     // The capture must hold exactly the entries up to raftLog.applied.
     while (this.midReady !== undefined) await this.midReady;
     const applied = this.rawNode.raft.raftLog.applied;
-    const current = this.opts.storage.storage.snap.metadata.index;
+    const current = this.opts.storage.storage.snapshotMetadata.index;
     if (applied <= current) return undefined;
     const cs = this.rawNode.raft.trk.confState();
     const catchUpEntries = this.entriesHolding(
@@ -1206,7 +1207,7 @@ export class RaftDriver {
     // Captured now, at `applied`; encoded in slices between Readys, then written.
     const started = process.hrtime.bigint();
     const state = this.opts.kv.capture();
-    const previousBytes = this.opts.storage.storage.snap.data.length;
+    const previousBytes = this.opts.storage.storage.snapshotBytes;
     const run = encodeCapture(state, undefined, previousBytes).then((data) =>
       this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries),
     );

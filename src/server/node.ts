@@ -529,7 +529,7 @@ function nodeState(
       ...(h.lastError === undefined ? {} : { lastError: h.lastError }),
     })),
     faults: t.faults().map((f) => ({ ...f })),
-    snapshotIndex: storage.storage.snap.metadata.index,
+    snapshotIndex: storage.storage.snapshotMetadata.index,
     kvKeys: kv.size,
     at: Date.now(),
   };

@@ -13,9 +13,10 @@ import {
   isEmptyHardState,
   isEmptySnapshot,
   type Snapshot,
+  type SnapshotMetadata,
 } from '../../raft/types.js';
-import { LogStorage } from './log-storage.js';
-import { SnapCorruptError, type SnapFile, Snapshotter } from './snapshotter.js';
+import { LogStorage, type SnapshotReader } from './log-storage.js';
+import { SnapCorruptError, type SnapFile, Snapshotter, snapName } from './snapshotter.js';
 import { syncDir, Wal, type WalReplay } from './wal.js';
 
 /** Snapshot files kept: the newest, plus one to fall back to if it turns out corrupt. */
@@ -43,7 +44,8 @@ export interface DiskStorageOptions {
 
 export interface RecoveredState {
   hardState: HardState;
-  snapshot?: Snapshot;
+  /** The snapshot the log was rebuilt on, if any; its data: takeRecoveredSnapshot(). */
+  snapshot?: SnapshotMetadata;
   lastIndex: number;
   repairedTornTail: boolean;
 }
@@ -64,6 +66,17 @@ export class DiskStorage {
   private queue: Promise<unknown> = Promise.resolve();
   /** Calls of serial() not yet settled. */
   private inFlight = 0;
+  /** The recovered snapshot, until takeRecoveredSnapshot() hands it over. */
+  private recoveredSnapshot: Snapshot | undefined;
+  /** Reads the current snapshot's data back from its file, for the storage to send it. */
+  private readonly readSnapshot: SnapshotReader = async ({ index, term }) =>
+    (
+      await this.snapshotter.load({
+        index,
+        term,
+        file: path.join(this.snapshotter.dir, snapName(term, index)),
+      })
+    ).data;
 
   private constructor(
     readonly dir: string,
@@ -72,9 +85,23 @@ export class DiskStorage {
     private readonly snapshotter: Snapshotter,
     storage: LogStorage,
     recovered: RecoveredState,
+    recoveredSnapshot: Snapshot | undefined,
   ) {
     this.storage = storage;
     this.recovered = recovered;
+    this.recoveredSnapshot = recoveredSnapshot;
+    storage.releaseSnapshotData(this.readSnapshot);
+  }
+
+  /**
+   * The recovered snapshot with its data, for the state machine to be restored from: handed
+   * over once, so the node does not hold the whole state's bytes for its lifetime (the
+   * storage reads them back from the file if a follower needs them).
+   */
+  takeRecoveredSnapshot(): Snapshot | undefined {
+    const snap = this.recoveredSnapshot;
+    this.recoveredSnapshot = undefined;
+    return snap;
   }
 
   /**
@@ -117,13 +144,13 @@ export class DiskStorage {
         lastIndex: storage.lastIndex(),
         repairedTornTail: replay.repairedTornTail,
       };
-      if (snapshot) recovered.snapshot = snapshot;
+      if (snapshot) recovered.snapshot = snapshot.metadata;
       logger.info(
         `storage: recovered ${dir}: term=${storage.hardState.term} vote=${storage.hardState.vote} ` +
           `commit=${storage.hardState.commit} snapshot=${snapshot?.metadata.index ?? 0} ` +
           `entries=[${storage.firstIndex()}, ${storage.lastIndex()}]`,
       );
-      return new DiskStorage(dir, logger, wal, snapshotter, storage, recovered);
+      return new DiskStorage(dir, logger, wal, snapshotter, storage, recovered, snapshot);
     } catch (err) {
       await wal.close();
       throw err;
@@ -141,12 +168,16 @@ export class DiskStorage {
       const hs = rd.hardState && !isEmptyHardState(rd.hardState) ? rd.hardState : undefined;
       if (snap) {
         // Refuse before touching the disk, so a bad call leaves no orphan file behind.
-        if (snap.metadata.index <= this.storage.snap.metadata.index) throw ErrSnapOutOfDate;
+        if (snap.metadata.index <= this.storage.snapshotMetadata.index) throw ErrSnapOutOfDate;
         await this.snapshotter.save(snap);
       }
       const marker = snap && { index: snap.metadata.index, term: snap.metadata.term, replacesLog: true };
       await this.wal.append(hs, rd.entries, rd.mustSync || snap !== undefined, marker);
-      if (snap) this.storage.applySnapshot(snap);
+      if (snap) {
+        this.storage.applySnapshot(snap);
+        // The caller restores its state machine from rd.snapshot, not from the storage.
+        this.storage.releaseSnapshotData(this.readSnapshot);
+      }
       this.storage.append(rd.entries);
       if (hs) this.storage.setHardState(hs);
       if (snap) await this.purge(snap.metadata.index);
@@ -171,7 +202,7 @@ export class DiskStorage {
     keepEntries: number,
   ): Promise<Snapshot> {
     const ms = this.storage;
-    const outOfDate = () => index <= ms.snap.metadata.index;
+    const outOfDate = () => index <= ms.snapshotMetadata.index;
     if (outOfDate()) throw ErrSnapOutOfDate;
     if (index > ms.lastIndex()) {
       throw new RangeError(`storage: cannot snapshot at ${index}, beyond the last index ${ms.lastIndex()}`);
@@ -183,6 +214,7 @@ export class DiskStorage {
       if (outOfDate()) throw ErrSnapOutOfDate;
       await this.wal.append(undefined, [], true, { index, term, replacesLog: false });
       const snap = ms.createSnapshot(index, confState, data);
+      ms.releaseSnapshotData(this.readSnapshot);
       const compactTo = index - Math.max(0, keepEntries);
       if (compactTo >= ms.firstIndex()) ms.compact(compactTo);
       await this.purge(compactTo);
@@ -192,6 +224,7 @@ export class DiskStorage {
 
   async close(): Promise<void> {
     await this.queue;
+    this.storage.close();
     await this.wal.close();
   }
 

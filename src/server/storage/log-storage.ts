@@ -7,8 +7,15 @@
 // them, so it serves exactly the indexes after the replayed log, and its snapshot is the
 // storage's snapshot. Compaction eats the replayed log first; a snapshot from the leader,
 // or an append that rewrites the whole replayed log, drops it.
+//
+// A snapshot's data is the whole state machine, as large as the state itself, and the node
+// needs it only to send to a follower that fell behind the log: once it is on disk (and the
+// state machine restored from it, when it came from the leader) DiskStorage has the data
+// released, and snapshot() reads it back from its file when the core asks for it. Until the
+// read is done the core is told ErrSnapshotTemporarilyUnavailable, which it takes, as in
+// etcd, as "send it later": the follower's next heartbeat response asks again.
 
-import { ErrCompacted, ErrSnapOutOfDate } from '../../raft/errors.js';
+import { ErrCompacted, ErrSnapOutOfDate, ErrSnapshotTemporarilyUnavailable } from '../../raft/errors.js';
 import type { Logger } from '../../raft/logger.js';
 import { MemoryStorage, type Storage } from '../../raft/storage.js';
 import {
@@ -18,11 +25,35 @@ import {
   entrySize,
   type HardState,
   type Snapshot,
+  type SnapshotMetadata,
 } from '../../raft/types.js';
 import type { PackedLog } from './packed-log.js';
 
+/** Reads a snapshot's data back from where it was saved. */
+export type SnapshotReader = (metadata: SnapshotMetadata) => Promise<Uint8Array>;
+
+/**
+ * How long data read back for a transfer stays in memory after the core last asked for it:
+ * long enough for the retries of one transfer (a failed send is retried after the
+ * follower's next heartbeat response), short enough not to hold a large state for long.
+ */
+const READ_BACK_HOLD_MS = 30_000;
+
+/** What a released snapshot holds in place of its data; never handed to the core. */
+const RELEASED = new Uint8Array(0);
+
 export class LogStorage implements Storage {
   private readonly tail: MemoryStorage;
+  /** The current snapshot's data size in bytes, held or not. */
+  private dataBytes: number;
+  /** Whether tail.snap.data is the snapshot's data (else RELEASED). */
+  private dataHeld = true;
+  /** The read of the released data in progress, if any. */
+  private reading: Promise<void> | undefined;
+  /** When the core last asked for data read back, and the timer that releases it again. */
+  private lastAskedAt = 0;
+  private releaseTimer: NodeJS.Timeout | undefined;
+  private reader: SnapshotReader | undefined;
   /** The replayed entries not yet compacted or rewritten, from `replayed.start` on; undefined once none are left. */
   private replayed: PackedLog | undefined;
   /** Index and term of the entry just before the replayed ones (the snapshot's, or 0/0). */
@@ -39,6 +70,7 @@ export class LogStorage implements Storage {
   ) {
     this.tail = new MemoryStorage(logger);
     if (snap) this.tail.applySnapshot(snap);
+    this.dataBytes = snap?.data.length ?? 0;
     const first = (snap?.metadata.index ?? 0) + 1;
     if (log.length === 0 || log.lastIndex < first) return;
     if (log.start! > first)
@@ -53,8 +85,14 @@ export class LogStorage implements Storage {
     return this.tail.hardState;
   }
 
-  get snap(): Snapshot {
-    return this.tail.snap;
+  /** The current snapshot's metadata (index 0: none yet). */
+  get snapshotMetadata(): SnapshotMetadata {
+    return this.tail.snap.metadata;
+  }
+
+  /** The current snapshot's data size in bytes, whether or not the data is held in memory. */
+  get snapshotBytes(): number {
+    return this.dataBytes;
   }
 
   setHardState(hs: HardState): void {
@@ -66,7 +104,72 @@ export class LogStorage implements Storage {
   }
 
   snapshot(): Snapshot {
-    return this.tail.snapshot();
+    const snap = this.tail.snapshot();
+    if (this.dataHeld) {
+      this.lastAskedAt = Date.now();
+      return snap;
+    }
+    this.readBack(snap.metadata);
+    throw ErrSnapshotTemporarilyUnavailable;
+  }
+
+  /**
+   * Lets go of the current snapshot's data (it must be saved where `reader` finds it); the
+   * next snapshot() reads it back. A later snapshot (created or applied) replaces it.
+   */
+  releaseSnapshotData(reader: SnapshotReader): void {
+    this.reader = reader;
+    if (this.tail.snap.metadata.index === 0) return;
+    this.tail.snap = { metadata: this.tail.snap.metadata, data: RELEASED };
+    this.dataHeld = false;
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+  }
+
+  /** Stops the timer that releases data read back (the node is closing). */
+  close(): void {
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+  }
+
+  private readBack(metadata: SnapshotMetadata): void {
+    if (this.reading !== undefined || this.reader === undefined) return;
+    const reader = this.reader;
+    const current = () => this.tail.snap.metadata === metadata && !this.dataHeld;
+    this.reading = reader(metadata)
+      .then((data) => {
+        // A newer snapshot may have replaced this one meanwhile.
+        if (!current()) return;
+        if (data.length !== this.dataBytes) {
+          throw new Error(`read ${data.length} bytes, expected ${this.dataBytes}`);
+        }
+        this.tail.snap = { metadata, data };
+        this.dataHeld = true;
+        this.lastAskedAt = Date.now();
+        this.releaseWhenIdle(reader);
+      })
+      .catch((err: unknown) => {
+        // Left released: the core's next ask reads it again. (A snapshot replaced meanwhile
+        // may have had its file purged: nothing to say then.)
+        if (current())
+          this.logger.warn(
+            `snap: could not read back the snapshot at index ${metadata.index} to send it: ${(err as Error).message}`,
+          );
+      })
+      .finally(() => {
+        this.reading = undefined;
+      });
+  }
+
+  /** Releases data read back once the core has not asked for it for READ_BACK_HOLD_MS. */
+  private releaseWhenIdle(reader: SnapshotReader): void {
+    const check = () => {
+      const idle = Date.now() - this.lastAskedAt;
+      if (!this.dataHeld) return;
+      if (idle >= READ_BACK_HOLD_MS) this.releaseSnapshotData(reader);
+      else this.releaseTimer = setTimeout(check, READ_BACK_HOLD_MS - idle).unref();
+    };
+    this.releaseTimer = setTimeout(check, READ_BACK_HOLD_MS).unref();
   }
 
   firstIndex(): number {
@@ -135,17 +238,31 @@ export class LogStorage implements Storage {
   applySnapshot(snap: Snapshot): void {
     this.tail.applySnapshot(snap);
     this.replayed = undefined;
+    this.tookNewSnapshot(snap);
   }
 
   createSnapshot(i: number, cs: ConfState | undefined, data: Uint8Array): Snapshot {
     const log = this.replayed;
-    if (log === undefined || i > log.lastIndex) return this.tail.createSnapshot(i, cs, data);
+    if (log === undefined || i > log.lastIndex) {
+      const snap = this.tail.createSnapshot(i, cs, data);
+      this.tookNewSnapshot(snap);
+      return snap;
+    }
     if (i <= this.tail.snap.metadata.index) throw ErrSnapOutOfDate;
     this.tail.snap = {
       data,
       metadata: { index: i, term: this.term(i), confState: cs ?? this.tail.snap.metadata.confState },
     };
+    this.tookNewSnapshot(this.tail.snap);
     return this.tail.snap;
+  }
+
+  /** A new snapshot holds its data until released. */
+  private tookNewSnapshot(snap: Snapshot): void {
+    this.dataBytes = snap.data.length;
+    this.dataHeld = true;
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
   }
 
   compact(compactIndex: number): void {

@@ -271,7 +271,11 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
   return buf;
 }
 
-/** Decodes a snapshot; the data is copied so the file buffer can be released. */
+/**
+ * Decodes a snapshot. The data is a view of `buf`, not a copy: a snapshot file's buffer is
+ * its data but for a few bytes of header, and copying a large state blocked the event loop
+ * (a node reads its snapshot back to send it while serving requests).
+ */
 export function decodeSnapshot(buf: Uint8Array): Snapshot {
   const r = new Reader(buf, 0, buf.length);
   const version = r.u8('snapshot version');
@@ -300,5 +304,5 @@ export function decodeSnapshot(buf: Uint8Array): Snapshot {
     learnersNext: lists[3]!,
     autoLeave: autoLeave === 1,
   };
-  return { data: new Uint8Array(r.rest()), metadata: { index, term, confState } };
+  return { data: r.rest(), metadata: { index, term, confState } };
 }

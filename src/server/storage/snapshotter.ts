@@ -28,6 +28,8 @@ const CRC_SLICE = 1 << 20;
  */
 const SYNC_EVERY = 4 << 20;
 
+const NO_PREFIX = new Uint8Array(0);
+
 /** crc32 of prefix followed by data, yielding to the event loop between slices of data. */
 async function crc32Sliced(prefix: Uint8Array, data: Uint8Array): Promise<number> {
   let crc = crc32(prefix);
@@ -106,14 +108,17 @@ export class Snapshotter {
     return file;
   }
 
-  /** Reads and verifies one snapshot file; throws SnapCorruptError if it does not check out. */
+  /**
+   * Reads and verifies one snapshot file; throws SnapCorruptError if it does not check out.
+   */
   async load(f: SnapFile): Promise<Snapshot> {
     const buf = await readFile(f.file);
     if (buf.length < 4)
       throw new SnapCorruptError(f.file, `file is ${buf.length} bytes, shorter than its header`);
     const stored = buf.readUInt32LE(0);
     const payload = buf.subarray(4);
-    const computed = crc32(payload);
+    // Sliced: a leader reads its snapshot back to send it while it serves requests.
+    const computed = await crc32Sliced(NO_PREFIX, payload);
     if (stored !== computed) {
       throw new SnapCorruptError(f.file, `crc mismatch (stored ${stored}, computed ${computed})`);
     }

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ErrSnapshotTemporarilyUnavailable } from '../../../src/raft/errors.js';
 import { RawNode } from '../../../src/raft/rawnode.js';
 import { type ConfState, emptyConfState, type Snapshot } from '../../../src/raft/types.js';
 import { DiskStorage, StorageRecoveryError } from '../../../src/server/storage/disk-storage.js';
@@ -27,6 +28,30 @@ async function restart(ds: DiskStorage, segmentBytes?: number) {
 }
 
 const cs: ConfState = { ...emptyConfState(), voters: [1, 2, 3] };
+
+/** Polls, a turn of the event loop at a time (fake timers stay still), until `done` holds. */
+async function waitFor(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000; i++) {
+    if (done()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error('condition never held');
+}
+
+/** The storage's snapshot once its data has been read back. */
+async function untilAvailable(ds: DiskStorage): Promise<Snapshot> {
+  let snap: Snapshot | undefined;
+  await waitFor(() => {
+    try {
+      snap = ds.storage.snapshot();
+      return true;
+    } catch (err) {
+      if (err !== ErrSnapshotTemporarilyUnavailable) throw err;
+      return false;
+    }
+  });
+  return snap!;
+}
 const bytes = (s: string) => new TextEncoder().encode(s);
 
 function leaderSnap(index: number, term: number): Snapshot {
@@ -83,7 +108,7 @@ describe('DiskStorage', () => {
     expect(plain(ds.storage.entries(5, 11, Infinity))).toEqual(expected.slice(4));
     expect(ds.storage.term(4)).toBe(1);
     ({ ds } = await restart(ds));
-    expect(ds.storage.snapshot().metadata).toMatchObject({ index: 7, term: 2 });
+    expect(ds.storage.snapshotMetadata).toMatchObject({ index: 7, term: 2 });
     expect(plain(ds.storage.entries(ds.storage.firstIndex(), 11, Infinity))).toEqual(
       expected.slice(ds.storage.firstIndex() - 1),
     );
@@ -108,7 +133,10 @@ describe('DiskStorage', () => {
     expect(existsSync(path.join(ds.dir, 'snap', snapName(3, 100)))).toBe(true);
 
     ({ ds } = await restart(ds));
-    expect(ds.recovered.snapshot).toEqual(snap);
+    expect(ds.recovered.snapshot).toEqual(snap.metadata);
+    // The data is handed over once, to restore the state machine from.
+    expect(ds.takeRecoveredSnapshot()).toEqual(snap);
+    expect(ds.takeRecoveredSnapshot()).toBeUndefined();
     expect(ds.storage.firstIndex()).toBe(101);
     expect(ds.storage.initialState().confState).toEqual(cs);
     expect(plain(ds.storage.entries(101, 103, Infinity))).toEqual(plain(ents(101, 102, 3)));
@@ -143,8 +171,8 @@ describe('DiskStorage', () => {
     await expect(ds.createSnapshot(250, cs, bytes('again'), 0)).rejects.toThrow(/older/);
 
     ({ ds } = await restart(ds, 512));
-    expect(ds.recovered.snapshot?.metadata).toEqual({ index: 250, term: 1, confState: cs });
-    expect(ds.recovered.snapshot?.data).toEqual(bytes('kv@250'));
+    expect(ds.recovered.snapshot).toEqual({ index: 250, term: 1, confState: cs });
+    expect(ds.takeRecoveredSnapshot()?.data).toEqual(bytes('kv@250'));
     expect(ds.recovered.hardState).toEqual({ term: 1, vote: 1, commit: 300 });
     expect(ds.storage.firstIndex()).toBe(251);
     expect(plain(ds.storage.entries(251, 301, Infinity))).toEqual(plain(ents(251, 300, 1)));
@@ -169,13 +197,72 @@ describe('DiskStorage', () => {
     await saved;
     await more;
     await expect(ours).rejects.toThrow(/older/);
-    expect(ds.storage.snapshot().metadata.index).toBe(20);
+    expect(ds.storage.snapshotMetadata.index).toBe(20);
     expect(ds.storage.lastIndex()).toBe(21);
 
     // The dropped snapshot's file has no WAL marker: the restart keeps the leader's.
     ({ ds } = await restart(ds));
-    expect(ds.recovered.snapshot?.metadata.index).toBe(20);
+    expect(ds.recovered.snapshot?.index).toBe(20);
     expect(plain(ds.storage.entries(21, 22, Infinity))).toEqual(plain(ents(21, 21, 2)));
+  });
+
+  it('lets go of a snapshot’s data once it is saved, and reads it back from its file when the core asks', async () => {
+    let { ds, logger } = await openDs(dirs.make());
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: ents(1, 30, 1), mustSync: true });
+    await ds.createSnapshot(10, cs, bytes('kv@10'), 0);
+    expect(ds.storage.snapshotMetadata.index).toBe(10);
+    expect(ds.storage.snapshotBytes).toBe(5);
+    // Released: the core is told to try later, and the read starts.
+    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
+    const back = await untilAvailable(ds);
+    expect(back).toEqual({ data: bytes('kv@10'), metadata: { index: 10, term: 1, confState: cs } });
+
+    // A snapshot replacing the one being read back is never paired with the old data.
+    await ds.createSnapshot(20, cs, bytes('kv@20'), 0);
+    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
+    await ds.createSnapshot(25, cs, bytes('kv@25!'), 0);
+    expect(await untilAvailable(ds)).toEqual({
+      data: bytes('kv@25!'),
+      metadata: { index: 25, term: 1, confState: cs },
+    });
+
+    // The leader's snapshot is let go of too, once saved.
+    await ds.save({
+      hardState: { term: 2, vote: 0, commit: 40 },
+      entries: [],
+      snapshot: leaderSnap(40, 2),
+      mustSync: true,
+    });
+    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
+    expect((await untilAvailable(ds)).data).toEqual(bytes('kv@40'));
+
+    // A file that no longer reads back: said in the log, and the core keeps being told to wait.
+    ({ ds, logger } = await restart(ds));
+    const file = path.join(ds.dir, 'snap', snapName(2, 40));
+    const buf = readFileSync(file);
+    buf[buf.length - 1]! ^= 0x10;
+    writeFileSync(file, buf);
+    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
+    await waitFor(() => logger.lines.some((l) => l.includes('could not read back the snapshot at index 40')));
+    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
+  });
+
+  it('lets go of data read back once the core has not asked for it for 30 s', async () => {
+    const { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: ents(1, 30, 1), mustSync: true });
+    await ds.createSnapshot(10, cs, bytes('kv@10'), 0);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      await untilAvailable(ds);
+      vi.advanceTimersByTime(20_000);
+      expect(ds.storage.snapshot().metadata.index).toBe(10); // asked again: held 30 s more
+      vi.advanceTimersByTime(20_000);
+      expect(ds.storage.snapshot().data).toEqual(bytes('kv@10'));
+      vi.advanceTimersByTime(30_000);
+      expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('falls back to the older snapshot when the newest is corrupt, with a warning', async () => {
@@ -193,7 +280,7 @@ describe('DiskStorage', () => {
     const reopened = await openDs(ds.dir, 512);
     const logger = reopened.logger;
     ds = reopened.ds;
-    expect(ds.recovered.snapshot?.metadata.index).toBe(20);
+    expect(ds.recovered.snapshot?.index).toBe(20);
     expect(ds.storage.firstIndex()).toBe(21);
     expect(ds.storage.lastIndex()).toBe(60);
     const warning = logger.lines.find((l) => l.startsWith('WARN snap:'));
