@@ -318,8 +318,9 @@ interface CatchUp {
   caughtUpMs: number;
   snapshotApplied: boolean;
   snapshotBytes: number;
-  /** The follower's longest event-loop stall from its restart to being caught up (ms). */
+  /** The longest event-loop stalls from the follower's restart to its being caught up (ms). */
   followerLagMaxMs: number;
+  leaderLagMaxMs: number;
   /** Resident memory once caught up (MiB): the follower, and the leader holding the same state. */
   followerRssMiB: number;
   leaderRssMiB: number;
@@ -378,6 +379,8 @@ async function catchUpBySnapshot(a: Args): Promise<CatchUp> {
     const snapFiles = readdirSync(snapDir).filter((f) => f.endsWith('.snap'));
     const snapshotBytes = snapFiles.length > 0 ? statSync(join(snapDir, snapFiles.sort().at(-1)!)).size : 0;
 
+    // A scrape starts the leader's lag window afresh: the next one covers the catch-up only.
+    await leader.metrics();
     const t0 = performance.now();
     follower.start();
     const exited = new Promise<void>((r) => {
@@ -392,6 +395,8 @@ async function catchUpBySnapshot(a: Args): Promise<CatchUp> {
     const snapshotApplied = /applied snapshot at index/.test(follower.logFile());
     // Its first scrape: the lag window covers everything since the process started.
     const [fm, lm] = await Promise.all([follower.metrics(), leader.metrics()]);
+    const lagMaxMs = (m: Map<string, number>) =>
+      (m.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000;
     const mib = (m: Map<string, number>) => (m.get('process_resident_memory_bytes') ?? Number.NaN) / 2 ** 20;
     return {
       puts: wrote,
@@ -402,7 +407,8 @@ async function catchUpBySnapshot(a: Args): Promise<CatchUp> {
       caughtUpMs: r.appliedMs,
       snapshotApplied,
       snapshotBytes,
-      followerLagMaxMs: (fm.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000,
+      followerLagMaxMs: lagMaxMs(fm),
+      leaderLagMaxMs: lagMaxMs(lm),
       followerRssMiB: mib(fm),
       leaderRssMiB: mib(lm),
     };
@@ -540,7 +546,7 @@ export async function main(argv: string[]): Promise<void> {
         `(${c.snapshotApplied ? 'caught up by a snapshot from the leader' : 'NO snapshot was applied'})`,
     );
     console.log(
-      `   follower's longest event-loop stall meanwhile ${fmtMs(c.followerLagMaxMs)}; resident memory: ` +
+      `   longest event-loop stall meanwhile: follower ${fmtMs(c.followerLagMaxMs)}, leader ${fmtMs(c.leaderLagMaxMs)}; resident memory: ` +
         `follower ${c.followerRssMiB.toFixed(0)} MiB, leader ${c.leaderRssMiB.toFixed(0)} MiB`,
     );
     out.catchUp = c;

@@ -885,7 +885,9 @@ export class RaftDriver {
       // Acks and votes promise durability: only now, and at once.
       this.send(afterWrite, true);
 
-      if (rd.snapshot) this.applySnapshot(rd);
+      // In slices (the loop serves reads of the state it replaces, and sockets, meanwhile);
+      // nothing else in this loop runs until it is installed.
+      if (rd.snapshot) await this.applySnapshot(rd);
       if (!applyEarly) for (const e of rd.committedEntries) this.applyEntry(e);
       if (this.opts.events?.ready && this.wantsEvents('ready')) this.opts.events.ready(rd);
 
@@ -992,9 +994,9 @@ export class RaftDriver {
     }
   }
 
-  private applySnapshot(rd: Ready): void {
+  private async applySnapshot(rd: Ready): Promise<void> {
     const snap = rd.snapshot!;
-    this.opts.kv.restore(snap.data);
+    await this.opts.kv.restoreSliced(snap.data);
     this.stats.snapshots.restored++;
     this.restartSnapshotCount();
     this.refreshPeers();

@@ -266,6 +266,84 @@ describe('KV capture', () => {
   });
 });
 
+describe('KV restore in slices', () => {
+  /** A store of `keys` keys of `valueBytes`-character values, and its snapshot. */
+  function storeOf(keys: number, valueBytes: number, tag: string): { kv: KvStore; bytes: Uint8Array } {
+    const kv = new KvStore();
+    kv.setMember(1, 'h1:1', false);
+    const cmds: KvCommand[] = [];
+    for (let i = 0; i < keys; i++) cmds.push(put(tag, i + 1, `k${i}`, `${tag}${'v'.repeat(valueBytes)}`));
+    applyAll(kv, cmds);
+    return { kv, bytes: kv.snapshot() };
+  }
+
+  /** Runs restoreSliced, counting the event-loop turns it hands back and checking reads meanwhile. */
+  async function restoreCountingTurns(
+    kv: KvStore,
+    bytes: Uint8Array,
+    duringEachTurn: () => void,
+  ): Promise<number> {
+    let turns = 0;
+    let done = false;
+    const restoring = kv.restoreSliced(bytes).finally(() => {
+      done = true;
+    });
+    while (!done) {
+      await new Promise((r) => setImmediate(r));
+      if (done) break;
+      turns++;
+      duringEachTurn();
+    }
+    await restoring;
+    return turns;
+  }
+
+  it('installs the same state as restore(), serving the old one until then and handing the loop back between slices', async () => {
+    const { bytes } = storeOf(10_000, 16, 'new');
+    const kv = storeOf(3, 4, 'old').kv;
+    const turns = await restoreCountingTurns(kv, bytes, () => {
+      // Until the end the store is whole and unchanged.
+      expect(kv.get('k0')?.value).toBe('oldvvvv');
+      expect(kv.get('k5000')).toBeUndefined();
+    });
+    // 10,000 entries in slices of at most 2,048: five slices, the loop seen between each two
+    // (the last turn is the one that installs).
+    expect(turns).toBeGreaterThanOrEqual(3);
+    const plain = new KvStore();
+    plain.restore(bytes);
+    const installed = Buffer.from(kv.snapshot());
+    expect(installed.equals(plain.snapshot())).toBe(true);
+    expect(installed.equals(bytes)).toBe(true);
+    expect(kv.get('k5000')?.value).toBe(`new${'v'.repeat(16)}`);
+  });
+
+  it('cuts slices by bytes too: a few large values are not decoded in one go', async () => {
+    // 40 values of 256 KiB: 10 MiB in well under 2,048 entries.
+    const { bytes } = storeOf(40, 256 * 1024, 'big');
+    const kv = new KvStore();
+    expect(await restoreCountingTurns(kv, bytes, () => undefined)).toBeGreaterThanOrEqual(8);
+    // (toEqual walks 10 MiB an element at a time.)
+    expect(Buffer.from(kv.snapshot()).equals(bytes)).toBe(true);
+  });
+
+  it('changes nothing when the snapshot turns out bad partway', async () => {
+    const { kv, bytes: before } = storeOf(5, 4, 'old');
+    const { bytes } = storeOf(5000, 8, 'new');
+    await expect(kv.restoreSliced(bytes.subarray(0, bytes.length - 3))).rejects.toThrow(KvCodecError);
+    expect(kv.snapshot()).toEqual(before);
+  });
+
+  it('refuses to install over writes made while it decoded', async () => {
+    const { kv } = storeOf(5, 4, 'old');
+    const { bytes } = storeOf(5000, 8, 'new');
+    const restoring = kv.restoreSliced(bytes);
+    await new Promise((r) => setImmediate(r));
+    applyAll(kv, [put('late', 1, 'k1', 'late')], 100);
+    await expect(restoring).rejects.toThrow(/written while a snapshot was restored/);
+    expect(kv.get('k1')?.value).toBe('late');
+  });
+});
+
 describe('KV capture while the store keeps changing', () => {
   const op = fc.oneof(
     fc.record({ kind: fc.constant('put' as const), key: fc.integer({ min: 0, max: 9 }), value: fc.string() }),
