@@ -1022,9 +1022,9 @@ export class KvStore {
    */
   restore(bytes: Uint8Array): void {
     const decoding = decodeState(bytes);
-    for (let step = decoding.next(); ; step = decoding.next()) {
-      if (step.done) return this.install(step.value);
-    }
+    let step = decoding.next();
+    while (!step.done) step = decoding.next();
+    this.install(step.value);
   }
 
   /**
@@ -1036,14 +1036,13 @@ export class KvStore {
   async restoreSliced(bytes: Uint8Array): Promise<void> {
     const revBefore = this.rev;
     const decoding = decodeState(bytes);
-    for (let step = decoding.next(); ; step = decoding.next()) {
-      if (step.done) {
-        if (this.rev !== revBefore)
-          throw new Error('kv: the store was written while a snapshot was restored');
-        return this.install(step.value);
-      }
+    let step = decoding.next();
+    while (!step.done) {
       await new Promise((resolve) => setImmediate(resolve));
+      step = decoding.next();
     }
+    if (this.rev !== revBefore) throw new Error('kv: the store was written while a snapshot was restored');
+    this.install(step.value);
   }
 
   private install(state: DecodedState): void {
