@@ -68,15 +68,6 @@ export class DiskStorage {
   private inFlight = 0;
   /** The recovered snapshot, until takeRecoveredSnapshot() hands it over. */
   private recoveredSnapshot: Snapshot | undefined;
-  /** Reads the current snapshot's data back from its file, for the storage to send it. */
-  private readonly readSnapshot: SnapshotReader = async ({ index, term }) =>
-    (
-      await this.snapshotter.load({
-        index,
-        term,
-        file: path.join(this.snapshotter.dir, snapName(term, index)),
-      })
-    ).data;
 
   private constructor(
     readonly dir: string,
@@ -90,7 +81,7 @@ export class DiskStorage {
     this.storage = storage;
     this.recovered = recovered;
     this.recoveredSnapshot = recoveredSnapshot;
-    storage.releaseSnapshotData(this.readSnapshot);
+    storage.releaseSnapshotData();
   }
 
   /**
@@ -132,7 +123,7 @@ export class DiskStorage {
     const { wal, replay } = await Wal.open(walDir, { logger, segmentBytes: opts.segmentBytes });
     try {
       const { snapshot, chosen, corrupt } = await chooseSnapshot(snapshotter, snapFiles, replay, logger);
-      const storage = rebuild(dir, replay, snapshot, logger);
+      const storage = rebuild(dir, replay, snapshot, logger, snapshotReader(snapshotter));
       // Only now that the fallback is known to work: set the corrupt files aside so they
       // stop counting among the kept snapshots (a failed start leaves the dir untouched).
       for (const { f, err } of corrupt) {
@@ -176,7 +167,7 @@ export class DiskStorage {
       if (snap) {
         this.storage.applySnapshot(snap);
         // The caller restores its state machine from rd.snapshot, not from the storage.
-        this.storage.releaseSnapshotData(this.readSnapshot);
+        this.storage.releaseSnapshotData();
       }
       this.storage.append(rd.entries);
       if (hs) this.storage.setHardState(hs);
@@ -214,7 +205,7 @@ export class DiskStorage {
       if (outOfDate()) throw ErrSnapOutOfDate;
       await this.wal.append(undefined, [], true, { index, term, replacesLog: false });
       const snap = ms.createSnapshot(index, confState, data);
-      ms.releaseSnapshotData(this.readSnapshot);
+      ms.releaseSnapshotData();
       const compactTo = index - Math.max(0, keepEntries);
       if (compactTo >= ms.firstIndex()) ms.compact(compactTo);
       await this.purge(compactTo);
@@ -291,8 +282,20 @@ async function chooseSnapshot(
   return { corrupt };
 }
 
+/** Reads a snapshot's data back from its file, for the storage to send it. */
+function snapshotReader(snapshotter: Snapshotter): SnapshotReader {
+  return async ({ index, term }) =>
+    (await snapshotter.load({ index, term, file: path.join(snapshotter.dir, snapName(term, index)) })).data;
+}
+
 /** Builds the storage from the snapshot and the replayed log, checking they meet. */
-function rebuild(dir: string, replay: WalReplay, snap: Snapshot | undefined, logger: Logger): LogStorage {
+function rebuild(
+  dir: string,
+  replay: WalReplay,
+  snap: Snapshot | undefined,
+  logger: Logger,
+  reader: SnapshotReader,
+): LogStorage {
   const snapIndex = snap?.metadata.index ?? 0;
   const start = replay.log.start;
   if (start !== undefined && start > snapIndex + 1) {
@@ -306,7 +309,7 @@ function rebuild(dir: string, replay: WalReplay, snap: Snapshot | undefined, log
   // released once every entry in it is compacted away; until then it holds at most one
   // segment (64 MiB) beyond the live entries' data, plus the record headers and padding
   // (about 5% for 256-byte values).
-  const ms = new LogStorage(logger, snap, replay.log);
+  const ms = new LogStorage(logger, snap, replay.log, reader);
   const hs = replay.hardState;
   if (hs.commit > ms.lastIndex()) {
     throw new StorageRecoveryError(

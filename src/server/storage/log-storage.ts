@@ -53,7 +53,6 @@ export class LogStorage implements Storage {
   /** When the core last asked for data read back, and the timer that releases it again. */
   private lastAskedAt = 0;
   private releaseTimer: NodeJS.Timeout | undefined;
-  private reader: SnapshotReader | undefined;
   /** The replayed entries not yet compacted or rewritten, from `replayed.start` on; undefined once none are left. */
   private replayed: PackedLog | undefined;
   /** Index and term of the entry just before the replayed ones (the snapshot's, or 0/0). */
@@ -62,11 +61,13 @@ export class LogStorage implements Storage {
   /**
    * The storage after a restart: the snapshot (if any), then the replayed log from the
    * entry after it on (earlier entries in the log are dropped; there must be no gap).
+   * `reader`: where released snapshot data is read back from (without one, none may be).
    */
   constructor(
     private readonly logger: Logger,
     snap: Snapshot | undefined,
     log: PackedLog,
+    private readonly reader?: SnapshotReader,
   ) {
     this.tail = new MemoryStorage(logger);
     if (snap) this.tail.applySnapshot(snap);
@@ -114,11 +115,11 @@ export class LogStorage implements Storage {
   }
 
   /**
-   * Lets go of the current snapshot's data (it must be saved where `reader` finds it); the
-   * next snapshot() reads it back. A later snapshot (created or applied) replaces it.
+   * Lets go of the current snapshot's data (it must be saved where the reader finds it);
+   * the next snapshot() reads it back. A later snapshot (created or applied) replaces it.
    */
-  releaseSnapshotData(reader: SnapshotReader): void {
-    this.reader = reader;
+  releaseSnapshotData(): void {
+    if (this.reader === undefined) throw new Error('log storage: no reader to read snapshot data back');
     if (this.tail.snap.metadata.index === 0) return;
     this.tail.snap = { metadata: this.tail.snap.metadata, data: RELEASED };
     this.dataHeld = false;
@@ -133,8 +134,9 @@ export class LogStorage implements Storage {
   }
 
   private readBack(metadata: SnapshotMetadata): void {
-    if (this.reading !== undefined || this.reader === undefined) return;
-    const reader = this.reader;
+    // Released data implies a reader (see releaseSnapshotData).
+    const reader = this.reader!;
+    if (this.reading !== undefined) return;
     const current = () => this.tail.snap.metadata === metadata && !this.dataHeld;
     this.reading = reader(metadata)
       .then((data) => {
@@ -146,7 +148,7 @@ export class LogStorage implements Storage {
         this.tail.snap = { metadata, data };
         this.dataHeld = true;
         this.lastAskedAt = Date.now();
-        this.releaseWhenIdle(reader);
+        this.releaseWhenIdle();
       })
       .catch((err: unknown) => {
         // Left released: the core's next ask reads it again. (A snapshot replaced meanwhile
@@ -162,11 +164,11 @@ export class LogStorage implements Storage {
   }
 
   /** Releases data read back once the core has not asked for it for READ_BACK_HOLD_MS. */
-  private releaseWhenIdle(reader: SnapshotReader): void {
+  private releaseWhenIdle(): void {
     const check = () => {
       const idle = Date.now() - this.lastAskedAt;
       if (!this.dataHeld) return;
-      if (idle >= READ_BACK_HOLD_MS) this.releaseSnapshotData(reader);
+      if (idle >= READ_BACK_HOLD_MS) this.releaseSnapshotData();
       else this.releaseTimer = setTimeout(check, READ_BACK_HOLD_MS - idle).unref();
     };
     this.releaseTimer = setTimeout(check, READ_BACK_HOLD_MS).unref();
