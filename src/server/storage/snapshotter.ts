@@ -108,9 +108,7 @@ export class Snapshotter {
     return file;
   }
 
-  /**
-   * Reads and verifies one snapshot file; throws SnapCorruptError if it does not check out.
-   */
+  /** Reads and verifies one snapshot file; throws SnapCorruptError if it does not check out. */
   async load(f: SnapFile): Promise<Snapshot> {
     const buf = await readFile(f.file);
     if (buf.length < 4)
