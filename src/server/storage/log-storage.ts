@@ -53,6 +53,8 @@ export class LogStorage implements Storage {
   /** When the core last asked for data read back, and the timer that releases it again. */
   private lastAskedAt = 0;
   private releaseTimer: NodeJS.Timeout | undefined;
+  /** The snapshot whose file last failed to read back, said once in the log. */
+  private warnedUnreadable: SnapshotMetadata | undefined;
   /** The replayed entries not yet compacted or rewritten, from `replayed.start` on; undefined once none are left. */
   private replayed: PackedLog | undefined;
   /** Index and term of the entry just before the replayed ones (the snapshot's, or 0/0). */
@@ -151,12 +153,15 @@ export class LogStorage implements Storage {
         this.releaseWhenIdle();
       })
       .catch((err: unknown) => {
-        // Left released: the core's next ask reads it again. (A snapshot replaced meanwhile
-        // may have had its file purged: nothing to say then.)
-        if (current())
-          this.logger.warn(
-            `snap: could not read back the snapshot at index ${metadata.index} to send it: ${(err as Error).message}`,
-          );
+        // Left released: the core's next ask (every heartbeat response) reads it again, but
+        // says so once per snapshot. (A snapshot replaced meanwhile may have had its file
+        // purged: nothing to say then.)
+        if (!current() || this.warnedUnreadable === metadata) return;
+        this.warnedUnreadable = metadata;
+        this.logger.warn(
+          `snap: could not read back the snapshot at index ${metadata.index} to send it to a follower behind the log ` +
+            `(${(err as Error).message}); the next snapshot this node takes replaces it: \`raftctl snapshot ID\` takes one now`,
+        );
       })
       .finally(() => {
         this.reading = undefined;
