@@ -399,11 +399,13 @@ class LoopLag {
     if (lagMs > this.max) this.max = lagMs;
   }
 
-  /** The window since the previous call, in seconds, and a new window started. */
+  /** The window since the previous call, in seconds (to the microsecond), and a new window started. */
   take(): { p50: number; p99: number; max: number } {
     const sorted = this.samples.sort((a, b) => a - b);
-    const at = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.floor(q * (sorted.length - 1))]! / 1e3);
-    const window = { p50: at(0.5), p99: at(0.99), max: this.max / 1e3 };
+    const seconds = (ms: number) => Math.round(ms * 1e3) / 1e6;
+    const at = (q: number) =>
+      sorted.length === 0 ? 0 : seconds(sorted[Math.floor(q * (sorted.length - 1))]!);
+    const window = { p50: at(0.5), p99: at(0.99), max: seconds(this.max) };
     this.samples = [];
     this.next = 0;
     this.max = 0;
