@@ -978,8 +978,7 @@ export class KvStore {
     const c = this.capture();
     const w = new Writer(snapshotWriterSize(c, 0));
     try {
-      const steps = writeCapture(w, c, Number.POSITIVE_INFINITY);
-      while (!steps.next().done);
+      runAtOnce(writeCapture(w, c, Number.POSITIVE_INFINITY));
     } finally {
       c.release();
     }
@@ -1021,10 +1020,7 @@ export class KvStore {
    * snapshot of a fresh log carries no data.
    */
   restore(bytes: Uint8Array): void {
-    const decoding = decodeState(bytes);
-    let step = decoding.next();
-    while (!step.done) step = decoding.next();
-    this.install(step.value);
+    this.install(runAtOnce(decodeState(bytes)));
   }
 
   /**
@@ -1035,14 +1031,9 @@ export class KvStore {
    */
   async restoreSliced(bytes: Uint8Array): Promise<void> {
     const revBefore = this.rev;
-    const decoding = decodeState(bytes);
-    let step = decoding.next();
-    while (!step.done) {
-      await new Promise((resolve) => setImmediate(resolve));
-      step = decoding.next();
-    }
+    const state = await runInSlices(decodeState(bytes));
     if (this.rev !== revBefore) throw new Error('kv: the store was written while a snapshot was restored');
-    this.install(step.value);
+    this.install(state);
   }
 
   private install(state: DecodedState): void {
@@ -1079,6 +1070,23 @@ interface DecodedState {
  */
 const SLICE_ENTRIES = 2048;
 const SLICE_BYTES = 1 << 20;
+
+/** Runs a job cut into slices (a generator yielding between them) to its end, handing the event loop back at each. */
+async function runInSlices<T>(job: Generator<void, T>): Promise<T> {
+  let step = job.next();
+  while (!step.done) {
+    await new Promise((resolve) => setImmediate(resolve));
+    step = job.next();
+  }
+  return step.value;
+}
+
+/** Runs a job cut into slices to its end in one go. */
+function runAtOnce<T>(job: Generator<void, T>): T {
+  let step = job.next();
+  while (!step.done) step = job.next();
+  return step.value;
+}
 
 /** Decodes a snapshot (SNAPSHOT_VERSION or 1), pausing (yielding) after each slice of entries. */
 function* decodeState(bytes: Uint8Array): Generator<void, DecodedState> {
@@ -1223,7 +1231,7 @@ export class KvCapture {
 export async function encodeCapture(c: KvCapture, chunk = SLICE_ENTRIES, sizeHint = 0): Promise<Uint8Array> {
   const w = new Writer(snapshotWriterSize(c, sizeHint));
   try {
-    for (const _ of writeCapture(w, c, chunk)) await new Promise((resolve) => setImmediate(resolve));
+    await runInSlices(writeCapture(w, c, chunk));
   } finally {
     c.release();
   }
