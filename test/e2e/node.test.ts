@@ -351,6 +351,30 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
     expectAll(await leader.rangePrefix('b', true), after, `node ${leader.id}`);
   }, 30_000);
 
+  it('nodes restarted since their snapshot send it from its file to a follower behind their log', async () => {
+    const c = await cluster(3, ['--snapshot-every', '40', '--snapshot-catch-up', '5']);
+    const leader = await c.waitLeader();
+    const behind = c.nodes.find((n) => n !== leader)!;
+    await behind.kill('SIGKILL');
+    const written = await putMany(leader, 'r', 120);
+    const live = c.nodes.filter((n) => n !== behind);
+    await waitFor('both live nodes to snapshot past the stopped one', async () => {
+      const sts = await Promise.all(live.map((n) => n.status()));
+      return sts.every((st) => st.snapshotIndex > 0 && st.firstIndex > 3) || undefined;
+    });
+    // A restart lets go of the snapshot's bytes: whichever leads now must read them back.
+    for (const n of live) {
+      await n.kill('SIGKILL');
+      n.start();
+    }
+    const sender = await c.waitLeader(live);
+    behind.start();
+    await behind.waitForLog(/applied snapshot at index \d+/, 15_000);
+    await c.waitCaughtUp(behind, sender);
+    expectAll(await behind.rangePrefix('r', true), written, `node ${behind.id}`);
+    expect(sender.logFile()).not.toMatch(/could not read back/);
+  }, 40_000);
+
   it('a follower catches up by a snapshot larger than one peer frame (16 MiB)', async () => {
     const c = await cluster(3, ['--snapshot-every', '20', '--snapshot-catch-up', '2']);
     const leader = await c.waitLeader();
