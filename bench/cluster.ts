@@ -12,7 +12,8 @@
 //     p50/p99/p99.9 latency, p99 through the leader and through followers, the leader's own
 //     p50/p99 for the writes it served (its kv_write_seconds histogram: from a write reaching
 //     it to its answer), how late the load generator's event loop ran (its share of every
-//     latency), snapshots the nodes took (from /metrics), errors, CPU of each node.
+//     latency), each node's longest event-loop stall (its /metrics lag window spans the
+//     run), snapshots the nodes took (from /metrics), errors, CPU of each node.
 //     With --keys N the clients spread their ops over N keys in all, each written once
 //     before the first cell: a state of N values rather than 64 per client.
 //   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
@@ -311,6 +312,8 @@ interface RunResult {
   errorCodes: Record<string, number>;
   /** CPU used per node during the run, in cores (1 = one core busy), leader first. */
   cpu: { id: number; leader: boolean; cores: number }[];
+  /** Each node's longest event-loop stall during the run (ms), leader first. */
+  nodeLagMaxMs: { id: number; leader: boolean; ms: number }[];
   /** CPU of the bench process itself (the clients), in cores. */
   clientCores: number;
   /** CPU time of all nodes and the clients per operation, in µs: the run's cost, whatever its speed. */
@@ -426,17 +429,24 @@ async function load(
   return { viaLeader, viaFollowers, errors, errorCodes, elapsed: (performance.now() - t0) / 1000 };
 }
 
-/** Snapshots each node has created so far and their total seconds, from its /metrics. */
-async function snapshotCounters(c: TestCluster): Promise<{ created: number; seconds: number }> {
+/**
+ * From each node's /metrics: the snapshots created so far and their total seconds, and the
+ * longest event-loop stall since the node's previous scrape (ms).
+ */
+async function nodeCounters(
+  c: TestCluster,
+): Promise<{ created: number; seconds: number; lagMaxMs: Map<number, number> }> {
   let created = 0;
   let seconds = 0;
+  const lagMaxMs = new Map<number, number>();
   for (const n of c.nodes) {
     // A node that died mid-run counts nothing rather than failing the whole bench.
     const samples = await n.metrics().catch(() => new Map<string, number>());
     created += samples.get('raft_snapshots_total{kind="created"}') ?? 0;
     seconds += samples.get('snapshot_save_seconds_sum') ?? 0;
+    lagMaxMs.set(n.id, (samples.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000);
   }
-  return { created, seconds };
+  return { created, seconds, lagMaxMs };
 }
 
 /** The leader's kv_write_seconds histogram: cumulative count by upper bound (s), +Inf last. */
@@ -489,7 +499,7 @@ async function measureRun(
   const before = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
   const self0 = process.cpuUsage();
   const termBefore = (await leader.health()).term;
-  const snapsBefore = await snapshotCounters(c);
+  const snapsBefore = await nodeCounters(c);
   const writesBefore = await writeBuckets(leader);
   const lag = monitorEventLoopDelay({ resolution: 1 });
   lag.enable();
@@ -497,7 +507,8 @@ async function measureRun(
   lag.disable();
   const self = process.cpuUsage(self0);
   const after = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
-  const snapsAfter = await snapshotCounters(c);
+  // Each node's lag window began at the scrapes just before the run (the leader's at writeBuckets).
+  const snapsAfter = await nodeCounters(c);
   const writesAfter = await writeBuckets(leader);
   const h = await leader.health().catch(() => undefined);
   const cpu = c.nodes
@@ -532,6 +543,9 @@ async function measureRun(
     errors: r.errors,
     errorCodes: r.errorCodes,
     cpu,
+    nodeLagMaxMs: c.nodes
+      .map((n) => ({ id: n.id, leader: n === leader, ms: snapsAfter.lagMaxMs.get(n.id) ?? Number.NaN }))
+      .sort((a, b) => Number(b.leader) - Number(a.leader)),
     clientCores,
     cpuMicrosPerOp: all.length === 0 ? Number.NaN : (allCores / (all.length / r.elapsed)) * 1e6,
     leaderChanged: h === undefined || h.term !== termBefore || h.leader !== leader.id,
@@ -773,6 +787,7 @@ export async function main(argv: string[]): Promise<void> {
         'p99 via leader/followers',
         'in leader p50/p99',
         'client lag p99',
+        'node stall max L/F',
         'snapshots (s)',
         'errors',
         'CPU leader/others/client',
@@ -790,6 +805,10 @@ export async function main(argv: string[]): Promise<void> {
         r.latencyVia ? `${fmtMs(r.latencyVia.leader.p99)} / ${fmtMs(r.latencyVia.followers.p99)}` : '-',
         r.inLeader ? `${fmtMs(r.inLeader.p50)} / ${fmtMs(r.inLeader.p99)}` : '-',
         fmtMs(r.generatorLag.p99),
+        `${fmtMs(r.nodeLagMaxMs[0]!.ms)} / ${r.nodeLagMaxMs
+          .slice(1)
+          .map((x) => fmtMs(x.ms))
+          .join(' ')}`,
         r.snapshots.created === 0 ? '0' : `${r.snapshots.created} (${r.snapshots.seconds.toFixed(2)})`,
         `${r.errors}${r.leaderChanged ? ' (leader changed)' : ''}`,
         `${r.cpu[0]!.cores.toFixed(2)} / ${r.cpu
