@@ -46,8 +46,6 @@ export class LogStorage implements Storage {
   private readonly tail: MemoryStorage;
   /** The current snapshot's data size in bytes, held or not. */
   private dataBytes: number;
-  /** Whether tail.snap.data is the snapshot's data (else RELEASED). */
-  private dataHeld = true;
   /** The read of the released data in progress, if any. */
   private reading: Promise<void> | undefined;
   /** When the core last asked for data read back, and the timer that releases it again. */
@@ -98,6 +96,11 @@ export class LogStorage implements Storage {
     return this.dataBytes;
   }
 
+  /** Whether the snapshot's data is in memory (released data is RELEASED in its place). */
+  private get dataHeld(): boolean {
+    return this.tail.snap.data !== RELEASED;
+  }
+
   setHardState(hs: HardState): void {
     this.tail.setHardState(hs);
   }
@@ -124,7 +127,6 @@ export class LogStorage implements Storage {
     if (this.reader === undefined) throw new Error('log storage: no reader to read snapshot data back');
     if (this.tail.snap.metadata.index === 0) return;
     this.tail.snap = { metadata: this.tail.snap.metadata, data: RELEASED };
-    this.dataHeld = false;
     clearTimeout(this.releaseTimer);
     this.releaseTimer = undefined;
   }
@@ -148,7 +150,6 @@ export class LogStorage implements Storage {
           throw new Error(`read ${data.length} bytes, expected ${this.dataBytes}`);
         }
         this.tail.snap = { metadata, data };
-        this.dataHeld = true;
         this.lastAskedAt = Date.now();
         this.releaseWhenIdle();
       })
@@ -267,7 +268,6 @@ export class LogStorage implements Storage {
   /** A new snapshot holds its data until released. */
   private tookNewSnapshot(snap: Snapshot): void {
     this.dataBytes = snap.data.length;
-    this.dataHeld = true;
     clearTimeout(this.releaseTimer);
     this.releaseTimer = undefined;
   }
