@@ -175,8 +175,8 @@ export function table(head: string[], rows: string[][]): string {
 /** How every suite is called; printed with any UsageError. */
 const USAGE =
   'usage: npm run bench -- core [--reps N] [--min-ms MS] [--warmup-ms MS] [--filter TEXT] [--no-json]\n' +
-  '       npm run bench -- cluster [--secs S] [--nodes 3,5] [--clients 1,16,256,1024] [--ops put,get,sget]\n' +
-  '                                [--tick-ms MS] [--dir DIR] [--node-args "FLAGS"] [--conns route|spread|leader]\n' +
+  '       npm run bench -- cluster [--secs S] [--warmup-secs 1] [--nodes 3,5] [--clients 1,16,256,1024] [--ops put,get,sget]\n' +
+  '                                [--keys N] [--tick-ms MS] [--dir DIR] [--node-args "FLAGS"] [--conns route|spread|leader]\n' +
   '                                [--profile | --profile-only] [--no-json]\n' +
   '       npm run bench -- failover [--runs 5] [--clients 16] [--warmup-ms MS] [--tick-ms 100] [--election-ticks 10]\n' +
   '       npm run bench -- recovery [--entries 1000000] [--value-bytes 256] [--runs 3] [--catchup-puts 10000]\n' +
