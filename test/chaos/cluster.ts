@@ -1,16 +1,7 @@
 // A small spawner of real `raftctl node` processes for the chaos runner: free loopback
 // ports, one temp data dir per node, kill -9 / restart, join, WAL tearing, cleanup.
 import { type ChildProcess, spawn } from 'node:child_process';
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readSync,
-  rmSync,
-  statSync,
-  truncateSync,
-} from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -197,8 +188,10 @@ export class ChaosCluster {
   }
 
   /**
-   * Power loss: with the node down, tears the last WAL record (cuts 1…max bytes off the last
-   * segment, never into its seed record). Returns the bytes cut (0 if nothing could be cut).
+   * Power loss: with the node down, tears the last WAL record: its last 1…max bytes are cut
+   * off, or zeroed where the segment runs a zero tail after its records (the bytes went back
+   * to the zeros they overwrote), never into the seed record. Returns the bytes torn (0 if
+   * nothing could be).
    */
   tearWal(n: ChaosNode, rand: () => number, max = 48): number {
     const walDir = join(n.dataDir, 'wal');
@@ -208,17 +201,21 @@ export class ChaosCluster {
     const last = segs[segs.length - 1];
     if (!last) return 0;
     const file = join(walDir, last);
-    const size = statSync(file).size;
-    // The first record is the segment's crc seed: header(8) + length, padded to 8.
-    const fd = openSync(file, 'r');
-    const hdr = Buffer.alloc(4);
-    readSync(fd, hdr, 0, 4, 0);
-    closeSync(fd);
-    const seedEnd = Math.ceil((8 + hdr.readUInt32LE(0)) / 8) * 8;
-    const room = size - seedEnd;
+    const buf = readFileSync(file);
+    // Records by their length fields (header 8 bytes, padded to 8), up to a zero length.
+    const ends: number[] = [];
+    for (let off = 0; off + 8 <= buf.length; ) {
+      const len = buf.readUInt32LE(off);
+      if (len === 0) break;
+      off = Math.min(buf.length, Math.ceil((off + 8 + len) / 8) * 8);
+      ends.push(off);
+    }
+    const [seedEnd, dataEnd] = [ends[0] ?? 0, ends[ends.length - 1] ?? 0];
+    const room = dataEnd - seedEnd;
     if (room <= 0) return 0;
     const cut = 1 + Math.floor(rand() * Math.min(max, room));
-    truncateSync(file, size - cut);
+    if (dataEnd < buf.length) writeFileSync(file, buf.fill(0, dataEnd - cut, dataEnd));
+    else truncateSync(file, dataEnd - cut);
     return cut;
   }
 

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../../src/client/client.js';
 import { ClusterClient } from '../../src/client/cluster.js';
+import { walkRecords } from '../server/storage/helpers.js';
 import {
   BIN,
   freePorts,
@@ -602,20 +603,23 @@ describe('raftctl node: one node, its disk and its operators', () => {
     // A crash: every acknowledged put was fsynced, so all of them must survive it.
     await node.kill('SIGKILL');
 
-    // A record header promising more bytes than follow, then junk: what a crash mid-write leaves.
+    // A record header promising more bytes than follow, then junk: what a crash mid-write
+    // leaves where the records end (in the segment's zero tail, if it runs one).
     const seg = node.walSegments().at(-1)!;
     const torn = Buffer.alloc(8 + 37);
     torn.writeUInt32LE(4096, 0);
     torn.writeUInt32LE(0xdeadbeef, 4);
     torn[8] = 2;
     torn.fill(0xa5, 9);
-    const size = readFileSync(seg).length;
-    writeFileSync(seg, torn, { flag: 'a' });
+    const end = walkRecords(seg).at(-1)!.next;
+    const file = readFileSync(seg);
+    const crashed = Buffer.concat([file.subarray(0, end), torn, file.subarray(end + torn.length)]);
+    writeFileSync(seg, crashed);
 
     node.start();
     const line = await node.waitForLog(/repaired torn tail of \S+ at offset \d+ \(\d+ bytes dropped\)/);
     expect(line).toContain(seg);
-    expect(line).toContain(`at offset ${size} (${torn.length} bytes dropped)`);
+    expect(line).toContain(`at offset ${end} (${crashed.length - end} bytes dropped)`);
     await c.waitLeader();
     expectAll(await node.rangePrefix('t'), written, 'after repair');
 

@@ -52,13 +52,14 @@ export interface RawRecord {
   next: number;
 }
 
-/** Walks a well-formed segment file by its length fields. */
+/** Walks a well-formed segment file by its length fields, up to its zero tail if it has one. */
 export function walkRecords(file: string): RawRecord[] {
   const buf = readFileSync(file);
   const out: RawRecord[] = [];
   let off = 0;
   while (off < buf.length) {
     const length = buf.readUInt32LE(off);
+    if (length === 0) break;
     const next = off + ((8 + length + 7) & ~7);
     out.push({ offset: off, length, crc: buf.readUInt32LE(off + 4), type: buf[off + 8]!, next });
     off = next;

@@ -5,7 +5,7 @@ import { copyFileSync, readdirSync, readFileSync, statSync, truncateSync, writeF
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Wal, WalCorruptError } from '../../../src/server/storage/wal.js';
+import { PREALLOC_BYTES, Wal, WalCorruptError } from '../../../src/server/storage/wal.js';
 import { collectingLogger, ents, logEntries, plain, tempDirs } from './helpers.js';
 
 const dirs = tempDirs();
@@ -19,6 +19,8 @@ async function buildWal(): Promise<string> {
     await wal.append({ term: 1, vote: 1, commit: i - 1 }, ents(i, i, 1, 'v'), true);
   // A new leader's entries replace 20… (truncation on replay).
   await wal.append({ term: 2, vote: 2, commit: 19 }, ents(20, 26, 2, 'w'), true);
+  // A last segment with a record in it, and so with its zero tail (wal.ts, Preallocation).
+  await wal.append({ term: 2, vote: 2, commit: 26 }, [], true);
   await wal.close();
   return dir;
 }
@@ -63,7 +65,13 @@ async function outcome(dir: string, onWorker: boolean) {
 describe('Wal.open with the crc worker', () => {
   it('reads a whole WAL on the worker, without scanning it again, to the same replay', async () => {
     const dir = await buildWal();
-    expect(segmentFiles(dir).length).toBeGreaterThan(3);
+    const files = segmentFiles(dir);
+    expect(files.length).toBeGreaterThan(3);
+    // The last segment ends in its zero tail (wal.ts, Preallocation): where the worker's
+    // check stops too, which is no reason to scan again.
+    const last = readFileSync(files[files.length - 1]!);
+    expect(last.length).toBeGreaterThan(PREALLOC_BYTES / 2);
+    expect(last.subarray(last.length - PREALLOC_BYTES / 2).every((b) => b === 0)).toBe(true);
     const onWorker = await outcome(copyDir(dir), true);
     const sequential = await outcome(copyDir(dir), false);
     expect(onWorker.rescanned).toBe(false);

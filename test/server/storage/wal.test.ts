@@ -1,10 +1,10 @@
-import { readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HardState } from '../../../src/raft/types.js';
-import { segmentName, Wal, WalCorruptError } from '../../../src/server/storage/wal.js';
+import { PREALLOC_BYTES, segmentName, Wal, WalCorruptError } from '../../../src/server/storage/wal.js';
 import { collectingLogger, ents, logEntries, plain, tempDirs, walkRecords } from './helpers.js';
 
 const dirs = tempDirs();
@@ -12,11 +12,18 @@ afterEach(() => dirs.cleanup());
 
 const hs = (term: number, vote: number, commit: number): HardState => ({ term, vote, commit });
 
-async function openWal(dir: string, segmentBytes?: number) {
+async function openWal(dir: string, segmentBytes?: number, preallocBytes?: number) {
   const logger = collectingLogger();
-  const { wal, replay } = await Wal.open(dir, { logger, segmentBytes });
+  const { wal, replay } = await Wal.open(dir, { logger, segmentBytes, preallocBytes });
   return { wal, replay, logger };
 }
+
+/** Where a segment's records end (its zero tail, if any, begins). */
+function recordsEnd(file: string): number {
+  return walkRecords(file).at(-1)!.next;
+}
+
+const isZero = (b: Uint8Array) => b.every((x) => x === 0);
 
 function segments(dir: string): string[] {
   return readdirSync(dir)
@@ -78,8 +85,18 @@ describe('WAL format', () => {
         prev = r.crc;
         if (r.type === 2) lastIndex++;
       }
-      expect(recs[recs.length - 1]!.next).toBe(buf.length);
-      if (n < files.length - 1) expect(buf.length).toBeGreaterThanOrEqual(300);
+      if (n < files.length - 1) {
+        // A full segment ends with its records: its zero tail was cut off when the next began.
+        expect(recs[recs.length - 1]!.next).toBe(buf.length);
+        expect(buf.length).toBeGreaterThanOrEqual(300);
+      } else {
+        // The last one runs a zero tail after them (appends here are slow: see wal.ts),
+        // laid a megabyte long and partly written over since.
+        const end = recs[recs.length - 1]!.next;
+        expect(buf.length).toBeGreaterThan(end);
+        expect(buf.length).toBeLessThanOrEqual(end + PREALLOC_BYTES);
+        expect(isZero(buf.subarray(end))).toBe(true);
+      }
     });
   });
 });
@@ -171,31 +188,77 @@ describe('WAL replay', () => {
   });
 });
 
-describe('WAL crash recovery', () => {
-  it('recovers exactly the synced state when the WAL is cut back to its last fsynced size', async () => {
+describe('WAL preallocation', () => {
+  it('runs a zero tail ahead of slow appends, which write over it without growing the file', async () => {
     const dir = dirs.make();
     const { wal } = await openWal(dir);
+    await wal.append(hs(1, 1, 0), ents(1, 1, 1), true);
+    const [file] = segments(dir);
+    const laid = statSync(file!).size;
+    expect(laid).toBe(recordsEnd(file!) + PREALLOC_BYTES);
+    for (let i = 2; i <= 20; i++) await wal.append(hs(1, 1, i - 1), ents(i, i, 1), true);
+    expect(statSync(file!).size).toBe(laid);
+    expect(isZero(readFileSync(file!).subarray(recordsEnd(file!)))).toBe(true);
+    await wal.close();
+    const { wal: again, replay, logger } = await openWal(dir);
+    expect(replay.log.lastIndex).toBe(20);
+    expect(replay.repairedTornTail).toBe(false);
+    expect(logger.lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
+    expect(statSync(file!).size).toBe(laid);
+    await again.close();
+  });
+
+  it('lays none while appends come at a megabyte a second or more', async () => {
+    const dir = dirs.make();
+    const { wal } = await openWal(dir);
+    // 2 MiB within well under a second: the first tail is used up, and no other is laid.
+    for (let i = 1; i <= 8; i++) await wal.append(undefined, ents(i, i, 1, 'x'.repeat(256 * 1024)), false);
+    const [file] = segments(dir);
+    expect(statSync(file!).size).toBe(recordsEnd(file!));
+    await wal.close();
+  });
+});
+
+describe('WAL crash recovery', () => {
+  it.each([
+    ['appending past the end of the file', 0],
+    ['overwriting its zero tail', PREALLOC_BYTES],
+  ])('recovers exactly the synced state when writes %s are lost', async (_, prealloc) => {
+    const dir = dirs.make();
+    const { wal } = await openWal(dir, undefined, prealloc);
     await wal.append(hs(1, 1, 0), ents(1, 3, 1), true);
     await wal.append(hs(1, 1, 3), ents(4, 5, 1), true);
     const [file] = segments(dir);
-    const synced = statSync(file!).size;
-    // Unsynced writes, then power loss: the kernel never flushed them.
+    const synced = readFileSync(file!);
+    const syncedEnd = recordsEnd(file!);
+    expect(isZero(synced.subarray(syncedEnd))).toBe(true);
+    expect(synced.length > syncedEnd).toBe(prealloc > 0);
+    // Unsynced writes, then power loss: the kernel never flushed them, and the file is
+    // as the last sync left it (shorter, or with zeros where they went).
     await wal.append(hs(1, 1, 5), [], false);
     await wal.append(undefined, ents(6, 8, 1), false);
     await wal.close();
-    truncateSync(file!, synced);
+    writeFileSync(file!, synced);
 
-    const { wal: again, replay, logger } = await openWal(dir);
+    const { wal: again, replay, logger } = await openWal(dir, undefined, prealloc);
     expect(replay.repairedTornTail).toBe(false);
     expect(replay.hardState).toEqual(hs(1, 1, 3));
     expect(plain(logEntries(replay.log))).toEqual(plain(ents(1, 5, 1)));
     expect(logger.lines.filter((l) => l.includes('repaired'))).toEqual([]);
+    // Nothing was cut: a zero tail is kept, and written over from where the records end.
+    expect(statSync(file!).size).toBe(synced.length);
+    await again.append(undefined, ents(6, 6, 2), true);
+    expect(walkRecords(file!).find((r) => r.offset === syncedEnd)?.type).toBe(2);
     await again.close();
+    const { wal: third, replay: r3 } = await openWal(dir, undefined, prealloc);
+    expect(r3.log.lastIndex).toBe(6);
+    expect(r3.log.term(6)).toBe(2);
+    await third.close();
   });
 
   it('repairs a torn last record at every cut point, with nothing, zeros or garbage after it', async () => {
     const dir = dirs.make();
-    const { wal } = await openWal(dir);
+    const { wal } = await openWal(dir, undefined, 0);
     for (let i = 1; i <= 6; i++) await wal.append(hs(1, 1, i), ents(i, i, 1, 'payload-'.repeat(i)), true);
     await wal.close();
     const [file] = segments(dir);
@@ -216,7 +279,7 @@ describe('WAL crash recovery', () => {
       const survivors = recs.findIndex((r) => !(r.next <= cut || (tail.length >= 8 && intact(r))));
       const kept = survivors < 0 ? recs : recs.slice(0, survivors);
       const keptEnd = kept[kept.length - 1]!.next;
-      const { wal: w, replay, logger } = await openWal(dir);
+      const { wal: w, replay, logger } = await openWal(dir, undefined, 0);
       try {
         const nEntries = kept.filter((r) => r.type === 2).length;
         const nHs = kept.filter((r) => r.type === 3).length;
@@ -224,20 +287,22 @@ describe('WAL crash recovery', () => {
         for (let i = 1; i <= nEntries; i++) expected.push(...ents(i, i, 1, 'payload-'.repeat(i)));
         expect(plain(logEntries(replay.log))).toEqual(plain(expected));
         expect(replay.hardState).toEqual(hs(1, 1, nHs));
-        const repaired = cut + tail.length !== keptEnd;
+        // Zeros from the end of the last whole record on are a preallocated tail, kept.
+        const zeroTail = isZero(torn.subarray(keptEnd));
+        const repaired = !zeroTail;
         expect(replay.repairedTornTail).toBe(repaired);
         if (repaired) {
           expect(logger.lines).toContain(
             `WARN wal: repaired torn tail of ${file} at offset ${keptEnd} (${cut + tail.length - keptEnd} bytes dropped)`,
           );
-        }
-        expect(statSync(file!).size).toBe(keptEnd);
+        } else expect(logger.lines.filter((l) => l.includes('repaired'))).toEqual([]);
+        expect(statSync(file!).size).toBe(zeroTail ? torn.length : keptEnd);
         // The repaired WAL takes new writes and reopens cleanly.
         await w.append(undefined, ents(nEntries + 1, nEntries + 1, 2), true);
       } finally {
         await w.close();
       }
-      const { wal: w2, replay: r2 } = await openWal(dir);
+      const { wal: w2, replay: r2 } = await openWal(dir, undefined, 0);
       expect(r2.repairedTornTail).toBe(false);
       expect(r2.log.term(r2.log.lastIndex)).toBe(2);
       await w2.close();
