@@ -323,7 +323,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { seed: number }):
         const cut = cluster.tearWal(v, rand);
         await sleep(between(100, 1000));
         await cluster.restart(v);
-        return `kill -9 node ${v.id}, tore ${cut} bytes off its last WAL segment, restart`;
+        return `kill -9 node ${v.id}, tore the last ${cut} bytes of its WAL records, restart`;
       }
       case 'partition': {
         const s = shuffle(members);
