@@ -40,10 +40,9 @@
 // and synced with the append that reached the previous tail's end, and appends overwrite
 // it. While appends come at PREALLOC_BYTES a second or more no tail is laid: then each
 // sync carries many records, one size update among them costs little, and zeros written
-// ahead would double the bytes the disk writes. Replay takes zeros from
-// the end of the last records to the end of the last segment as that tail (it keeps it);
-// a segment is cut back to its records before the next one is created, so only the last
-// can end in zeros.
+// ahead would double the bytes the disk writes. Replay takes zeros from the end of the
+// last segment's records to the end of the file as that tail, and keeps it; a segment is
+// cut back to its records before the next one is created, so only the last ends in zeros.
 //
 // Replay: a WAL of 32 MiB or more is decoded on this thread while a worker checks its crc
 // chain (wal-check.ts); a segment the worker does not find whole sends the WAL through
@@ -429,6 +428,10 @@ export class Wal {
     const { logger } = opts;
     const openedAt = performance.now();
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    const preallocBytes = opts.preallocBytes ?? PREALLOC_BYTES;
+    if (!(Number.isInteger(preallocBytes) && preallocBytes >= 0 && preallocBytes <= PREALLOC_BYTES)) {
+      throw new RangeError(`wal: preallocBytes must be an integer in [0, ${PREALLOC_BYTES}]`);
+    }
     const segments: Segment[] = [];
     for (const name of await readdir(dir)) {
       const m = SEGMENT_RE.exec(name);
@@ -596,10 +599,6 @@ export class Wal {
       lastCrc = made.crc;
     } else {
       fh = await open(tail.file, 'r+');
-    }
-    const preallocBytes = opts.preallocBytes ?? PREALLOC_BYTES;
-    if (!(Number.isInteger(preallocBytes) && preallocBytes >= 0 && preallocBytes <= PREALLOC_BYTES)) {
-      throw new RangeError(`wal: preallocBytes must be an integer in [0, ${PREALLOC_BYTES}]`);
     }
     const wal = new Wal(
       dir,
