@@ -1,12 +1,22 @@
 // A small spawner of real `raftctl node` processes for the chaos runner: free loopback
 // ports, one temp data dir per node, kill -9 / restart, join, WAL tearing, cleanup.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ControlClient } from '../../src/client/client.js';
 import type { NodeState } from '../../src/protocol/control.js';
+import { walkRecords } from '../server/storage/helpers.js';
 
 const BIN = resolve(import.meta.dirname, '../../bin/raftctl');
 
@@ -201,21 +211,20 @@ export class ChaosCluster {
     const last = segs[segs.length - 1];
     if (!last) return 0;
     const file = join(walDir, last);
-    const buf = readFileSync(file);
-    // Records by their length fields (header 8 bytes, padded to 8), up to a zero length.
-    const ends: number[] = [];
-    for (let off = 0; off + 8 <= buf.length; ) {
-      const len = buf.readUInt32LE(off);
-      if (len === 0) break;
-      off = Math.min(buf.length, Math.ceil((off + 8 + len) / 8) * 8);
-      ends.push(off);
-    }
-    const [seedEnd, dataEnd] = [ends[0] ?? 0, ends[ends.length - 1] ?? 0];
+    const size = statSync(file).size;
+    const records = walkRecords(file);
+    const [seedEnd, dataEnd] = [records[0]?.next ?? 0, Math.min(size, records.at(-1)?.next ?? 0)];
     const room = dataEnd - seedEnd;
     if (room <= 0) return 0;
     const cut = 1 + Math.floor(rand() * Math.min(max, room));
-    if (dataEnd < buf.length) writeFileSync(file, buf.fill(0, dataEnd - cut, dataEnd));
-    else truncateSync(file, dataEnd - cut);
+    if (dataEnd < size) {
+      const fd = openSync(file, 'r+');
+      try {
+        writeSync(fd, Buffer.alloc(cut), 0, cut, dataEnd - cut);
+      } finally {
+        closeSync(fd);
+      }
+    } else truncateSync(file, dataEnd - cut);
     return cut;
   }
 
