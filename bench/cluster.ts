@@ -272,7 +272,12 @@ async function measureQuorumFsync(dir: string, secs: number): Promise<FsyncLimit
       const start = process.hrtime.bigint();
       Atomics.add(control, 0, 1);
       Atomics.notify(control, 0);
-      for (let done = 0; done < writers; done = Atomics.load(control, 1)) Atomics.wait(control, 1, done);
+      for (let done = 0; done < writers; done = Atomics.load(control, 1)) {
+        // A writer that failed (its file, its disk) would leave this thread waiting for good.
+        if (Atomics.wait(control, 1, done, 10_000) === 'timed-out') {
+          throw new Error(`fdatasync probe: a writer in ${dir} did not finish within 10 s`);
+        }
+      }
       const second = [...finished].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0))[1]!;
       lat.push(Number(second - start) / 1e6);
     }
