@@ -68,6 +68,9 @@ export class DiskStorage {
   private inFlight = 0;
   /** The recovered snapshot, until takeRecoveredSnapshot() hands it over. */
   private recoveredSnapshot: Snapshot | undefined;
+  /** A HardState that only moved the commit index, not yet handed to the WAL (see save). */
+  private pendingHardState: HardState | undefined;
+  private pendingFlush: NodeJS.Immediate | undefined;
 
   private constructor(
     readonly dir: string,
@@ -152,11 +155,28 @@ export class DiskStorage {
    * Persists one Ready: the snapshot file first, then the WAL records (snapshot marker,
    * entries, HardState) with one write, synced when mustSync or a snapshot is present;
    * only then updates the in-memory storage. Send the Ready's messages after this resolves.
+   *
+   * A Ready that only moves the commit index (nothing to sync: etcd writes it unsynced) is
+   * not written at once: its HardState goes with the next write, or by itself once the
+   * loop has run its callbacks (setImmediate) — after the answers to the clients whose
+   * writes it commits, which waited behind this write before. A lost commit index is
+   * learned again from the leader; it is taken before anything queued after it, so a newer
+   * HardState (a new term or vote) is never followed by an older one.
    */
   save(rd: SaveRequest): Promise<void> {
+    const commitOnly = rd.entries.length === 0 && !rd.mustSync && rd.snapshot === undefined;
+    if (commitOnly && rd.hardState && !isEmptyHardState(rd.hardState)) {
+      this.pendingHardState = rd.hardState;
+      this.pendingFlush ??= setImmediate(() => {
+        this.pendingFlush = undefined;
+        this.flushPendingHardState().catch(() => undefined); // a failed WAL fails the next save
+      });
+      return Promise.resolve();
+    }
+    const pending = this.takePendingHardState();
     return this.serial(async () => {
       const snap = rd.snapshot && !isEmptySnapshot(rd.snapshot) ? rd.snapshot : undefined;
-      const hs = rd.hardState && !isEmptyHardState(rd.hardState) ? rd.hardState : undefined;
+      const hs = rd.hardState && !isEmptyHardState(rd.hardState) ? rd.hardState : pending;
       if (snap) {
         // Refuse before touching the disk, so a bad call leaves no orphan file behind.
         if (snap.metadata.index <= this.storage.snapshotMetadata.index) throw ErrSnapOutOfDate;
@@ -200,10 +220,14 @@ export class DiskStorage {
     }
     const term = ms.term(index);
     await this.snapshotter.save({ data, metadata: { index, term, confState } });
+    // The commit index the snapshot's index is within goes to disk with its marker at the
+    // latest: a restart must not find a snapshot past the commit index.
+    const pending = this.takePendingHardState();
     return this.serial(async () => {
       // A snapshot from the leader may have landed while the file was written.
       if (outOfDate()) throw ErrSnapOutOfDate;
-      await this.wal.append(undefined, [], true, { index, term, replacesLog: false });
+      await this.wal.append(pending, [], true, { index, term, replacesLog: false });
+      if (pending) ms.setHardState(pending);
       const snap = ms.createSnapshot(index, confState, data);
       ms.releaseSnapshotData();
       const compactTo = index - Math.max(0, keepEntries);
@@ -214,9 +238,30 @@ export class DiskStorage {
   }
 
   async close(): Promise<void> {
+    await this.flushPendingHardState().catch(() => undefined);
     await this.queue;
     this.storage.close();
     await this.wal.close();
+  }
+
+  /** The deferred commit-only HardState, if any, now no longer pending. */
+  private takePendingHardState(): HardState | undefined {
+    const hs = this.pendingHardState;
+    this.pendingHardState = undefined;
+    if (this.pendingFlush !== undefined) {
+      clearImmediate(this.pendingFlush);
+      this.pendingFlush = undefined;
+    }
+    return hs;
+  }
+
+  private flushPendingHardState(): Promise<void> {
+    const hs = this.takePendingHardState();
+    if (hs === undefined) return Promise.resolve();
+    return this.serial(async () => {
+      await this.wal.append(hs, [], false);
+      this.storage.setHardState(hs);
+    });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

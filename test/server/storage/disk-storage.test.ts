@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrSnapshotTemporarilyUnavailable } from '../../../src/raft/errors.js';
@@ -28,6 +28,19 @@ async function restart(ds: DiskStorage, segmentBytes?: number) {
 }
 
 const cs: ConfState = { ...emptyConfState(), voters: [1, 2, 3] };
+const hs = (term: number, vote: number, commit: number) => ({ term, vote, commit });
+
+/** What a crash now would leave: a copy of the data dir as it is (taken before the loop turns). */
+function crashCopy(ds: DiskStorage): string {
+  const copy = path.join(dirs.make(), 'copy');
+  cpSync(ds.dir, copy, { recursive: true });
+  return copy;
+}
+
+/** The HardState a restart from `dir` recovers. */
+const recoveredHardState = async (dir: string) => (await openDs(dir)).ds.recovered.hardState;
+
+const nextTurn = () => new Promise((r) => setImmediate(r));
 
 /** Polls, a turn of the event loop at a time (fake timers stay still), until `done` holds. */
 async function waitFor(done: () => boolean): Promise<void> {
@@ -79,6 +92,51 @@ describe('DiskStorage', () => {
     });
     expect(ds.storage.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 5 });
     expect(plain(ds.storage.entries(1, 6, Infinity))).toEqual(plain(ents(1, 5, 1)));
+  });
+
+  it('writes a HardState that only moves the commit index with the next write, or alone once the loop turns', async () => {
+    const { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: hs(1, 1, 0), entries: ents(1, 3, 1), mustSync: true });
+    // (A resolved save is awaited without the loop turning.)
+    await ds.save({ hardState: hs(1, 1, 2), entries: [], mustSync: false });
+    // Not on disk yet: a crash now would recover the commit index from before it.
+    const before = crashCopy(ds);
+    // With the next write, which has no HardState of its own.
+    await ds.save({ entries: ents(4, 4, 1), mustSync: true });
+    const withNext = crashCopy(ds);
+    // Alone, once the loop has run its callbacks.
+    await ds.save({ hardState: hs(1, 1, 4), entries: [], mustSync: false });
+    await nextTurn();
+    const alone = crashCopy(ds);
+    expect(await recoveredHardState(before)).toEqual(hs(1, 1, 0));
+    expect(await recoveredHardState(withNext)).toEqual(hs(1, 1, 2));
+    expect(await recoveredHardState(alone)).toEqual(hs(1, 1, 4));
+    // And by close().
+    await ds.save({ hardState: hs(1, 1, 4), entries: ents(5, 5, 1), mustSync: true });
+    await ds.save({ hardState: hs(1, 1, 5), entries: [], mustSync: false });
+    const { ds: again } = await restart(ds);
+    expect(again.recovered.hardState).toEqual(hs(1, 1, 5));
+  });
+
+  it('never writes a deferred commit index after a newer HardState', async () => {
+    const { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: hs(1, 1, 0), entries: ents(1, 3, 1), mustSync: true });
+    await ds.save({ hardState: hs(1, 1, 3), entries: [], mustSync: false });
+    // A new term (and no vote yet) before the loop turns: the older HardState is dropped.
+    await ds.save({ hardState: hs(2, 0, 3), entries: [], mustSync: true });
+    await nextTurn();
+    await nextTurn();
+    expect(await recoveredHardState(crashCopy(ds))).toEqual(hs(2, 0, 3));
+  });
+
+  it('a snapshot is never on disk past the commit index a restart finds', async () => {
+    const { ds } = await openDs(dirs.make());
+    await ds.save({ hardState: hs(1, 1, 0), entries: ents(1, 5, 1), mustSync: true });
+    await ds.save({ hardState: hs(1, 1, 5), entries: [], mustSync: false });
+    await ds.createSnapshot(5, cs, bytes('kv@5'), 0);
+    const { ds: crashed } = await openDs(crashCopy(ds));
+    expect(crashed.recovered.snapshot?.index).toBe(5);
+    expect(crashed.recovered.hardState).toEqual(hs(1, 1, 5));
   });
 
   it('keeps the new leader’s entries after a conflicting append, across a restart', async () => {
