@@ -169,7 +169,8 @@ export class DiskStorage {
       this.pendingHardState = rd.hardState;
       this.pendingFlush ??= setImmediate(() => {
         this.pendingFlush = undefined;
-        this.flushPendingHardState().catch(() => undefined); // a failed WAL fails the next save
+        // The WAL refuses every write after a failed one: the next save fails, and the node stops.
+        this.flushPendingHardState().catch((err: Error) => this.logger.error(`storage: ${err.message}`));
       });
       return Promise.resolve();
     }
