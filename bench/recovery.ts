@@ -6,8 +6,9 @@
 //      in-process through DiskStorage.save in large unsynced batches (as the node itself
 //      would write them). The node runs with --snapshot-every and --snapshot-bytes set
 //      above the log's length and size, so nothing is compacted, before or during the restart.
-//   b) the same path in-process, phase by phase (WAL replay, DiskStorage rebuild, RawNode
-//      init, re-applying the log to the KV store), so a miss can be located;
+//   b) the same path phase by phase (WAL replay, DiskStorage rebuild, RawNode init,
+//      re-applying the log to the KV store), in one process started as a node is, so a
+//      miss can be located;
 //      with --profile also a --cpu-prof of one restart, summarized by self time.
 //   c) catch-up by snapshot: a 3-node cluster, a follower stopped while the others take
 //      puts and the leader compacts past it; time from the follower's restart until
@@ -237,6 +238,33 @@ interface PhaseTimes {
   entries: number;
   heapMiB: number;
 }
+
+/**
+ * The recovery path phase by phase, in a process of its own started as nodes are (with
+ * glibc's huge-page tunable: in this process, without it, Wal.open took twice as long as
+ * in the node) and fresh, so its heap is the recovery's alone.
+ */
+async function phasesInChild(dir: string): Promise<PhaseTimes> {
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), PHASES_FLAG, dir],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: nodeProcessEnv(process.env),
+    },
+  );
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the in-process phases exited with ${code}`);
+  return JSON.parse(out) as PhaseTimes;
+}
+
+/** Run as `recovery.ts --phases DIR` (by phasesInChild): prints phases(DIR) as JSON. */
+const PHASES_FLAG = '--phases';
 
 /** The recovery path in this process, phase by phase (mirrors startNode + RaftDriver). */
 async function phases(dir: string): Promise<PhaseTimes> {
@@ -477,9 +505,9 @@ export async function main(argv: string[]): Promise<void> {
 
       process.stderr.write('  in-process phases …\n');
       const ph: PhaseTimes[] = [];
-      for (let r = 0; r < Math.min(3, a.runs); r++) ph.push(await phases(log.dir));
+      for (let r = 0; r < Math.min(3, a.runs); r++) ph.push(await phasesInChild(log.dir));
       const pm = (k: keyof PhaseTimes) => median(ph.map((p) => p[k]));
-      console.log('b) the same recovery in-process, by phase (median of runs):');
+      console.log('b) the same recovery in one process started as a node is, by phase (median of runs):');
       console.log(
         table(
           ['phase', 'time', 'where'],
@@ -560,4 +588,8 @@ export async function main(argv: string[]): Promise<void> {
     writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
     console.log(`\nwrote ${file}`);
   }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === PHASES_FLAG) {
+  process.stdout.write(JSON.stringify(await phases(process.argv[3]!)));
 }
