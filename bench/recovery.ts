@@ -94,25 +94,33 @@ function dirBytes(dir: string): number {
   return total;
 }
 
+/**
+ * Spawns `node ARGS` from the repository's root with the environment `raftctl up` gives
+ * its nodes, collecting one of its output streams as text (the other: `rest`).
+ */
+function spawnAsNode(args: string[], collect: 'stdout' | 'stderr', rest: 'ignore' | 'inherit') {
+  const proc = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ['ignore', collect === 'stdout' ? 'pipe' : rest, collect === 'stderr' ? 'pipe' : rest],
+    env: nodeProcessEnv(process.env),
+  });
+  let text = '';
+  proc[collect]!.setEncoding('utf8').on('data', (d: string) => {
+    text += d;
+  });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  return { proc, text: () => text, exited };
+}
+
 /** Spawns `raftctl node` (optionally under --cpu-prof); resolves helpers to time and stop it. */
 function spawnNode(nodeArgs: string[], profDir?: string) {
   const flags = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [...flags, BIN, 'node', ...nodeArgs], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    // As `raftctl up` starts its nodes.
-    env: nodeProcessEnv(process.env),
-  });
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  const { proc, text, exited } = spawnAsNode([...flags, BIN, 'node', ...nodeArgs], 'stderr', 'ignore');
   return {
     t0,
     proc,
-    stderr: () => stderr,
+    stderr: text,
     exited,
     async stop(): Promise<void> {
       proc.kill('SIGTERM');
@@ -245,22 +253,11 @@ interface PhaseTimes {
  * in the node) and fresh, so its heap is the recovery's alone.
  */
 async function phasesInChild(dir: string): Promise<PhaseTimes> {
-  const child = spawn(
-    process.execPath,
-    [...process.execArgv, fileURLToPath(import.meta.url), PHASES_FLAG, dir],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: nodeProcessEnv(process.env),
-    },
-  );
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`the in-process phases exited with ${code}`);
-  return JSON.parse(out) as PhaseTimes;
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), PHASES_FLAG, dir];
+  const { text, exited } = spawnAsNode(args, 'stdout', 'inherit');
+  const code = await exited;
+  if (code !== 0) throw new Error(`the recovery phases' process exited with ${code}`);
+  return JSON.parse(text()) as PhaseTimes;
 }
 
 /** Run as `recovery.ts --phases DIR` (by phasesInChild): prints phases(DIR) as JSON. */
