@@ -33,6 +33,7 @@ import {
   type StateType,
   waitsForAppend,
 } from '../raft/types.js';
+import { COMMIT_HOLD_MS, CommitHold } from './commit-hold.js';
 import {
   decodeMemberContext,
   encodeCapture,
@@ -148,6 +149,12 @@ export interface DriverOptions {
   snapshotCatchUpWrites: number;
   /** How long a client waits for its proposal or read before `timeout`. */
   requestTimeoutMs: number;
+  /**
+   * How long a leader may hold a commit-only MsgApp for a MsgApp with entries to carry its
+   * news (see commit-hold.ts): how stale a quiet follower's commit index may get. 0 sends
+   * them at once, as the core emits them. Default COMMIT_HOLD_MS.
+   */
+  commitHoldMs?: number;
   storage: DiskStorage;
   kv: KvStore;
   transport: PeerSender;
@@ -258,6 +265,8 @@ export class RaftDriver {
   private peerAddresses = new Map<number, string>();
   /** Peers that left the membership, still connected for a grace period. */
   private readonly departing = new Map<number, { address: string; timer: NodeJS.Timeout }>();
+  /** A leader's commit-only MsgApps, held until a MsgApp with entries carries the news. */
+  private readonly commitHold: CommitHold;
 
   /** Counters for metrics. */
   readonly stats = {
@@ -274,6 +283,11 @@ export class RaftDriver {
     this.log = opts.logger;
     this.clientId = `n${opts.id}-${randomBytes(6).toString('hex')}`;
     this.waiters = new Waiters(this.clientId);
+    this.commitHold = new CommitHold(
+      (msgs) => this.deliver(msgs, false),
+      (id) => this.rawNode.raft.trk.progress.get(id)?.state === 'StateReplicate',
+      opts.commitHoldMs ?? COMMIT_HOLD_MS,
+    );
     // Members apply the same entries at about the same time, so with equal counters they
     // would all encode a snapshot at once, and the commit quorum would stall while they do.
     // Each node's first snapshot comes later by a fraction of the period that depends on
@@ -342,6 +356,7 @@ export class RaftDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    this.commitHold.clear();
     for (const d of this.departing.values()) clearTimeout(d.timer);
     this.departing.clear();
     const err = new CommandError('unavailable', 'the node is shutting down');
@@ -375,6 +390,10 @@ export class RaftDriver {
       if (!(err instanceof RaftError)) throw err;
       this.log.debug(`dropped ${m.type} from ${m.from}: ${err.message}`);
       return;
+    }
+    // The follower answers the proposal's client once it learns the entry committed.
+    if (m.type === 'MsgProp' && this.rawNode.raft.state === 'StateLeader') {
+      this.commitHold.awaitCommit(m.from, this.rawNode.raft.raftLog.lastIndex());
     }
     this.schedule();
   }
@@ -929,7 +948,10 @@ export class RaftDriver {
   }
 
   private send(all: Message[], now = false): void {
-    const msgs = this.withoutSnapshotsBeforeMembership(all);
+    this.deliver(this.commitHold.filter(this.withoutSnapshotsBeforeMembership(all)), now);
+  }
+
+  private deliver(msgs: Message[], now: boolean): void {
     if (msgs.length === 0) return;
     for (const m of msgs) this.stats.sent.set(m.type, (this.stats.sent.get(m.type) ?? 0) + 1);
     this.opts.transport.send(msgs);
@@ -967,6 +989,7 @@ export class RaftDriver {
     if (!ss) return;
     const term = this.rawNode.raft.term;
     if (ss.raftState !== this.lastState) {
+      if (this.lastState === 'StateLeader') this.commitHold.clear();
       this.lastState = ss.raftState;
       this.opts.events?.election?.(term, roleOf(ss.raftState));
     }

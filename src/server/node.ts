@@ -42,6 +42,7 @@ type DriverSettings = Pick<
   | 'snapshotBytes'
   | 'snapshotCatchUpWrites'
   | 'requestTimeoutMs'
+  | 'commitHoldMs'
 >;
 
 export interface NodeOptions extends DriverSettings {
@@ -215,6 +216,7 @@ async function startLocked(
     snapshotBytes: opts.snapshotBytes,
     snapshotCatchUpWrites: opts.snapshotCatchUpWrites,
     requestTimeoutMs: opts.requestTimeoutMs,
+    ...(opts.commitHoldMs === undefined ? {} : { commitHoldMs: opts.commitHoldMs }),
     storage,
     kv,
     transport,

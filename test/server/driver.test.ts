@@ -1,19 +1,43 @@
-// The driver's own decisions, on a real one-node cluster started in-process (real disk,
-// real sockets): its checks on a write's request id (the control protocol refuses a bad
-// pair at the edge already, so these are what keeps a caller inside the process from filing
-// a request in the space of ids the node numbers itself), and when it snapshots.
+// The driver's own decisions, on real clusters started in-process (real disk, real
+// sockets): its checks on a write's request id (the control protocol refuses a bad pair at
+// the edge already, so these are what keeps a caller inside the process from filing a
+// request in the space of ids the node numbers itself), when it snapshots, and when a
+// leader's commit-only messages leave.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandError } from '../../src/protocol/control.js';
 import { type NodeOptions, type RunningNode, startNode } from '../../src/server/node.js';
 import { freePorts, TestResources, waitFor } from '../e2e/harness.js';
 
-/** A one-node cluster in this process, leading once this resolves. */
+/** Node 1 of a cluster of `size` in this process, leading once this resolves, and the others. */
 async function leadingNode(res: TestResources, opts: Partial<NodeOptions> = {}): Promise<RunningNode> {
-  const [port] = await freePorts(1);
-  const node = await startNode({
-    id: 1,
-    listen: { host: '127.0.0.1', port: port! },
-    peers: new Map([[1, `127.0.0.1:${port}`]]),
+  return (await leadingCluster(1, res, opts))[0]!;
+}
+
+async function leadingCluster(
+  size: number,
+  res: TestResources,
+  opts: Partial<NodeOptions> = {},
+): Promise<RunningNode[]> {
+  const ports = await freePorts(size);
+  const peers = new Map(ports.map((port, i) => [i + 1, `127.0.0.1:${port}`]));
+  const nodes = await Promise.all(ports.map((port, i) => startMember(i + 1, port, peers, res, opts)));
+  // Campaign until elected: votes sent before the peers' connections are up are lost.
+  const first = nodes[0]!.driver;
+  await waitFor('node 1 to lead', () => first.isLeader || void first.campaign(), { intervalMs: 200 });
+  return nodes;
+}
+
+function startMember(
+  id: number,
+  port: number,
+  peers: Map<number, string>,
+  res: TestResources,
+  opts: Partial<NodeOptions>,
+): Promise<RunningNode> {
+  return startNode({
+    id,
+    listen: { host: '127.0.0.1', port },
+    peers,
     dataDir: res.tempDir('raftctl-driver-'),
     join: false,
     cluster: 'driver-test',
@@ -31,8 +55,6 @@ async function leadingNode(res: TestResources, opts: Partial<NodeOptions> = {}):
     logToStderr: false,
     ...opts,
   });
-  await waitFor('the node to lead', () => node.driver.isLeader);
-  return node;
 }
 
 describe('RaftDriver.propose request ids', () => {
@@ -116,4 +138,70 @@ describe('RaftDriver snapshots', () => {
     for (let i = 0; i < 60; i++) await driver.propose({ op: 'put', key: `big/${i % 40}`, value: big });
     await waitFor('the next snapshot', () => driver.stats.snapshots.created > first || undefined);
   }, 30_000);
+});
+
+describe("RaftDriver: a leader's commit-only messages", () => {
+  const res = new TestResources();
+  let nodes: RunningNode[] = [];
+  const HOLD_MS = 1_000;
+
+  beforeAll(async () => {
+    // Heartbeats (which carry the commit index too) 4 s apart, so only MsgApps tell the
+    // followers what committed while these tests run.
+    nodes = await leadingCluster(3, res, {
+      tickMs: 100,
+      electionTicks: 80,
+      heartbeatTicks: 40,
+      commitHoldMs: HOLD_MS,
+    });
+    // The followers are replicating once they have taken a first write.
+    await nodes[0]!.driver.propose({ op: 'put', key: 'warm', value: 'up' });
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await res.cleanup(false);
+  });
+
+  const [leader, followerA, followerB] = [0, 1, 2].map((i) => () => nodes[i]!.driver);
+  const sent = (type: string) => leader().stats.sent.get(type) ?? 0;
+  const received = (type: string) => leader().stats.received.get(type) ?? 0;
+  const commitOf = (d: ReturnType<typeof leader>) => d.rawNode.raft.raftLog.committed;
+
+  it('sends one MsgApp per follower per write: the next write carries the commit index', async () => {
+    const [apps, acks] = [sent('MsgApp'), received('MsgAppResp')];
+    const writes = 40;
+    for (let i = 0; i < writes; i++) await leader().propose({ op: 'put', key: 'k', value: String(i) });
+    // The core emits two per follower per write (the entries, then the commit): the second
+    // is held until the next write's entries carry it. The last write's is still held.
+    expect(sent('MsgApp') - apps).toBe(2 * writes);
+    expect(received('MsgAppResp') - acks).toBe(2 * writes);
+    expect(commitOf(followerA())).toBeLessThan(commitOf(leader()));
+  });
+
+  it('tells a quiet follower the commit index once the hold runs out, before any heartbeat', async () => {
+    await leader().propose({ op: 'put', key: 'quiet', value: 'v' });
+    const committed = commitOf(leader());
+    const heldAt = performance.now();
+    await waitFor(
+      'the followers to learn the last commit',
+      () => (commitOf(followerA()) >= committed && commitOf(followerB()) >= committed) || undefined,
+      { timeoutMs: 3_000, intervalMs: 5 },
+    );
+    expect(performance.now() - heldAt).toBeGreaterThanOrEqual(HOLD_MS - 50);
+  });
+
+  it('answers a write forwarded by a follower without waiting for the hold', async () => {
+    const started = performance.now();
+    await followerA().propose({ op: 'put', key: 'via-follower', value: 'v' });
+    // The answer waits for the follower to learn its entry committed: at once, not HOLD_MS later.
+    expect(performance.now() - started).toBeLessThan(HOLD_MS);
+  });
+
+  it('serves a linearizable read on a follower without waiting for the hold', async () => {
+    await leader().propose({ op: 'put', key: 'read-me', value: 'v' });
+    const started = performance.now();
+    await followerB().linearizableBarrier();
+    expect(performance.now() - started).toBeLessThan(HOLD_MS);
+  });
 });
