@@ -867,8 +867,8 @@ export class RaftDriver {
       // Only a Ready that must sync (entries, term, vote) or carries a snapshot promises
       // durability; one that only moves the commit index is written without a sync (as
       // etcd does) and not waited for: nothing sent or applied below depends on it, and
-      // DiskStorage writes it with the next Ready's write or after this turn's answers,
-      // never after a newer HardState.
+      // DiskStorage writes it with the next Ready's write or alone 5 ms later, never after
+      // a newer HardState.
       const durable = rd.mustSync || rd.snapshot !== undefined;
       // Only acknowledgements and votes (MsgAppResp, MsgVoteResp, MsgPreVoteResp) promise
       // that this Ready is on disk, as in etcd; everything else leaves before the write: a

@@ -94,7 +94,7 @@ describe('DiskStorage', () => {
     expect(plain(ds.storage.entries(1, 6, Infinity))).toEqual(plain(ents(1, 5, 1)));
   });
 
-  it('writes a HardState that only moves the commit index with the next write, or alone once the loop turns', async () => {
+  it('writes a HardState that only moves the commit index with the next write, or alone 5 ms later', async () => {
     const { ds } = await openDs(dirs.make());
     await ds.save({ hardState: hs(1, 1, 0), entries: ents(1, 3, 1), mustSync: true });
     // (A resolved save is awaited without the loop turning.)
@@ -104,12 +104,16 @@ describe('DiskStorage', () => {
     // With the next write, which has no HardState of its own.
     await ds.save({ entries: ents(4, 4, 1), mustSync: true });
     const withNext = crashCopy(ds);
-    // Alone, once the loop has run its callbacks.
+    // Alone, once no write came for 5 ms.
     await ds.save({ hardState: hs(1, 1, 4), entries: [], mustSync: false });
+    await nextTurn();
+    const afterATurn = crashCopy(ds);
+    await new Promise((r) => setTimeout(r, 5));
     await nextTurn();
     const alone = crashCopy(ds);
     expect(await recoveredHardState(before)).toEqual(hs(1, 1, 0));
     expect(await recoveredHardState(withNext)).toEqual(hs(1, 1, 2));
+    expect(await recoveredHardState(afterATurn)).toEqual(hs(1, 1, 2));
     expect(await recoveredHardState(alone)).toEqual(hs(1, 1, 4));
     // And by close().
     await ds.save({ hardState: hs(1, 1, 4), entries: ents(5, 5, 1), mustSync: true });
@@ -122,9 +126,9 @@ describe('DiskStorage', () => {
     const { ds } = await openDs(dirs.make());
     await ds.save({ hardState: hs(1, 1, 0), entries: ents(1, 3, 1), mustSync: true });
     await ds.save({ hardState: hs(1, 1, 3), entries: [], mustSync: false });
-    // A new term (and no vote yet) before the loop turns: the older HardState is dropped.
+    // A new term (and no vote yet) before it is written: the older HardState is dropped.
     await ds.save({ hardState: hs(2, 0, 3), entries: [], mustSync: true });
-    await nextTurn();
+    await new Promise((r) => setTimeout(r, 10));
     await nextTurn();
     expect(await recoveredHardState(crashCopy(ds))).toEqual(hs(2, 0, 3));
   });
