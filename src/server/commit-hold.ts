@@ -66,7 +66,7 @@ export class CommitHold {
           this.noteSent(m);
           break;
         case 'MsgReadIndexResp':
-          this.await(m.to, m.index, out);
+          this.expectCommit(m.to, m.index, out);
           break;
       }
       out.push(m);
@@ -80,7 +80,7 @@ export class CommitHold {
    */
   awaitCommit(id: number, index: number): void {
     const out: Message[] = [];
-    this.await(id, index, out);
+    this.expectCommit(id, index, out);
     if (out.length > 0) this.release(out);
   }
 
@@ -113,7 +113,7 @@ export class CommitHold {
   }
 
   /** Records that `id` waits for `index`; a held message that already carries it goes to `out`. */
-  private await(id: number, index: number, out: Message[]): void {
+  private expectCommit(id: number, index: number, out: Message[]): void {
     if ((this.known.get(id) ?? 0) >= index) return;
     const held = this.held.get(id);
     if (held !== undefined && held.msg.commit >= index) {
