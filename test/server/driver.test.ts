@@ -144,6 +144,13 @@ describe("RaftDriver: a leader's commit-only messages", () => {
   const res = new TestResources();
   let nodes: RunningNode[] = [];
   const HOLD_MS = 1_000;
+  const [leader, followerA, followerB] = [0, 1, 2].map((i) => () => nodes[i]!.driver);
+  const sent = (type: string) => leader().stats.sent.get(type) ?? 0;
+  const received = (type: string) => leader().stats.received.get(type) ?? 0;
+  const commitOf = (d: ReturnType<typeof leader>) => d.rawNode.raft.raftLog.committed;
+  // A write is acknowledged once one follower has it: the other's answer may still be on its way.
+  const everyMsgAppAnswered = () =>
+    waitFor('every MsgApp sent to be answered', () => received('MsgAppResp') >= sent('MsgApp') || undefined);
 
   beforeAll(async () => {
     // Heartbeats (which carry the commit index too) 4 s apart, so only MsgApps tell the
@@ -155,7 +162,8 @@ describe("RaftDriver: a leader's commit-only messages", () => {
       commitHoldMs: HOLD_MS,
     });
     // The followers are replicating once they have taken a first write.
-    await nodes[0]!.driver.propose({ op: 'put', key: 'warm', value: 'up' });
+    await leader().propose({ op: 'put', key: 'warm', value: 'up' });
+    await everyMsgAppAnswered();
   }, 30_000);
 
   afterAll(async () => {
@@ -163,15 +171,11 @@ describe("RaftDriver: a leader's commit-only messages", () => {
     await res.cleanup(false);
   });
 
-  const [leader, followerA, followerB] = [0, 1, 2].map((i) => () => nodes[i]!.driver);
-  const sent = (type: string) => leader().stats.sent.get(type) ?? 0;
-  const received = (type: string) => leader().stats.received.get(type) ?? 0;
-  const commitOf = (d: ReturnType<typeof leader>) => d.rawNode.raft.raftLog.committed;
-
   it('sends one MsgApp per follower per write: the next write carries the commit index', async () => {
     const [apps, acks] = [sent('MsgApp'), received('MsgAppResp')];
     const writes = 40;
     for (let i = 0; i < writes; i++) await leader().propose({ op: 'put', key: 'k', value: String(i) });
+    await everyMsgAppAnswered();
     // The core emits two per follower per write (the entries, then the commit): the second
     // is held until the next write's entries carry it. The last write's is still held.
     expect(sent('MsgApp') - apps).toBe(2 * writes);
