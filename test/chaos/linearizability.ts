@@ -149,25 +149,56 @@ function unlift(call: Node): void {
   if (call.next) call.next.prev = call;
 }
 
-class Bitset {
-  readonly words: Uint32Array;
+/**
+ * The set of operations linearized so far, as the search's cache sees it: two 32-bit
+ * Zobrist hashes (each operation has two fixed random words, XORed in when it joins the set
+ * and out when it leaves) and the set's size. Both update in O(1) per step, where rendering
+ * the set itself cost a step time and memory in proportion to the key's whole history — for
+ * the register keys of a long chaos run (tens of thousands of operations each) minutes of
+ * checking and gigabytes of cached keys.
+ *
+ * Two different sets of the same size share a key with probability 2^-64 per pair compared.
+ * Such a collision could only cut a branch of the search short, never accept a history that
+ * has no linearization (an accepted history is one the search built a linearization for): at
+ * worst a violation reported that is not one, which the shrunk history shown with it would
+ * reveal, at odds of about one in 10^6 for a search that caches millions of states.
+ */
+class LinearizedSet {
+  private readonly words: Uint32Array;
+  private h1 = 0;
+  private h2 = 0;
+  private size = 0;
+
   constructor(n: number) {
-    this.words = new Uint32Array(Math.ceil(n / 32) || 1);
-  }
-  set(i: number): void {
-    this.words[i >>> 5]! |= 1 << (i & 31);
-  }
-  clear(i: number): void {
-    this.words[i >>> 5]! &= ~(1 << (i & 31));
-  }
-  key(): string {
-    // Sparse rendering: only non-zero words, so long mostly-empty or mostly-full sets stay short.
-    let s = '';
+    // Fixed seed: the same history is searched the same way on every run.
+    this.words = new Uint32Array(2 * n);
+    let x = 0x9e3779b9;
     for (let i = 0; i < this.words.length; i++) {
-      const w = this.words[i]!;
-      if (w !== 0) s += `${i}:${w.toString(36)},`;
+      // xorshift32
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.words[i] = x >>> 0;
     }
-    return s;
+  }
+
+  add(i: number): void {
+    this.toggle(i);
+    this.size++;
+  }
+
+  remove(i: number): void {
+    this.toggle(i);
+    this.size--;
+  }
+
+  key(): string {
+    return `${this.size}.${this.h1.toString(36)}.${this.h2.toString(36)}`;
+  }
+
+  private toggle(i: number): void {
+    this.h1 = (this.h1 ^ this.words[2 * i]!) >>> 0;
+    this.h2 = (this.h2 ^ this.words[2 * i + 1]!) >>> 0;
   }
 }
 
@@ -180,7 +211,7 @@ interface SearchOutcome {
 /** Searches for a linearization of one key's operations, from the absent state. */
 export function searchKey(ops: HistoryOp[], maxSteps = 5_000_000): SearchOutcome {
   const head = buildList(ops);
-  const linearized = new Bitset(ops.length);
+  const linearized = new LinearizedSet(ops.length);
   const cache = new Set<string>();
   const calls: { node: Node; state: Value }[] = [];
   let state: Value = null;
@@ -196,7 +227,7 @@ export function searchKey(ops: HistoryOp[], maxSteps = 5_000_000): SearchOutcome
       const o = ops[entry.op]!;
       const next = step(state, o.op, o.result);
       if (next !== undefined) {
-        linearized.set(entry.op);
+        linearized.add(entry.op);
         const k = `${linearized.key()}|${next === null ? '\u0000' : `=${next}`}`;
         if (!cache.has(k)) {
           cache.add(k);
@@ -207,7 +238,7 @@ export function searchKey(ops: HistoryOp[], maxSteps = 5_000_000): SearchOutcome
           if (calls.length > longest.length) longest = calls.map((c) => c.node.op);
           continue;
         }
-        linearized.clear(entry.op);
+        linearized.remove(entry.op);
       }
       entry = entry.next;
     } else {
@@ -219,7 +250,7 @@ export function searchKey(ops: HistoryOp[], maxSteps = 5_000_000): SearchOutcome
       if (calls.length === 0) return { ok: false, stuckAt, longest };
       const top = calls.pop()!;
       state = top.state;
-      linearized.clear(top.node.op);
+      linearized.remove(top.node.op);
       unlift(top.node);
       entry = top.node.next;
     }
