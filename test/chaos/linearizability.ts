@@ -216,7 +216,11 @@ export function searchKey(ops: HistoryOp[], maxSteps = 5_000_000): SearchOutcome
   const calls: { node: Node; state: Value }[] = [];
   let state: Value = null;
   let entry = head.next;
-  let longest: number[] = [];
+  // The stack at the first moment it was deepest, kept up to date in place: copying the
+  // whole stack at each new depth made a search of n operations O(n^2).
+  const longest: number[] = [];
+  /** How many of longest's first operations are still the stack's first ones. */
+  let sameAsStack = 0;
   let stuckAt: number | undefined;
   let deepest = -1;
   let steps = 0;
@@ -235,7 +239,14 @@ export function searchKey(ops: HistoryOp[], maxSteps = 5_000_000): SearchOutcome
           state = next;
           lift(entry);
           entry = head.next;
-          if (calls.length > longest.length) longest = calls.map((c) => c.node.op);
+          const depth = calls.length;
+          if (sameAsStack === depth - 1 && longest[sameAsStack] === calls[depth - 1]!.node.op)
+            sameAsStack = depth;
+          if (depth > longest.length) {
+            longest.length = sameAsStack;
+            for (let i = sameAsStack; i < depth; i++) longest.push(calls[i]!.node.op);
+            sameAsStack = depth;
+          }
           continue;
         }
         linearized.remove(entry.op);
@@ -249,6 +260,7 @@ export function searchKey(ops: HistoryOp[], maxSteps = 5_000_000): SearchOutcome
       }
       if (calls.length === 0) return { ok: false, stuckAt, longest };
       const top = calls.pop()!;
+      if (sameAsStack > calls.length) sameAsStack = calls.length;
       state = top.state;
       linearized.remove(top.node.op);
       unlift(top.node);
