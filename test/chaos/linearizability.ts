@@ -164,21 +164,22 @@ function unlift(call: Node): void {
  * reveal, at odds of about one in 10^6 for a search that caches millions of states.
  */
 class LinearizedSet {
-  private readonly words: Uint32Array;
+  /** Operation i's two random words: 2i and 2i + 1. */
+  private readonly zobrist: Uint32Array;
   private h1 = 0;
   private h2 = 0;
   private size = 0;
 
   constructor(n: number) {
     // Fixed seed: the same history is searched the same way on every run.
-    this.words = new Uint32Array(2 * n);
+    this.zobrist = new Uint32Array(2 * n);
     let x = 0x9e3779b9;
-    for (let i = 0; i < this.words.length; i++) {
+    for (let i = 0; i < this.zobrist.length; i++) {
       // xorshift32
       x ^= x << 13;
       x ^= x >>> 17;
       x ^= x << 5;
-      this.words[i] = x >>> 0;
+      this.zobrist[i] = x >>> 0;
     }
   }
 
@@ -197,8 +198,8 @@ class LinearizedSet {
   }
 
   private toggle(i: number): void {
-    this.h1 = (this.h1 ^ this.words[2 * i]!) >>> 0;
-    this.h2 = (this.h2 ^ this.words[2 * i + 1]!) >>> 0;
+    this.h1 = (this.h1 ^ this.zobrist[2 * i]!) >>> 0;
+    this.h2 = (this.h2 ^ this.zobrist[2 * i + 1]!) >>> 0;
   }
 }
 
