@@ -8,11 +8,12 @@ import { CommandError } from '../../src/protocol/control.js';
 import { type NodeOptions, type RunningNode, startNode } from '../../src/server/node.js';
 import { freePorts, TestResources, waitFor } from '../e2e/harness.js';
 
-/** Node 1 of a cluster of `size` in this process, leading once this resolves, and the others. */
+/** A one-node cluster in this process, leading once this resolves. */
 async function leadingNode(res: TestResources, opts: Partial<NodeOptions> = {}): Promise<RunningNode> {
   return (await leadingCluster(1, res, opts))[0]!;
 }
 
+/** The nodes of a cluster of `size` in this process, node 1 leading once this resolves. */
 async function leadingCluster(
   size: number,
   res: TestResources,
@@ -173,13 +174,13 @@ describe("RaftDriver: a leader's commit-only messages", () => {
 
   it('sends one MsgApp per follower per write: the next write carries the commit index', async () => {
     const [apps, acks] = [sent('MsgApp'), received('MsgAppResp')];
-    const writes = 40;
+    const [writes, followers] = [40, 2];
     for (let i = 0; i < writes; i++) await leader().propose({ op: 'put', key: 'k', value: String(i) });
     await everyMsgAppAnswered();
     // The core emits two per follower per write (the entries, then the commit): the second
     // is held until the next write's entries carry it. The last write's is still held.
-    expect(sent('MsgApp') - apps).toBe(2 * writes);
-    expect(received('MsgAppResp') - acks).toBe(2 * writes);
+    expect(sent('MsgApp') - apps).toBe(followers * writes);
+    expect(received('MsgAppResp') - acks).toBe(followers * writes);
     expect(commitOf(followerA())).toBeLessThan(commitOf(leader()));
   });
 
