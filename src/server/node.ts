@@ -16,6 +16,7 @@ import {
   type NodeEvent,
   type NodeState,
 } from '../protocol/control.js';
+import { isLoopbackHost } from '../protocol/loopback.js';
 import { describeEntry } from '../raft/describe.js';
 import { ControlServer, messageEvent, type PutListener, readyEvent } from './control.js';
 import { type DriverEvents, type DriverOptions, RaftDriver, roleOf } from './driver.js';
@@ -341,18 +342,6 @@ async function startLocked(
   logger.info(`listening on ${address} (${scheme}; /raft, /control, /health, /metrics, /v3/kv)`);
   driver.start();
   return { address, driver, stopped, stop: (reason) => stop(reason, 0, true) };
-}
-
-/** Whether `host` only accepts connections from this machine: 127.0.0.0/8, ::1 or localhost. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host
-    .trim()
-    .toLowerCase()
-    .replace(/^\[(.*)\]$/, '$1');
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v4);
-  return m !== null && m[1] === '127' && m.slice(2).every((x) => Number(x) <= 255);
 }
 
 /**
