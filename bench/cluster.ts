@@ -45,6 +45,7 @@ import { Worker } from 'node:worker_threads';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../src/client/client.js';
 import { ClusterClient } from '../src/client/cluster.js';
+import { FrameMasks } from '../src/client/frame-mask.js';
 import { type NodeProc, ROOT, TestCluster, waitFor } from '../test/e2e/harness.js';
 import { fmtRate, machineInfo, nodeLaunchLine, runSuite, table, UsageError } from './harness.js';
 
@@ -330,7 +331,13 @@ async function measureWs(
   });
   const socks = await Promise.all(
     Array.from({ length: connections }, async () => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+      // Masked as the product's client masks (zero keys on loopback), so the limit is its own.
+      const masks = new FrameMasks();
+      const ws = new WebSocket(`ws://127.0.0.1:${port}`, {
+        perMessageDeflate: false,
+        generateMask: masks.generate,
+      });
+      ws.on('upgrade', (res) => masks.connectedTo(res.socket.remoteAddress, false));
       await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
       // Echoes come back in order per socket: a FIFO of waiters matches them.
       const waiting: (() => void)[] = [];

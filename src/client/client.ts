@@ -2,6 +2,7 @@
 // the bench. Commands are promises matched to results by id; subscriptions survive
 // reconnects (the client re-sends its last subscribe after every new hello).
 
+import { TLSSocket } from 'node:tls';
 import { type RawData, WebSocket } from 'ws';
 import type { z } from 'zod';
 import { messageBytes, type PutAnswer, PutFrameWriter, readPutResults } from '../protocol/binary.js';
@@ -23,6 +24,7 @@ import {
   type SubscribeOptions,
   SubscribeOptionsSchema,
 } from '../protocol/control.js';
+import { FrameMasks } from './frame-mask.js';
 
 export type ControlErrorCode = CommandErrorCode | FrameErrorCode;
 
@@ -450,11 +452,15 @@ export class ControlClient {
     const timeoutMs = this.opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     return new Promise<NodeHello>((resolve, reject) => {
       const tls = this.opts.tls;
+      const masks = new FrameMasks();
       const ws = new WebSocket(url, {
         handshakeTimeout: timeoutMs,
         perMessageDeflate: false,
+        generateMask: masks.generate,
         ...(tls === undefined ? {} : tlsOptions(tls)),
       });
+      // Before 'open', so before any frame is sent.
+      ws.on('upgrade', (res) => masks.connectedTo(res.socket.remoteAddress, res.socket instanceof TLSSocket));
       this.ws = ws;
       let settled = false;
       const settle = (err: ControlError | undefined, hello?: NodeHello): void => {
