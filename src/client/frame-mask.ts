@@ -4,8 +4,8 @@
 // script chose never cross an intermediary (a transparent proxy, a cache) as written: that is
 // the attack masking defends against. Over TLS no intermediary can read the bytes, and a
 // connection to this machine's loopback passes through none, so there a frame gets a zero key,
-// which ws sends as it is — without copying and XOR-ing every frame, which was about a third
-// of a busy load generator's CPU (BENCHMARKS.md). Everywhere else each key is random.
+// which ws sends as it is — without copying and XOR-ing every frame, which was half of a busy
+// load generator's CPU per put (BENCHMARKS.md). Everywhere else each key is random.
 
 import { randomFillSync } from 'node:crypto';
 import { isLoopbackHost } from '../protocol/loopback.js';
