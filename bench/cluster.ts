@@ -337,7 +337,7 @@ async function measureWs(
         perMessageDeflate: false,
         generateMask: masks.generate,
       });
-      ws.on('upgrade', (res) => masks.connectedTo(res.socket.remoteAddress, false));
+      ws.on('upgrade', (res) => masks.connectedTo(res.socket));
       await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
       // Echoes come back in order per socket: a FIFO of waiters matches them.
       const waiting: (() => void)[] = [];

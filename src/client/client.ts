@@ -2,7 +2,6 @@
 // the bench. Commands are promises matched to results by id; subscriptions survive
 // reconnects (the client re-sends its last subscribe after every new hello).
 
-import { TLSSocket } from 'node:tls';
 import { type RawData, WebSocket } from 'ws';
 import type { z } from 'zod';
 import { messageBytes, type PutAnswer, PutFrameWriter, readPutResults } from '../protocol/binary.js';
@@ -459,8 +458,7 @@ export class ControlClient {
         generateMask: masks.generate,
         ...(tls === undefined ? {} : tlsOptions(tls)),
       });
-      // Before 'open', so before any frame is sent.
-      ws.on('upgrade', (res) => masks.connectedTo(res.socket.remoteAddress, res.socket instanceof TLSSocket));
+      ws.on('upgrade', (res) => masks.connectedTo(res.socket));
       this.ws = ws;
       let settled = false;
       const settle = (err: ControlError | undefined, hello?: NodeHello): void => {

@@ -8,6 +8,8 @@
 // load generator's CPU per put (BENCHMARKS.md). Everywhere else each key is random.
 
 import { randomFillSync } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { isLoopbackHost } from '../protocol/loopback.js';
 
 /** Whether frames to `remoteAddress` (unknown: undefined) need random masking keys. */
@@ -19,9 +21,12 @@ export function needsRandomMask(remoteAddress: string | undefined, tls: boolean)
 export class FrameMasks {
   private random = true;
 
-  /** Decides from the connection's far end, known once the handshake is answered. */
-  connectedTo(remoteAddress: string | undefined, tls: boolean): void {
-    this.random = needsRandomMask(remoteAddress, tls);
+  /**
+   * Decides from the connection's socket, once the handshake is answered (ws's 'upgrade',
+   * which comes before 'open' and so before any frame): its far end and whether it is TLS.
+   */
+  connectedTo(socket: Socket): void {
+    this.random = needsRandomMask(socket.remoteAddress, socket instanceof TLSSocket);
   }
 
   /** ws's `generateMask`: fills the 4-byte key of the frame about to be sent. */

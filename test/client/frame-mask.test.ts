@@ -2,7 +2,8 @@
 // random elsewhere — decided per connection, and in place before the first frame leaves.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { type AddressInfo, createServer, Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/client/client.js';
 import { FrameMasks, needsRandomMask } from '../../src/client/frame-mask.js';
@@ -11,6 +12,11 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
+
+/** A plain TCP socket as FrameMasks sees it: only its far end's address is read. */
+function socketTo(remoteAddress: string): Socket {
+  return { remoteAddress } as Socket;
+}
 
 /** `n` keys as hex, drawn the way ws draws one before each frame. */
 function keys(masks: FrameMasks, n: number): string[] {
@@ -41,7 +47,7 @@ describe('FrameMasks', () => {
   it('draws random, distinct keys until the far end is known, and for one beyond loopback', () => {
     const masks = new FrameMasks();
     const beforeConnect = keys(masks, 3000);
-    masks.connectedTo('10.0.0.7', false);
+    masks.connectedTo(socketTo('10.0.0.7'));
     for (const drawn of [beforeConnect, keys(masks, 3000)]) {
       // 3,000 keys of 32 random bits: a repeat has odds of about 1 in 1,000; 50 would mean a broken source.
       expect(new Set(drawn).size).toBeGreaterThan(2950);
@@ -52,10 +58,11 @@ describe('FrameMasks', () => {
 
   it('gives zero keys on a loopback or TLS connection', () => {
     const loopback = new FrameMasks();
-    loopback.connectedTo('127.0.0.1', false);
+    loopback.connectedTo(socketTo('127.0.0.1'));
     expect(new Set(keys(loopback, 10))).toEqual(new Set(['00000000']));
+    // An unconnected TLS socket: the far end unknown, but nothing on the way could read the bytes.
     const tls = new FrameMasks();
-    tls.connectedTo('203.0.113.5', true);
+    tls.connectedTo(new TLSSocket(new Socket()));
     expect(new Set(keys(tls, 10))).toEqual(new Set(['00000000']));
   });
 });
