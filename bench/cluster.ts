@@ -45,7 +45,7 @@ import { Worker } from 'node:worker_threads';
 import { WebSocket } from 'ws';
 import { ControlClient } from '../src/client/client.js';
 import { ClusterClient } from '../src/client/cluster.js';
-import { FrameMasks } from '../src/client/frame-mask.js';
+import { FrameMasks } from '../src/protocol/frame-mask.js';
 import { type NodeProc, ROOT, TestCluster, waitFor } from '../test/e2e/harness.js';
 import { fmtRate, machineInfo, nodeLaunchLine, runSuite, table, UsageError } from './harness.js';
 

@@ -23,7 +23,7 @@ import {
   type SubscribeOptions,
   SubscribeOptionsSchema,
 } from '../protocol/control.js';
-import { FrameMasks } from './frame-mask.js';
+import { FrameMasks } from '../protocol/frame-mask.js';
 
 export type ControlErrorCode = CommandErrorCode | FrameErrorCode;
 

@@ -12,6 +12,7 @@ import {
 } from '../../src/client/client.js';
 import type { NodeEvent, NodeState } from '../../src/protocol/control.js';
 import { type Harness, leaderEvent, startHarness } from '../server/control-fixture.js';
+import { firstFrameServer, readClientFrame } from '../support/first-frame-server.js';
 import { waitUntil } from '../support/wait-until.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -81,6 +82,20 @@ describe('controlUrl', () => {
     expect(controlUrl('wss://node-1:2380/')).toBe('wss://node-1:2380/control');
     expect(controlUrl('ws://node-1:2380/other')).toBe('ws://node-1:2380/other');
     expect(() => controlUrl('ftp://x:1')).toThrow(ControlError);
+  });
+});
+
+describe('ControlClient on the wire', () => {
+  it('masks its frames with a zero key on loopback: the hello crosses as written', async () => {
+    const server = await firstFrameServer();
+    cleanups.push(() => server.close());
+    const c = client();
+    // The server never answers the hello, so the connect times out; the frame is what counts.
+    const connecting = c.connect(server.address, { timeoutMs: 2000 }).catch((e: unknown) => e);
+    const { key, wirePayload } = readClientFrame(await server.firstFrame);
+    expect(key).toBe('00000000');
+    expect(JSON.parse(wirePayload.toString())).toMatchObject({ type: 'hello' });
+    await connecting;
   });
 });
 

@@ -15,6 +15,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type RawData, WebSocketServer } from 'ws';
+import { FrameMasks } from '../../protocol/frame-mask.js';
 import type { Logger } from '../../raft/logger.js';
 import { isLocalMessage, type Message } from '../../raft/types.js';
 import {
@@ -635,6 +636,7 @@ export class Transport {
     };
     if (this.token !== undefined) headers['x-raftctl-token'] = this.token;
     let ws: WebSocket;
+    const masks = new FrameMasks();
     try {
       ws = new WebSocket(peer.url, {
         headers,
@@ -642,9 +644,9 @@ export class Transport {
         handshakeTimeout: this.connectTimeoutMs,
         // We never expect data on this connection, only pongs and the close frame.
         maxPayload: 64 * 1024,
-        // A zero mask lets ws skip XOR-copying every frame. Masking only protects browser-era
-        // intermediaries from script-chosen bytes; these links carry our own frames.
-        generateMask: zeroMask,
+        // Zero keys on loopback and over TLS, which spare ws a copy of every frame; random
+        // elsewhere, since entries carry bytes clients chose (see frame-mask.ts).
+        generateMask: masks.generate,
         ...(this.tls === undefined
           ? {}
           : {
@@ -658,6 +660,7 @@ export class Transport {
       return;
     }
     peer.ws = ws;
+    ws.on('upgrade', (res) => masks.connectedTo(res.socket));
     ws.on('open', () => {
       if (peer.ws !== ws) return;
       peer.state = 'open';
@@ -1212,10 +1215,6 @@ function peerUrl(address: string, secure: boolean): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
 }
 
 function digest(s: string): Buffer {

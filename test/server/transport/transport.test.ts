@@ -11,6 +11,7 @@ import {
   encodeSnapshotChunk,
 } from '../../../src/server/transport/codec.js';
 import { Transport, type TransportOptions } from '../../../src/server/transport/transport.js';
+import { firstFrameServer, readClientFrame } from '../../support/first-frame-server.js';
 
 interface TestNode {
   id: number;
@@ -210,6 +211,20 @@ describe('Transport: exchanging messages', () => {
       'x-raftctl-token': 's3cret',
     });
     expect(peer.headers[0]!['sec-websocket-extensions']).toBeUndefined();
+  });
+
+  it('masks its frames to a peer on loopback with a zero key: entries cross as written', async () => {
+    const peer = await firstFrameServer();
+    cleanups.push(() => peer.close());
+    // No pings, so the first frame is the one sent.
+    const a = await startNode(1, { pingIntervalMs: 0 });
+    a.t.setPeers(new Map([[2, peer.address]]));
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    a.t.send([app(1, 2, 7)]);
+    const { opcode, key, wirePayload } = readClientFrame(await peer.firstFrame);
+    expect(key).toBe('00000000');
+    expect(opcode).toBe(2);
+    expect(decodeFrame(wirePayload)).toEqual([app(1, 2, 7)]);
   });
 
   it('splits a batch larger than maxFrameBytes and drops a single message that can never fit', async () => {

@@ -1,4 +1,5 @@
-// The masking keys of the client's WebSocket frames.
+// The masking keys of the WebSocket frames we send as a client: the operator client's, and a
+// node's to its peers (whose frames carry values clients chose).
 //
 // RFC 6455 §5.3 has a client mask every frame with a fresh, unpredictable key so that bytes a
 // script chose never cross an intermediary (a transparent proxy, a cache) as written: that is
