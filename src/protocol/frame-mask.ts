@@ -11,7 +11,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { isLoopbackHost } from '../protocol/loopback.js';
+import { isLoopbackHost } from './loopback.js';
 
 /** Whether frames to `remoteAddress` (unknown: undefined) need random masking keys. */
 export function needsRandomMask(remoteAddress: string | undefined, tls: boolean): boolean {
