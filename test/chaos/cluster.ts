@@ -3,17 +3,20 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
   closeSync,
+  existsSync,
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   truncateSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ControlClient } from '../../src/client/client.js';
 import type { NodeState } from '../../src/protocol/control.js';
 import { walkRecords } from '../server/storage/helpers.js';
@@ -65,6 +68,68 @@ export async function freePort(): Promise<number> {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A cluster's directory under the temp dir, and the file in it naming the runner's pid. */
+const CLUSTER_DIR_PREFIX = 'raftctl-chaos-';
+const RUNNER_PID_FILE = 'runner.pid';
+
+/**
+ * Kills the nodes of chaos runs whose runner died without cleaning up (SIGKILL, the OOM
+ * killer: no exit handler runs, and the nodes, in their own process groups, keep going —
+ * and keep using CPU, which would skew the next run or benchmark). A node is recognised by
+ * its `--data-dir` inside a cluster directory whose runner is no longer alive; its data is
+ * left where it is. Linux only (it reads /proc); elsewhere it does nothing. Returns the pids
+ * killed.
+ */
+export function killOrphanNodes(log: (line: string) => void, base = tmpdir()): number[] {
+  if (!existsSync('/proc')) return [];
+  const killed: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    const at = args.indexOf('--data-dir');
+    const dataDir = at >= 0 ? args[at + 1] : undefined;
+    if (dataDir === undefined) continue;
+    const clusterDir = dirname(dataDir);
+    if (dirname(clusterDir) !== resolve(base) || !basename(clusterDir).startsWith(CLUSTER_DIR_PREFIX))
+      continue;
+    if (runnerAlive(clusterDir)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
+      log(
+        `chaos: killed node process ${pid} left running by a run that did not finish (data in ${clusterDir})`,
+      );
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return killed;
+}
+
+/** Whether the runner that made `clusterDir` is still running (unknown counts as alive). */
+function runnerAlive(clusterDir: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(clusterDir, RUNNER_PID_FILE), 'utf8'));
+  } catch {
+    return true;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 0) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class ChaosCluster {
   readonly dir: string;
   readonly nodes = new Map<number, ChaosNode>();
@@ -75,7 +140,8 @@ export class ChaosCluster {
   private readonly onExit = () => this.killAllSync();
 
   constructor(readonly opts: ClusterOptions) {
-    this.dir = mkdtempSync(join(tmpdir(), 'raftctl-chaos-'));
+    this.dir = mkdtempSync(join(tmpdir(), CLUSTER_DIR_PREFIX));
+    writeFileSync(join(this.dir, RUNNER_PID_FILE), String(process.pid));
     this.nextId = opts.nodes + 1;
     // If the runner dies without close(), do not leave nodes behind.
     process.once('exit', this.onExit);

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { ControlClient, ControlError } from '../../src/client/client.js';
 import type { NodeState } from '../../src/protocol/control.js';
 import { mulberry32 } from '../support/random.js';
-import { ChaosCluster, type ChaosNode, type NodeUnexpectedExit, sleep } from './cluster.js';
+import { ChaosCluster, type ChaosNode, killOrphanNodes, type NodeUnexpectedExit, sleep } from './cluster.js';
 import {
   checkHistory,
   describeOp,
@@ -138,6 +138,7 @@ export async function runChaos(input: Partial<ChaosOptions> & { seed: number }):
     return a;
   };
 
+  killOrphanNodes(log);
   const cluster = new ChaosCluster({
     nodes: o.nodes,
     tickMs: o.tickMs,
