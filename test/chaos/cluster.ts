@@ -74,8 +74,8 @@ const RUNNER_PID_FILE = 'runner.pid';
 
 /**
  * Kills the nodes of chaos runs whose runner died without cleaning up (SIGKILL, the OOM
- * killer: no exit handler runs, and the nodes, in their own process groups, keep going —
- * and keep using CPU, which would skew the next run or benchmark). A node is recognised by
+ * killer: no exit handler runs, and the nodes, in their own process groups, keep going,
+ * holding memory, ports and disk, and electing among themselves). A node is recognised by
  * its `--data-dir` inside a cluster directory whose runner is no longer alive; its data is
  * left where it is. Linux only (it reads /proc); elsewhere it does nothing. Returns the pids
  * killed.
