@@ -42,10 +42,9 @@ import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { WebSocket } from 'ws';
 import { ControlClient } from '../src/client/client.js';
 import { ClusterClient } from '../src/client/cluster.js';
-import { FrameMasks } from '../src/protocol/frame-mask.js';
+import { maskedWebSocket } from '../src/protocol/frame-mask.js';
 import { type NodeProc, ROOT, TestCluster, waitFor } from '../test/e2e/harness.js';
 import { fmtRate, machineInfo, nodeLaunchLine, runSuite, table, UsageError } from './harness.js';
 
@@ -331,13 +330,8 @@ async function measureWs(
   });
   const socks = await Promise.all(
     Array.from({ length: connections }, async () => {
-      // Masked as the product's client masks (zero keys on loopback), so the limit is its own.
-      const masks = new FrameMasks();
-      const ws = new WebSocket(`ws://127.0.0.1:${port}`, {
-        perMessageDeflate: false,
-        generateMask: masks.generate,
-      });
-      ws.on('upgrade', (res) => masks.connectedTo(res.socket));
+      // Dialled as the product's client dials (zero keys on loopback), so the limit is its own.
+      const ws = maskedWebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
       await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
       // Echoes come back in order per socket: a FIFO of waiters matches them.
       const waiting: (() => void)[] = [];

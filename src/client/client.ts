@@ -23,7 +23,7 @@ import {
   type SubscribeOptions,
   SubscribeOptionsSchema,
 } from '../protocol/control.js';
-import { FrameMasks } from '../protocol/frame-mask.js';
+import { maskedWebSocket } from '../protocol/frame-mask.js';
 
 export type ControlErrorCode = CommandErrorCode | FrameErrorCode;
 
@@ -451,14 +451,11 @@ export class ControlClient {
     const timeoutMs = this.opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     return new Promise<NodeHello>((resolve, reject) => {
       const tls = this.opts.tls;
-      const masks = new FrameMasks();
-      const ws = new WebSocket(url, {
+      const ws = maskedWebSocket(url, {
         handshakeTimeout: timeoutMs,
         perMessageDeflate: false,
-        generateMask: masks.generate,
         ...(tls === undefined ? {} : tlsOptions(tls)),
       });
-      ws.on('upgrade', (res) => masks.connectedTo(res.socket));
       this.ws = ws;
       let settled = false;
       const settle = (err: ControlError | undefined, hello?: NodeHello): void => {

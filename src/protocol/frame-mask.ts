@@ -11,7 +11,16 @@
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { type ClientOptions, WebSocket } from 'ws';
 import { isLoopbackHost } from './loopback.js';
+
+/** A ws client socket whose frames get their keys from FrameMasks: the one way we dial. */
+export function maskedWebSocket(url: string, options: ClientOptions): WebSocket {
+  const masks = new FrameMasks();
+  const ws = new WebSocket(url, { ...options, generateMask: masks.generate });
+  ws.on('upgrade', (res) => masks.connectedTo(res.socket));
+  return ws;
+}
 
 /** Whether frames to `remoteAddress` (unknown: undefined) need random masking keys. */
 export function needsRandomMask(remoteAddress: string | undefined, tls: boolean): boolean {

@@ -15,7 +15,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type RawData, WebSocketServer } from 'ws';
-import { FrameMasks } from '../../protocol/frame-mask.js';
+import { maskedWebSocket } from '../../protocol/frame-mask.js';
 import type { Logger } from '../../raft/logger.js';
 import { isLocalMessage, type Message } from '../../raft/types.js';
 import {
@@ -636,17 +636,13 @@ export class Transport {
     };
     if (this.token !== undefined) headers['x-raftctl-token'] = this.token;
     let ws: WebSocket;
-    const masks = new FrameMasks();
     try {
-      ws = new WebSocket(peer.url, {
+      ws = maskedWebSocket(peer.url, {
         headers,
         perMessageDeflate: false,
         handshakeTimeout: this.connectTimeoutMs,
         // We never expect data on this connection, only pongs and the close frame.
         maxPayload: 64 * 1024,
-        // Zero keys on loopback and over TLS, which spare ws a copy of every frame; random
-        // elsewhere, since entries carry bytes clients chose (see frame-mask.ts).
-        generateMask: masks.generate,
         ...(this.tls === undefined
           ? {}
           : {
@@ -660,7 +656,6 @@ export class Transport {
       return;
     }
     peer.ws = ws;
-    ws.on('upgrade', (res) => masks.connectedTo(res.socket));
     ws.on('open', () => {
       if (peer.ws !== ws) return;
       peer.state = 'open';
