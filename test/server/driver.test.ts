@@ -1,11 +1,12 @@
 // The driver's own decisions, on real clusters started in-process (real disk, real
 // sockets): its checks on a write's request id (the control protocol refuses a bad pair at
 // the edge already, so these are what keeps a caller inside the process from filing a
-// request in the space of ids the node numbers itself), when it snapshots, and when a
-// leader's commit-only messages leave.
+// request in the space of ids the node numbers itself), when it snapshots, when a leader's
+// commit-only messages leave, and that a leader's own slow write does not hold up a commit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandError } from '../../src/protocol/control.js';
 import { type NodeOptions, type RunningNode, startNode } from '../../src/server/node.js';
+import type { DiskStorage, SaveRequest } from '../../src/server/storage/disk-storage.js';
 import { freePorts, TestResources, waitFor } from '../e2e/harness.js';
 
 /** A one-node cluster in this process, leading once this resolves. */
@@ -210,5 +211,72 @@ describe("RaftDriver: a leader's commit-only messages", () => {
     const started = performance.now();
     await followerB().linearizableBarrier();
     expect(performance.now() - started).toBeLessThan(HOLD_MS);
+  });
+});
+
+describe('RaftDriver: asynchronous storage writes', () => {
+  const res = new TestResources();
+  let nodes: RunningNode[] = [];
+
+  beforeAll(async () => {
+    // Elections 20 s apart: node 1 stays the leader it is made.
+    nodes = await leadingCluster(3, res, { tickMs: 100, electionTicks: 200, heartbeatTicks: 10 });
+    await nodes[0]!.driver.propose({ op: 'put', key: 'warm', value: 'up' });
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await res.cleanup(false);
+  });
+
+  /** A node's storage (the driver's; tests only). */
+  const storageOf = (n: RunningNode) =>
+    (n.driver as unknown as { opts: { storage: DiskStorage } }).opts.storage;
+
+  it("goes on replicating and committing while the leader's own write is held, and answers once it is done", async () => {
+    const [leader, followerA, followerB] = nodes as [RunningNode, RunningNode, RunningNode];
+    const storage = storageOf(leader);
+    const save = storage.save.bind(storage);
+    let releaseHeld!: () => void;
+    const held = new Promise<void>((resolve) => {
+      releaseHeld = resolve;
+    });
+    // Every write of the leader's that carries entries waits until the test lets it go.
+    storage.save = async (req: SaveRequest) => {
+      if (req.entries.length > 0) await held;
+      return save(req);
+    };
+    const followersHold = (index: number) =>
+      storageOf(followerA).storage.lastIndex() >= index && storageOf(followerB).storage.lastIndex() >= index;
+    const answered: string[] = [];
+    let first: Promise<unknown> | undefined;
+    let second: Promise<unknown> | undefined;
+    try {
+      const lastBefore = storage.storage.lastIndex();
+      first = leader.driver.propose({ op: 'put', key: 'k1', value: 'v' }).then(() => answered.push('k1'));
+      await waitFor(
+        'the followers to persist the first write',
+        () => followersHold(lastBefore + 1) || undefined,
+      );
+      await waitFor(
+        'the commit index to pass it',
+        () => leader.driver.rawNode.raft.raftLog.committed > lastBefore || undefined,
+      );
+      // The Ready loop does not wait for the leader's disk: a second write is replicated meanwhile.
+      second = leader.driver.propose({ op: 'put', key: 'k2', value: 'v' }).then(() => answered.push('k2'));
+      await waitFor(
+        'the followers to persist the second write',
+        () => followersHold(lastBefore + 2) || undefined,
+      );
+      // As in etcd, a node applies only what its own log holds: nothing is answered yet.
+      await new Promise((r) => setTimeout(r, 50));
+      expect(answered).toEqual([]);
+      expect(storage.storage.lastIndex()).toBe(lastBefore);
+    } finally {
+      releaseHeld();
+      storage.save = save;
+    }
+    await Promise.all([first, second]);
+    expect(answered.sort()).toEqual(['k1', 'k2']);
   });
 });
