@@ -280,3 +280,53 @@ describe('RaftDriver: asynchronous storage writes', () => {
     expect(answered.sort()).toEqual(['k1', 'k2']);
   });
 });
+
+describe("RaftDriver: a leader's disk that stalls for longer than an election timeout", () => {
+  const res = new TestResources();
+  let nodes: RunningNode[] = [];
+  const TICK_MS = 50;
+  const ELECTION_TICKS = 10;
+
+  beforeAll(async () => {
+    nodes = await leadingCluster(3, res, {
+      tickMs: TICK_MS,
+      electionTicks: ELECTION_TICKS,
+      heartbeatTicks: 1,
+    });
+    await nodes[0]!.driver.propose({ op: 'put', key: 'warm', value: 'up' });
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await res.cleanup(false);
+  });
+
+  it('keeps its leadership: the Ready loop goes on sending heartbeats while the write waits', async () => {
+    const leader = nodes[0]!;
+    const storage = (leader.driver as unknown as { opts: { storage: DiskStorage } }).opts.storage;
+    const save = storage.save.bind(storage);
+    const term = leader.driver.rawNode.raft.term;
+    let releaseHeld!: () => void;
+    const held = new Promise<void>((resolve) => {
+      releaseHeld = resolve;
+    });
+    storage.save = async (req: SaveRequest) => {
+      if (req.entries.length > 0) await held;
+      return save(req);
+    };
+    let write: Promise<unknown> | undefined;
+    try {
+      write = leader.driver.propose({ op: 'put', key: 'stalled', value: 'v' });
+      // Three election timeouts (the longest a follower waits is two).
+      await new Promise((r) => setTimeout(r, 3 * ELECTION_TICKS * TICK_MS));
+      for (const n of nodes) {
+        expect(n.driver.rawNode.raft.term).toBe(term);
+        expect(n.driver.rawNode.raft.lead).toBe(leader.driver.id);
+      }
+    } finally {
+      releaseHeld();
+      storage.save = save;
+    }
+    await write;
+  });
+});
