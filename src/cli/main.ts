@@ -137,12 +137,13 @@ export async function main(argv: string[]): Promise<void> {
   // A node restart is timed from spawn: it skips loading the client, console and settings
   // modules the other commands need (a few hundred ms cold).
   if (!serving) {
-    const [up, attach, ops, member, fault, config] = await Promise.all([
+    const [up, attach, ops, member, fault, check, config] = await Promise.all([
       import('./commands/up.js'),
       import('./commands/attach.js'),
       import('./commands/ops.js'),
       import('./commands/member.js'),
       import('./commands/fault.js'),
+      import('./commands/check.js'),
       import('./commands/config.js'),
     ]);
     cli = up.upCommands(cli);
@@ -150,6 +151,7 @@ export async function main(argv: string[]): Promise<void> {
     cli = ops.opsCommands(cli);
     cli = member.memberCommand(cli);
     cli = fault.faultCommand(cli);
+    cli = check.checkCommand(cli);
     cli = config.configCommand(cli);
   }
   try {

@@ -195,6 +195,88 @@ describe('raftctl against a detached local cluster', { timeout: 30_000 }, () => 
     expect(missing.stderr).toMatch(/key "greeting" not found/);
   });
 
+  it('check perf: judges a light load and deletes its keys; fails a rate it cannot reach; refuses keys in use', async () => {
+    // Whether a loaded test machine keeps up is not this test's business (benchmarks say how
+    // fast the cluster is): the verdict and the exit code must agree, and every check be shown.
+    const ok = await run(['check', 'perf', '--load', 's', '--duration', '2s', '--prefix', 'e2e-perf/']);
+    expect([0, 1], ok.stderr).toContain(ok.code);
+    expect(ok.stdout).toMatch(/^check\s+measured\s+limit\s+result$/m);
+    expect(ok.stdout).toMatch(/^throughput\s+\S+ \/s\s+≥ 900 \/s\s+(PASS|FAIL)$/m);
+    expect(ok.stdout).toMatch(/^p99 latency\s+[\d.]+ ms\s+≤ 100\.0 ms\s+(PASS|FAIL)$/m);
+    expect(ok.stdout).toMatch(/^slowest put\s+[\d.]+ ms\s+≤ 500\.0 ms\s+(PASS|FAIL)$/m);
+    expect(ok.stdout).toMatch(/^errors\s+0\s+0\s+PASS$/m);
+    expect(ok.stdout.trim().split('\n').at(-1)).toBe(ok.code === 0 ? 'PASS' : 'FAIL');
+    expect(ok.stderr).toMatch(/50 clients at 1,000 puts\/s for 2 s/);
+    // Every key it wrote is gone again.
+    expect((await run(['get', 'e2e-perf/0/0'])).code).toBe(1);
+    expect((await run(['get', 'e2e-perf/49/7'])).code).toBe(1);
+
+    // One writer cannot put 100,000 times a second: the throughput check fails, exit 1.
+    const slow = await run([
+      'check',
+      'perf',
+      '--clients',
+      '1',
+      '--rate',
+      '100000',
+      '--duration',
+      '1s',
+      '--json',
+    ]);
+    expect(slow.code, slow.stderr).toBe(1);
+    const report = JSON.parse(slow.stdout) as {
+      pass: boolean;
+      checks: { name: string; pass: boolean }[];
+      ok: number;
+    };
+    expect(report.pass).toBe(false);
+    expect(report.checks.find((c) => c.name === 'throughput')?.pass).toBe(false);
+    expect(report.ok).toBeGreaterThan(0);
+
+    // A key it would write holds a value: it writes nothing and says why.
+    expect((await run(['put', 'e2e-taken/0/3', 'mine'])).code).toBe(0);
+    const taken = await run(['check', 'perf', '--load', 's', '--duration', '1s', '--prefix', 'e2e-taken/']);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(
+      /1 of the keys the check would write already hold values \(e\.g\. "e2e-taken\/0\/3"\): choose another --prefix/,
+    );
+    expect((await run(['get', 'e2e-taken/0/3'])).stdout).toBe('mine\n');
+    expect((await run(['get', 'e2e-taken/0/0'])).code).toBe(1);
+
+    const bad = await run(['check', 'perf', '--rate', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/bad --rate 0: expected a whole number from 1 to/);
+  }, 60_000);
+
+  it('check perf stopped with Ctrl-C reports what it did, deletes its keys and exits 130', async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN, 'check', 'perf', '--load', 's', '--duration', '60s', '--prefix', 'e2e-int/', '--json'],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    // Interrupted once it is writing (it says so on stderr when it starts).
+    const deadline = Date.now() + 10_000;
+    while (!stderr.includes('check perf:') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(code, stderr).toBe(130);
+    const report = JSON.parse(stdout) as { interrupted: boolean; ok: number; durationMs: number };
+    expect(report.interrupted).toBe(true);
+    expect(report.ok).toBeGreaterThan(0);
+    expect(report.durationMs).toBeLessThan(30_000);
+    expect((await run(['get', 'e2e-int/0/0'])).code).toBe(1);
+  }, 30_000);
+
   it('campaign 2 makes node 2 leader; transfer 3 makes node 3 leader', async () => {
     const c = await run(['campaign', '2', '--json']);
     expect(c.code, c.stderr).toBe(0);
