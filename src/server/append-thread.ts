@@ -2,8 +2,8 @@
 // With Config.asyncStorageWrites the core hands each Ready's writes over as a
 // MsgStorageAppend (entries, HardState, snapshot) whose `responses` — this node's own append
 // ack, a follower's MsgAppResp, a vote — may go only once the write is on disk. The Ready
-// loop does not wait for the disk: a leader goes on proposing, sending MsgApps and applying
-// what its followers committed while its own fsync runs, and a follower goes on appending.
+// loop does not wait for the disk: a leader goes on proposing, sending MsgApps and
+// heartbeats while its own fsync runs, and a follower goes on appending.
 //
 // Writes are persisted in order, one at a time; the messages that arrive while one is on
 // its way go together in the next (entries, the newest HardState, one fdatasync): group

@@ -9,13 +9,15 @@
 //      append thread (append-thread.ts), which persists them in order with one fdatasync
 //      per batch and only then sends what promises durability (MsgAppResp, votes) and steps
 //      this node's own append ack back in;
-//   3. apply the committed entries (MsgStorageApply), which a quorum holds on disk already,
-//      answer their clients, and step the apply's response back in;
+//   3. apply the committed entries (MsgStorageApply), answer their clients, and step the
+//      apply's response back in — as in etcd with asynchronous writes, raft hands out only
+//      entries that this node's own log holds on disk too;
 //   4. serve reads whose index is reached.
 //
-// So a leader keeps proposing, replicating and applying what its followers commit while its
-// own fsync runs, and a follower keeps appending while its last write syncs; everything
-// proposed while a write is on its way goes in the next one (group commit).
+// So a leader keeps proposing, replicating and sending heartbeats while its own fsync runs
+// (a disk that stalls for an election timeout no longer costs it its leadership), and a
+// follower keeps appending while its last write syncs; everything proposed while a write is
+// on its way goes in the next one (group commit).
 import { randomBytes } from 'node:crypto';
 import { CommandError, type Role } from '../protocol/control.js';
 import { decodeConfChangeEntry } from '../raft/confchange-codec.js';
@@ -1234,27 +1236,23 @@ export class RaftDriver {
   private async takeSnapshot(): Promise<{ index: number; term: number } | undefined> {
     while (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
     // Committed entries are applied and raft told so in one go: the state is exactly the
-    // entries up to raftLog.applied.
+    // entries up to raftLog.applied, all of them in this node's log (raft hands out no others).
     const applied = this.rawNode.raft.raftLog.applied;
     const current = this.opts.storage.storage.snapshotMetadata.index;
     if (applied <= current) return undefined;
     const cs = this.rawNode.raft.trk.confState();
+    const catchUpEntries = this.entriesHolding(
+      applied,
+      this.opts.snapshotCatchUpWrites,
+      Math.floor(this.opts.snapshotBytes / 4),
+    );
     // Captured now, at `applied`; encoded in slices between Readys, then written.
     const started = process.hrtime.bigint();
     const state = this.opts.kv.capture();
     const previousBytes = this.opts.storage.storage.snapshotBytes;
-    const run = encodeCapture(state, undefined, previousBytes).then(async (data) => {
-      // Entries are applied once a quorum holds them, possibly before this node's own write
-      // of them is done: the snapshot's index and term are read from the log once every
-      // write handed out so far (which includes the applied entries) is on disk.
-      await this.appendThread.persisted();
-      const catchUpEntries = this.entriesHolding(
-        applied,
-        this.opts.snapshotCatchUpWrites,
-        Math.floor(this.opts.snapshotBytes / 4),
-      );
-      return this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries);
-    });
+    const run = encodeCapture(state, undefined, previousBytes).then((data) =>
+      this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries),
+    );
     this.restartSnapshotCount();
     this.snapshotInFlight = run;
     try {

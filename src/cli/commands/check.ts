@@ -139,7 +139,7 @@ async function checkPerf(argv: Args): Promise<void> {
   let cluster: ClusterClient;
   try {
     cluster = await ClusterClient.connect(target.endpoints, {
-      token: target.token ?? settings().tokens?.[target.endpoints[0]!],
+      token: target.token ?? settings().tokens[target.endpoints[0]!],
       ...(target.tls === undefined ? {} : { tls: target.tls }),
       timeoutMs,
       commandTimeoutMs: timeoutMs,
