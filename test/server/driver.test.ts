@@ -2,11 +2,13 @@
 // sockets): its checks on a write's request id (the control protocol refuses a bad pair at
 // the edge already, so these are what keeps a caller inside the process from filing a
 // request in the space of ids the node numbers itself), when it snapshots, when a leader's
-// commit-only messages leave, and that a leader's own slow write does not hold up a commit.
+// commit-only messages leave, what goes on while a leader's own write is slow, and that a
+// write that fails stops the node.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandError } from '../../src/protocol/control.js';
 import { type NodeOptions, type RunningNode, startNode } from '../../src/server/node.js';
 import type { DiskStorage, SaveRequest } from '../../src/server/storage/disk-storage.js';
+import { WalWriteError } from '../../src/server/storage/wal.js';
 import { freePorts, TestResources, waitFor } from '../e2e/harness.js';
 
 /** A one-node cluster in this process, leading once this resolves. */
@@ -328,5 +330,38 @@ describe("RaftDriver: a leader's disk that stalls for longer than an election ti
       storage.save = save;
     }
     await write;
+  });
+});
+
+describe('RaftDriver: a write that fails', () => {
+  const res = new TestResources();
+
+  afterAll(async () => {
+    await res.cleanup(false);
+  });
+
+  it('stops the node with what to do, and answers no write it had not made durable', async () => {
+    const node = await leadingNode(res);
+    const storage = (node.driver as unknown as { opts: { storage: DiskStorage } }).opts.storage;
+    const save = storage.save.bind(storage);
+    await node.driver.propose({ op: 'put', key: 'before', value: 'v' });
+    // The disk fails the next write with entries, as a real fdatasync error surfaces.
+    storage.save = async (req: SaveRequest) => {
+      if (req.entries.length > 0)
+        throw new WalWriteError(
+          '0000000000000000-0000000000000001.wal',
+          'fdatasync',
+          new Error('EIO: i/o error, fdatasync'),
+        );
+      return save(req);
+    };
+    const write = node.driver.propose({ op: 'put', key: 'lost', value: 'v' });
+    await expect(write).rejects.toThrow(/shutting down/);
+    const stopped = await node.stopped;
+    expect(stopped.code).toBe(1);
+    expect(stopped.reason).toMatch(
+      /^fatal: wal: fdatasync of 0000000000000000-0000000000000001\.wal failed \(EIO: i\/o error, fdatasync\)/,
+    );
+    expect(stopped.reason).toMatch(/check the disk \(space, I\/O errors\) and restart the node/);
   });
 });
