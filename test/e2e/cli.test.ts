@@ -33,26 +33,35 @@ interface Run {
 /** Extra processes a test started itself (a joining node). */
 const extra: ChildProcess[] = [];
 
-function run(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: opts.env ?? env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+/** The CLI started with `args`: its output so far, and its end (killed after `timeoutMs`). */
+function start(
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): { child: ChildProcess; output: Run; done: Promise<Run> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: opts.env ?? env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: Run = { code: null, stdout: '', stderr: '' };
+  child.stdout!.on('data', (d: Buffer) => {
+    output.stdout += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    output.stderr += d.toString();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+  const done = new Promise<Run>((resolvePromise) =>
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
+      output.code = code;
+      resolvePromise(output);
+    }),
+  );
+  return { child, output, done };
+}
+
+function run(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return start(args, opts).done;
 }
 
 /** The cluster file `up` wrote, read as the CLI reads it. */
@@ -249,26 +258,17 @@ describe('raftctl against a detached local cluster', { timeout: 30_000 }, () => 
   }, 60_000);
 
   it('check perf stopped with Ctrl-C reports what it did, deletes its keys and exits 130', async () => {
-    const child = spawn(
-      process.execPath,
-      [BIN, 'check', 'perf', '--load', 's', '--duration', '60s', '--prefix', 'e2e-int/', '--json'],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    const { child, output, done } = start(
+      ['check', 'perf', '--load', 's', '--duration', '60s', '--prefix', 'e2e-int/', '--json'],
+      { timeoutMs: 25_000 },
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
     // Interrupted once it is writing (it says so on stderr when it starts).
     const deadline = Date.now() + 10_000;
-    while (!stderr.includes('check perf:') && Date.now() < deadline)
+    while (!output.stderr.includes('check perf:') && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 1000));
     child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => child.on('close', r));
+    const { code, stdout, stderr } = await done;
     expect(code, stderr).toBe(130);
     const report = JSON.parse(stdout) as { interrupted: boolean; ok: number; durationMs: number };
     expect(report.interrupted).toBe(true);

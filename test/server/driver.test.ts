@@ -61,6 +61,34 @@ function startMember(
   });
 }
 
+/** A node's storage, as its driver holds it (tests only). */
+function storageOf(n: RunningNode): DiskStorage {
+  return (n.driver as unknown as { opts: { storage: DiskStorage } }).opts.storage;
+}
+
+/**
+ * Holds every write of `n`'s that carries entries until `restore()`, which lets the held ones
+ * go and puts the storage's own save back.
+ */
+function holdEntryWrites(n: RunningNode): { restore(): void } {
+  const storage = storageOf(n);
+  const save = storage.save.bind(storage);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  storage.save = async (req: SaveRequest) => {
+    if (req.entries.length > 0) await held;
+    return save(req);
+  };
+  return {
+    restore: () => {
+      release();
+      storage.save = save;
+    },
+  };
+}
+
 describe('RaftDriver.propose request ids', () => {
   const res = new TestResources();
   let node: RunningNode;
@@ -231,23 +259,10 @@ describe('RaftDriver: asynchronous storage writes', () => {
     await res.cleanup(false);
   });
 
-  /** A node's storage (the driver's; tests only). */
-  const storageOf = (n: RunningNode) =>
-    (n.driver as unknown as { opts: { storage: DiskStorage } }).opts.storage;
-
   it("goes on replicating and committing while the leader's own write is held, and answers once it is done", async () => {
     const [leader, followerA, followerB] = nodes as [RunningNode, RunningNode, RunningNode];
     const storage = storageOf(leader);
-    const save = storage.save.bind(storage);
-    let releaseHeld!: () => void;
-    const held = new Promise<void>((resolve) => {
-      releaseHeld = resolve;
-    });
-    // Every write of the leader's that carries entries waits until the test lets it go.
-    storage.save = async (req: SaveRequest) => {
-      if (req.entries.length > 0) await held;
-      return save(req);
-    };
+    const hold = holdEntryWrites(leader);
     const followersHold = (index: number) =>
       storageOf(followerA).storage.lastIndex() >= index && storageOf(followerB).storage.lastIndex() >= index;
     const answered: string[] = [];
@@ -275,8 +290,7 @@ describe('RaftDriver: asynchronous storage writes', () => {
       expect(answered).toEqual([]);
       expect(storage.storage.lastIndex()).toBe(lastBefore);
     } finally {
-      releaseHeld();
-      storage.save = save;
+      hold.restore();
     }
     await Promise.all([first, second]);
     expect(answered.sort()).toEqual(['k1', 'k2']);
@@ -305,17 +319,8 @@ describe("RaftDriver: a leader's disk that stalls for longer than an election ti
 
   it('keeps its leadership: the Ready loop goes on sending heartbeats while the write waits', async () => {
     const leader = nodes[0]!;
-    const storage = (leader.driver as unknown as { opts: { storage: DiskStorage } }).opts.storage;
-    const save = storage.save.bind(storage);
     const term = leader.driver.rawNode.raft.term;
-    let releaseHeld!: () => void;
-    const held = new Promise<void>((resolve) => {
-      releaseHeld = resolve;
-    });
-    storage.save = async (req: SaveRequest) => {
-      if (req.entries.length > 0) await held;
-      return save(req);
-    };
+    const hold = holdEntryWrites(leader);
     let write: Promise<unknown> | undefined;
     try {
       write = leader.driver.propose({ op: 'put', key: 'stalled', value: 'v' });
@@ -326,8 +331,7 @@ describe("RaftDriver: a leader's disk that stalls for longer than an election ti
         expect(n.driver.rawNode.raft.lead).toBe(leader.driver.id);
       }
     } finally {
-      releaseHeld();
-      storage.save = save;
+      hold.restore();
     }
     await write;
   });
@@ -342,7 +346,7 @@ describe('RaftDriver: a write that fails', () => {
 
   it('stops the node with what to do, and answers no write it had not made durable', async () => {
     const node = await leadingNode(res);
-    const storage = (node.driver as unknown as { opts: { storage: DiskStorage } }).opts.storage;
+    const storage = storageOf(node);
     const save = storage.save.bind(storage);
     await node.driver.propose({ op: 'put', key: 'before', value: 'v' });
     // The disk fails the next write with entries, as a real fdatasync error surfaces.
