@@ -49,7 +49,7 @@ const MAX_DURATION_MS = 600_000;
 function positiveInteger(v: number | undefined, flag: string, max: number): number | undefined {
   if (v === undefined) return undefined;
   if (!(Number.isInteger(v) && v >= 1 && v <= max)) {
-    throw new UsageError(`bad ${flag} ${JSON.stringify(v)}: expected a whole number from 1 to ${max}`);
+    throw new UsageError(`bad ${flag} ${String(v)}: expected a whole number from 1 to ${max}`);
   }
   return v;
 }
