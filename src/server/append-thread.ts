@@ -25,33 +25,31 @@ export interface AppendThreadHost {
   fail(err: unknown): void;
 }
 
+/** A MsgStorageAppend and whether its Ready must be synced (the core's Ready.mustSync). */
+interface Write {
+  m: Message;
+  mustSync: boolean;
+}
+
 export class AppendThread {
-  private queue: Message[] = [];
+  private queue: Write[] = [];
   private running = false;
   private failed = false;
   /** Messages pushed, and messages persisted and released, since the start. */
   private pushed = 0;
   private done = 0;
   private barriers: { upTo: number; resolve: () => void }[] = [];
-  /** The term and vote on disk: a HardState that changes either must be synced. */
-  private term: number;
-  private vote: number;
 
-  constructor(
-    private readonly host: AppendThreadHost,
-    persisted: HardState,
-  ) {
-    this.term = persisted.term;
-    this.vote = persisted.vote;
-  }
+  constructor(private readonly host: AppendThreadHost) {}
 
   /**
-   * Queues a MsgStorageAppend. With no write in flight its write starts before this returns
-   * (so its fdatasync runs while the caller applies committed entries).
+   * Queues a MsgStorageAppend, with its Ready's mustSync (entries, or a new term or vote).
+   * With no write in flight its write starts before this returns (so its fdatasync runs
+   * while the caller applies committed entries).
    */
-  push(m: Message): void {
+  push(m: Message, mustSync: boolean): void {
     if (this.failed) return;
-    this.queue.push(m);
+    this.queue.push({ m, mustSync });
     this.pushed++;
     if (!this.running) void this.run();
   }
@@ -72,10 +70,10 @@ export class AppendThread {
         const batch = this.takeBatch();
         const req = this.saveRequest(batch);
         if (req) await this.host.save(req);
-        const snap = batch[0]!.snapshot;
+        const snap = batch[0]!.m.snapshot;
         if (snap) await this.host.installSnapshot(snap);
         this.done += batch.length;
-        const responses = batch.length === 1 ? batch[0]!.responses : batch.flatMap((m) => m.responses);
+        const responses = batch.length === 1 ? batch[0]!.m.responses : batch.flatMap((w) => w.m.responses);
         this.host.release(responses);
         this.resolveBarriers();
       }
@@ -91,37 +89,28 @@ export class AppendThread {
   }
 
   /** The queued messages up to (not including) the next one with a snapshot; that one alone. */
-  private takeBatch(): Message[] {
+  private takeBatch(): Write[] {
     let end = 1;
-    if (!this.queue[0]!.snapshot) while (end < this.queue.length && !this.queue[end]!.snapshot) end++;
+    if (!this.queue[0]!.m.snapshot) while (end < this.queue.length && !this.queue[end]!.m.snapshot) end++;
     return this.queue.splice(0, end);
   }
 
   /** What the batch writes, or undefined when it writes nothing (only responses wait). */
-  private saveRequest(batch: Message[]): SaveRequest | undefined {
-    let entries: Entry[] = batch[0]!.entries;
+  private saveRequest(batch: Write[]): SaveRequest | undefined {
+    let entries: Entry[] = batch[0]!.m.entries;
     let hardState: HardState | undefined;
+    let mustSync = false;
     for (let i = 0; i < batch.length; i++) {
-      const m = batch[i]!;
+      const { m } = batch[i]!;
       if (i > 0) entries = appendEntries(entries, m.entries);
       // The HardState travels in the message's fields, all zero when unchanged.
       const hs = { term: m.term, vote: m.vote, commit: m.commit };
       if (!isEmptyHardState(hs)) hardState = hs;
+      mustSync ||= batch[i]!.mustSync;
     }
-    const snapshot = batch[0]!.snapshot;
-    const changesVote =
-      hardState !== undefined && (hardState.term !== this.term || hardState.vote !== this.vote);
+    const snapshot = batch[0]!.m.snapshot;
     if (entries.length === 0 && hardState === undefined && snapshot === undefined) return undefined;
-    if (hardState) {
-      this.term = hardState.term;
-      this.vote = hardState.vote;
-    }
-    return {
-      entries,
-      ...(hardState ? { hardState } : {}),
-      ...(snapshot ? { snapshot } : {}),
-      mustSync: entries.length > 0 || changesVote,
-    };
+    return { entries, ...(hardState ? { hardState } : {}), ...(snapshot ? { snapshot } : {}), mustSync };
   }
 
   private resolveBarriers(): void {

@@ -315,15 +315,12 @@ export class RaftDriver {
       logger: opts.logger.child('raft'),
     };
     this.rawNode = new RawNode(config);
-    this.appendThread = new AppendThread(
-      {
-        save: (req) => this.persist(req),
-        installSnapshot: (snap) => this.installSnapshot(snap),
-        release: (responses) => this.release(responses),
-        fail: (err) => this.fatal(err),
-      },
-      recovered.hardState,
-    );
+    this.appendThread = new AppendThread({
+      save: (req) => this.persist(req),
+      installSnapshot: (snap) => this.installSnapshot(snap),
+      release: (responses) => this.release(responses),
+      fail: (err) => this.fatal(err),
+    });
     const fresh = recovered.lastIndex === 0 && recovered.hardState.term === 0 && !recovered.snapshot;
     if (fresh && !opts.join) {
       const peers = [...opts.initialPeers.entries()].sort((a, b) => a[0] - b[0]);
@@ -891,7 +888,7 @@ export class RaftDriver {
       this.send(peers, rd.mustSync && this.rawNode.raft.state === 'StateLeader');
       // The write starts now (the append thread begins at once when idle): its fdatasync
       // runs on the libuv pool while the committed entries are applied below.
-      if (append) this.appendThread.push(append);
+      if (append) this.appendThread.push(append, rd.mustSync);
       if (apply) {
         for (const e of apply.entries) this.applyEntry(e);
         for (const r of apply.responses) this.rawNode.step(r);

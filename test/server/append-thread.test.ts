@@ -25,12 +25,14 @@ function ack(index: number): Message {
   return message({ type: 'MsgAppResp', from: 2, to: 1, term: 1, index });
 }
 
+/** A MsgStorageAppend and its Ready's mustSync (by default: whether it carries entries). */
 function append(opts: {
   entries?: Entry[];
   hs?: { term: number; vote: number; commit: number };
   snapshot?: Snapshot;
   responses?: Message[];
-}): Message {
+  mustSync?: boolean;
+}): [Message, boolean] {
   const m = message({
     type: 'MsgStorageAppend',
     from: 2,
@@ -40,7 +42,7 @@ function append(opts: {
   if (opts.hs) Object.assign(m, opts.hs);
   if (opts.snapshot) m.snapshot = opts.snapshot;
   m.responses = opts.responses ?? [];
-  return m;
+  return [m, opts.mustSync ?? m.entries.length > 0];
 }
 
 function snapshot(index: number): Snapshot {
@@ -83,13 +85,11 @@ class Host implements AppendThreadHost {
   }
 }
 
-const PERSISTED = { term: 1, vote: 1, commit: 0 };
-
 describe('AppendThread', () => {
   it('starts the first write before push returns and releases its responses only once it is done', async () => {
     const host = new Host();
-    const thread = new AppendThread(host, PERSISTED);
-    thread.push(append({ entries: entries(1, 2), responses: [ack(2)] }));
+    const thread = new AppendThread(host);
+    thread.push(...append({ entries: entries(1, 2), responses: [ack(2)] }));
     expect(host.log).toEqual(['save 1,2']);
     await new Promise((r) => setImmediate(r));
     expect(host.log).toEqual(['save 1,2']);
@@ -99,11 +99,13 @@ describe('AppendThread', () => {
 
   it('writes what queued behind a write in flight as one, and releases every response in order', async () => {
     const host = new Host();
-    const thread = new AppendThread(host, PERSISTED);
-    thread.push(append({ entries: entries(1, 1), responses: [ack(1)] }));
-    thread.push(append({ entries: entries(2, 3), responses: [ack(3)] }));
-    thread.push(append({ hs: { term: 1, vote: 1, commit: 2 }, responses: [ack(30)] }));
-    thread.push(append({ entries: entries(4, 4), hs: { term: 1, vote: 1, commit: 3 }, responses: [ack(4)] }));
+    const thread = new AppendThread(host);
+    thread.push(...append({ entries: entries(1, 1), responses: [ack(1)] }));
+    thread.push(...append({ entries: entries(2, 3), responses: [ack(3)] }));
+    thread.push(...append({ hs: { term: 1, vote: 1, commit: 2 }, responses: [ack(30)] }));
+    thread.push(
+      ...append({ entries: entries(4, 4), hs: { term: 1, vote: 1, commit: 3 }, responses: [ack(4)] }),
+    );
     await host.complete();
     expect(host.log).toEqual(['save 1', 'release 1', 'save 2,3,4']);
     expect(host.saves[1]!.hardState).toEqual({ term: 1, vote: 1, commit: 3 });
@@ -114,10 +116,10 @@ describe('AppendThread', () => {
 
   it('replaces entries a newer leader overwrote between two queued writes', async () => {
     const host = new Host();
-    const thread = new AppendThread(host, PERSISTED);
-    thread.push(append({ entries: entries(1, 1) }));
-    thread.push(append({ entries: entries(2, 5) }));
-    thread.push(append({ entries: entries(4, 6, 2) }));
+    const thread = new AppendThread(host);
+    thread.push(...append({ entries: entries(1, 1) }));
+    thread.push(...append({ entries: entries(2, 5) }));
+    thread.push(...append({ entries: entries(4, 6, 2) }));
     await host.complete();
     expect(host.saves[1]!.entries.map((e) => `${e.term}/${e.index}`)).toEqual([
       '1/2',
@@ -128,27 +130,24 @@ describe('AppendThread', () => {
     ]);
   });
 
-  it('syncs a new term or vote, not a commit index alone', async () => {
+  it('syncs a write when any Ready in it must be synced, and not one that only moves the commit index', async () => {
     const host = new Host();
-    const thread = new AppendThread(host, PERSISTED);
-    thread.push(append({ hs: { term: 1, vote: 1, commit: 5 } }));
+    const thread = new AppendThread(host);
+    thread.push(...append({ hs: { term: 1, vote: 1, commit: 5 } }));
     expect(host.saves[0]!.mustSync).toBe(false);
+    thread.push(...append({ hs: { term: 1, vote: 1, commit: 6 } }));
+    thread.push(...append({ hs: { term: 2, vote: 3, commit: 6 }, mustSync: true }));
+    thread.push(...append({ hs: { term: 2, vote: 3, commit: 7 } }));
     await host.complete();
-    thread.push(append({ hs: { term: 2, vote: 0, commit: 5 } }));
     expect(host.saves[1]!.mustSync).toBe(true);
-    await host.complete();
-    thread.push(append({ hs: { term: 2, vote: 3, commit: 5 } }));
-    expect(host.saves[2]!.mustSync).toBe(true);
-    await host.complete();
-    thread.push(append({ hs: { term: 2, vote: 3, commit: 6 } }));
-    expect(host.saves[3]!.mustSync).toBe(false);
+    expect(host.saves[1]!.hardState).toEqual({ term: 2, vote: 3, commit: 7 });
   });
 
   it('writes nothing for a message that only carries responses, but still releases them after the writes before it', async () => {
     const host = new Host();
-    const thread = new AppendThread(host, PERSISTED);
-    thread.push(append({ entries: entries(1, 1), responses: [ack(1)] }));
-    thread.push(append({ responses: [ack(10)] }));
+    const thread = new AppendThread(host);
+    thread.push(...append({ entries: entries(1, 1), responses: [ack(1)] }));
+    thread.push(...append({ responses: [ack(10)] }));
     await host.complete();
     await new Promise((r) => setImmediate(r));
     expect(host.log).toEqual(['save 1', 'release 1', 'release 10']);
@@ -157,11 +156,11 @@ describe('AppendThread', () => {
 
   it('writes a snapshot on its own and installs it before its responses go', async () => {
     const host = new Host();
-    const thread = new AppendThread(host, PERSISTED);
-    thread.push(append({ entries: entries(1, 1), responses: [ack(1)] }));
-    thread.push(append({ entries: entries(2, 2), responses: [ack(2)] }));
-    thread.push(append({ snapshot: snapshot(10), entries: entries(11, 11), responses: [ack(11)] }));
-    thread.push(append({ entries: entries(12, 12), responses: [ack(12)] }));
+    const thread = new AppendThread(host);
+    thread.push(...append({ entries: entries(1, 1), responses: [ack(1)] }));
+    thread.push(...append({ entries: entries(2, 2), responses: [ack(2)] }));
+    thread.push(...append({ snapshot: snapshot(10), entries: entries(11, 11), responses: [ack(11)] }));
+    thread.push(...append({ entries: entries(12, 12), responses: [ack(12)] }));
     await host.complete();
     await host.complete();
     await host.complete();
@@ -183,15 +182,15 @@ describe('AppendThread', () => {
 
   it('resolves persisted() once everything pushed before the call is on disk, not before', async () => {
     const host = new Host();
-    const thread = new AppendThread(host, PERSISTED);
+    const thread = new AppendThread(host);
     await thread.persisted();
-    thread.push(append({ entries: entries(1, 1) }));
-    thread.push(append({ entries: entries(2, 2) }));
+    thread.push(...append({ entries: entries(1, 1) }));
+    thread.push(...append({ entries: entries(2, 2) }));
     let done = false;
     void thread.persisted().then(() => {
       done = true;
     });
-    thread.push(append({ entries: entries(3, 3) }));
+    thread.push(...append({ entries: entries(3, 3) }));
     await host.complete();
     expect(done).toBe(false);
     await host.complete();
@@ -200,9 +199,9 @@ describe('AppendThread', () => {
 
   it('stops at a failed write: reports it, releases nothing after it, and no longer blocks persisted()', async () => {
     const host = new Host();
-    const thread = new AppendThread(host, PERSISTED);
-    thread.push(append({ entries: entries(1, 1), responses: [ack(1)] }));
-    thread.push(append({ entries: entries(2, 2), responses: [ack(2)] }));
+    const thread = new AppendThread(host);
+    thread.push(...append({ entries: entries(1, 1), responses: [ack(1)] }));
+    thread.push(...append({ entries: entries(2, 2), responses: [ack(2)] }));
     let done = false;
     void thread.persisted().then(() => {
       done = true;
@@ -211,7 +210,7 @@ describe('AppendThread', () => {
     await new Promise((r) => setImmediate(r));
     expect(host.log).toEqual(['save 1', 'fail disk full']);
     expect(done).toBe(true);
-    thread.push(append({ entries: entries(3, 3), responses: [ack(3)] }));
+    thread.push(...append({ entries: entries(3, 3), responses: [ack(3)] }));
     expect(host.log).toEqual(['save 1', 'fail disk full']);
     await thread.persisted();
   });
