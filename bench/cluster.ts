@@ -2,8 +2,9 @@
 // through our own client, next to what this machine can do at best:
 //   - limits: fdatasync rate of a 256-byte append in the data dir's file system, the time
 //     for two of three such appends started at once to sync (a 3-node write's wait for a
-//     shared disk), and WebSocket round trips between two processes (ws echo), one at a
-//     time and 256 in flight;
+//     shared disk), and WebSocket round trips between two processes (an echo process that
+//     answers as a node answers binary puts), one at a time, 256 and 1,024 in flight, framed
+//     as the client frames puts (a turn's requests on a connection in one binary frame);
 //   - for a 3-node (and a 5-node) cluster: puts, linearizable gets and serializable gets of
 //     256-byte values with 1, 16, 256 and 1,024 concurrent clients; each client waits for
 //     its answer before its next op. Clients share a ClusterClient with a few connections to
@@ -297,12 +298,28 @@ interface WsLimit {
   latency: Latency;
 }
 
-/** A ws echo server in its own process; resolves with its port and the child. */
+/**
+ * Bytes of one put as a binary put frame carries it (id, key and a 256-byte value, each
+ * length-prefixed), and of its answer (id, revision, term as varints).
+ */
+const PUT_RECORD_BYTES = 270;
+const PUT_RESULT_BYTES = 8;
+
+/**
+ * A ws echo server in its own process, answering as a node answers binary puts: a frame of
+ * N records (the count in bytes 1–4) gets one frame of N results back. Resolves with its
+ * port and the child.
+ */
 async function startEchoServer(): Promise<{ port: number; child: ChildProcess }> {
   const code = `
     const { WebSocketServer } = require('ws');
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
-    wss.on('connection', (ws) => ws.on('message', (d, bin) => ws.send(d, { binary: bin })));
+    wss.on('connection', (ws) => ws.on('message', (d) => {
+      const n = d.readUInt32LE(1);
+      const out = Buffer.alloc(1 + n * ${PUT_RESULT_BYTES});
+      out[0] = 2;
+      ws.send(out, { binary: true });
+    }));
     wss.on('listening', () => process.stdout.write(String(wss.address().port) + '\\n'));`;
   const child = spawn(process.execPath, ['-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
@@ -313,8 +330,11 @@ async function startEchoServer(): Promise<{ port: number; child: ChildProcess }>
 }
 
 /**
- * Round trips through the echo process: `inFlight` loops over `connections` sockets, each
- * sending a frame the size of a put command and waiting for its echo before the next.
+ * Round trips through the echo process, framed as the client frames puts: `inFlight` loops
+ * over `connections` sockets, each waiting for its answer before its next request; the
+ * requests made on a socket in one turn leave together in one binary frame (the client's
+ * outbox) and come back in one. So the rate is what the wire allows puts, with no raft, no
+ * disk and no store behind it.
  */
 async function measureWs(
   port: number,
@@ -322,23 +342,34 @@ async function measureWs(
   inFlight: number,
   secs: number,
 ): Promise<WsLimit> {
-  const frame = JSON.stringify({
-    type: 'command',
-    id: 1,
-    command: 'put',
-    args: { key: 'k1/1', value: VALUE },
-  });
-  const socks = await Promise.all(
+  interface Sock {
+    ws: ReturnType<typeof maskedWebSocket>;
+    /** Requests made this turn, not yet sent. */
+    outbox: (() => void)[];
+    /** Frames sent, oldest first: answers come back in order, a frame's all at once. */
+    sent: (() => void)[][];
+  }
+  const socks: Sock[] = await Promise.all(
     Array.from({ length: connections }, async () => {
       // Dialled as the product's client dials (zero keys on loopback), so the limit is its own.
       const ws = maskedWebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
       await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-      // Echoes come back in order per socket: a FIFO of waiters matches them.
-      const waiting: (() => void)[] = [];
-      ws.on('message', () => waiting.shift()?.());
-      return { ws, waiting };
+      const s: Sock = { ws, outbox: [], sent: [] };
+      ws.on('message', () => {
+        for (const answered of s.sent.shift() ?? []) answered();
+      });
+      return s;
     }),
   );
+  const flush = (s: Sock): void => {
+    const batch = s.outbox;
+    s.outbox = [];
+    const frame = Buffer.alloc(5 + batch.length * PUT_RECORD_BYTES);
+    frame[0] = 1;
+    frame.writeUInt32LE(batch.length, 1);
+    s.sent.push(batch);
+    s.ws.send(frame, { binary: true });
+  };
   const lat: number[] = [];
   const t0 = performance.now();
   const end = t0 + secs * 1000;
@@ -348,8 +379,7 @@ async function measureWs(
       while (performance.now() < end) {
         const t = performance.now();
         await new Promise<void>((resolve) => {
-          s.waiting.push(resolve);
-          s.ws.send(frame);
+          if (s.outbox.push(resolve) === 1) process.nextTick(flush, s);
         });
         lat.push(performance.now() - t);
       }
@@ -833,7 +863,12 @@ export async function main(argv: string[]): Promise<void> {
   const echo = await startEchoServer();
   let ws: WsLimit[];
   try {
-    ws = [await measureWs(echo.port, 1, 1, 2), await measureWs(echo.port, 12, 256, 2)];
+    // One in flight; 256 on 12 connections; 1,024 on the 8 a 1,024-client cell writes through.
+    ws = [
+      await measureWs(echo.port, 1, 1, 2),
+      await measureWs(echo.port, 12, 256, 2),
+      await measureWs(echo.port, 8, 1024, 2),
+    ];
   } finally {
     echo.child.kill('SIGKILL');
   }
@@ -919,11 +954,15 @@ export async function main(argv: string[]): Promise<void> {
   const best = Math.max(...results.filter((r) => r.op === 'put').map((r) => r.opsPerSec), 0);
   const one = results.find((r) => r.op === 'put' && r.clients === 1 && r.nodes === 3);
   if (best > 0) {
+    const busiest = results.find((r) => r.op === 'put' && r.opsPerSec === best)!;
+    // The wire's limit at the busiest cell's concurrency, or the nearest measured.
+    const wire = ws.reduce((a, b) =>
+      Math.abs(b.inFlight - busiest.clients) < Math.abs(a.inFlight - busiest.clients) ? b : a,
+    );
     console.log(
       `\nfractions of the machine's limits: best put rate ${fmtRate(best)} = ${(best / fsync.opsPerSec).toFixed(2)}× ` +
-        `the fdatasync rate (group commit) and ${((best / ws[1]!.roundTripsPerSec) * 100).toFixed(1)}% of ws round trips at 256 in flight`,
+        `the fdatasync rate (group commit) and ${((best / wire.roundTripsPerSec) * 100).toFixed(1)}% of ws round trips at ${wire.inFlight} in flight`,
     );
-    const busiest = results.find((r) => r.op === 'put' && r.opsPerSec === best)!;
     // Nodes and clients share the cores: the CPU a put costs bounds the rate they allow.
     const cores = availableParallelism();
     const capPerSec = (cores / busiest.cpuMicrosPerOp) * 1e6;
