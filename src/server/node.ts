@@ -155,6 +155,8 @@ async function startLocked(
     onUnreachable: (id) => driver?.reportUnreachable(id),
     onPeerLost: (id) => driver?.peerLost(id),
     onSnapshotStatus: (id, ok) => driver?.reportSnapshot(id, ok),
+    // A snapshot the storage holds on disk only goes from its file, a chunk at a time.
+    openSnapshotData: (metadata) => storage.openSnapshotData(metadata),
     isRemoved: (id) => kv.isRemoved(id),
     // Removed while it was down or cut off: it may never rejoin under this id (as in etcd).
     onRemoved: (byPeer) =>

@@ -15,8 +15,8 @@ import {
   type Snapshot,
   type SnapshotMetadata,
 } from '../../raft/types.js';
-import { LogStorage, type SnapshotReader } from './log-storage.js';
-import { SnapCorruptError, type SnapFile, Snapshotter, snapName } from './snapshotter.js';
+import { LogStorage } from './log-storage.js';
+import { SnapCorruptError, type SnapFile, type SnapshotDataReader, Snapshotter } from './snapshotter.js';
 import { syncDir, Wal, type WalReplay } from './wal.js';
 
 /** Snapshot files kept: the newest, plus one to fall back to if it turns out corrupt. */
@@ -95,7 +95,7 @@ export class DiskStorage {
   /**
    * The recovered snapshot with its data, for the state machine to be restored from: handed
    * over once, so the node does not hold the whole state's bytes for its lifetime (the
-   * storage reads them back from the file if a follower needs them).
+   * transport streams them from the file if a follower needs them).
    */
   takeRecoveredSnapshot(): Snapshot | undefined {
     const snap = this.recoveredSnapshot;
@@ -131,7 +131,7 @@ export class DiskStorage {
     const { wal, replay } = await Wal.open(walDir, { logger, segmentBytes: opts.segmentBytes });
     try {
       const { snapshot, chosen, corrupt } = await chooseSnapshot(snapshotter, snapFiles, replay, logger);
-      const storage = rebuild(dir, replay, snapshot, logger, snapshotReader(snapshotter));
+      const storage = rebuild(dir, replay, snapshot, logger);
       // Only now that the fallback is known to work: set the corrupt files aside so they
       // stop counting among the kept snapshots (a failed start leaves the dir untouched).
       for (const { f, err } of corrupt) {
@@ -245,10 +245,17 @@ export class DiskStorage {
     });
   }
 
+  /**
+   * Opens the file of the current snapshot, whose data the storage has released
+   * (SNAPSHOT_DATA_ON_DISK), for the transport to stream it to a follower.
+   */
+  openSnapshotData(metadata: SnapshotMetadata): Promise<SnapshotDataReader> {
+    return this.snapshotter.openData(metadata);
+  }
+
   async close(): Promise<void> {
     await this.flushPendingHardState().catch(() => undefined);
     await this.queue;
-    this.storage.close();
     await this.wal.close();
   }
 
@@ -335,20 +342,8 @@ async function chooseSnapshot(
   return { corrupt };
 }
 
-/** Reads a snapshot's data back from its file, for the storage to send it. */
-function snapshotReader(snapshotter: Snapshotter): SnapshotReader {
-  return async ({ index, term }) =>
-    (await snapshotter.load({ index, term, file: path.join(snapshotter.dir, snapName(term, index)) })).data;
-}
-
 /** Builds the storage from the snapshot and the replayed log, checking they meet. */
-function rebuild(
-  dir: string,
-  replay: WalReplay,
-  snap: Snapshot | undefined,
-  logger: Logger,
-  reader: SnapshotReader,
-): LogStorage {
+function rebuild(dir: string, replay: WalReplay, snap: Snapshot | undefined, logger: Logger): LogStorage {
   const snapIndex = snap?.metadata.index ?? 0;
   const start = replay.log.start;
   if (start !== undefined && start > snapIndex + 1) {
@@ -362,7 +357,7 @@ function rebuild(
   // released once every entry in it is compacted away; until then it holds at most one
   // segment (64 MiB) beyond the live entries' data, plus the record headers and padding
   // (about 5% for 256-byte values).
-  const ms = new LogStorage(logger, snap, replay.log, reader);
+  const ms = new LogStorage(logger, snap, replay.log);
   const hs = replay.hardState;
   if (hs.commit > ms.lastIndex()) {
     throw new StorageRecoveryError(

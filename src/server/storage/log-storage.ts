@@ -11,11 +11,12 @@
 // A snapshot's data is the whole state machine, as large as the state itself, and the node
 // needs it only to send to a follower that fell behind the log: once it is on disk (and the
 // state machine restored from it, when it came from the leader) DiskStorage has the data
-// released, and snapshot() reads it back from its file when the core asks for it. Until the
-// read is done the core is told ErrSnapshotTemporarilyUnavailable, which it takes, as in
-// etcd, as "send it later": the follower's next heartbeat response asks again.
+// released, and snapshot() answers with SNAPSHOT_DATA_ON_DISK in its place. The transport
+// streams such a snapshot from its file a piece at a time (DiskStorage.openSnapshotData), as
+// etcd's snapshot sender streams its database file, so a leader never holds a second copy of
+// the state to send one.
 
-import { ErrCompacted, ErrSnapOutOfDate, ErrSnapshotTemporarilyUnavailable } from '../../raft/errors.js';
+import { ErrCompacted, ErrSnapOutOfDate } from '../../raft/errors.js';
 import type { Logger } from '../../raft/logger.js';
 import { MemoryStorage, type Storage } from '../../raft/storage.js';
 import {
@@ -29,30 +30,18 @@ import {
 } from '../../raft/types.js';
 import type { PackedLog } from './packed-log.js';
 
-/** Reads a snapshot's data back from where it was saved. */
-export type SnapshotReader = (metadata: SnapshotMetadata) => Promise<Uint8Array>;
-
 /**
- * How long data read back for a transfer stays in memory after the core last asked for it:
- * long enough for the retries of one transfer (a failed send is retried after the
- * follower's next heartbeat response), short enough not to hold a large state for long.
+ * The data of a snapshot whose bytes are on disk only: the storage's snapshot() has it in
+ * place of the data once they are released. Never a snapshot's real data (a state machine's
+ * encoding is never empty), and only ever compared by identity: whoever sends the snapshot
+ * reads the data from its file instead.
  */
-const READ_BACK_HOLD_MS = 30_000;
-
-/** What a released snapshot holds in place of its data; never handed to the core. */
-const RELEASED = new Uint8Array(0);
+export const SNAPSHOT_DATA_ON_DISK: Uint8Array = new Uint8Array(0);
 
 export class LogStorage implements Storage {
   private readonly tail: MemoryStorage;
   /** The current snapshot's data size in bytes, held or not. */
   private dataBytes: number;
-  /** The read of the released data in progress, if any. */
-  private reading: Promise<void> | undefined;
-  /** When the core last asked for data read back, and the timer that releases it again. */
-  private lastAskedAt = 0;
-  private releaseTimer: NodeJS.Timeout | undefined;
-  /** The snapshot whose file last failed to read back, said once in the log. */
-  private warnedUnreadable: SnapshotMetadata | undefined;
   /** The replayed entries not yet compacted or rewritten, from `replayed.start` on; undefined once none are left. */
   private replayed: PackedLog | undefined;
   /** Index and term of the entry just before the replayed ones (the snapshot's, or 0/0). */
@@ -61,13 +50,11 @@ export class LogStorage implements Storage {
   /**
    * The storage after a restart: the snapshot (if any), then the replayed log from the
    * entry after it on (earlier entries in the log are dropped; there must be no gap).
-   * `reader`: where released snapshot data is read back from (without one, none may be).
    */
   constructor(
     private readonly logger: Logger,
     snap: Snapshot | undefined,
     log: PackedLog,
-    private readonly reader?: SnapshotReader,
   ) {
     this.tail = new MemoryStorage(logger);
     if (snap) this.tail.applySnapshot(snap);
@@ -96,11 +83,6 @@ export class LogStorage implements Storage {
     return this.dataBytes;
   }
 
-  /** Whether the snapshot's data is in memory (released data is RELEASED in its place). */
-  private get dataHeld(): boolean {
-    return this.tail.snap.data !== RELEASED;
-  }
-
   setHardState(hs: HardState): void {
     this.tail.setHardState(hs);
   }
@@ -109,75 +91,19 @@ export class LogStorage implements Storage {
     return this.tail.initialState();
   }
 
+  /** The current snapshot; its data is SNAPSHOT_DATA_ON_DISK once released. */
   snapshot(): Snapshot {
-    const snap = this.tail.snapshot();
-    if (this.dataHeld) {
-      this.lastAskedAt = Date.now();
-      return snap;
-    }
-    this.readBack(snap.metadata);
-    throw ErrSnapshotTemporarilyUnavailable;
+    return this.tail.snapshot();
   }
 
   /**
-   * Lets go of the current snapshot's data (it must be saved where the reader finds it);
-   * the next snapshot() reads it back. A later snapshot (created or applied) replaces it.
+   * Lets go of the current snapshot's data, which must be saved in its file: snapshot()
+   * answers SNAPSHOT_DATA_ON_DISK in its place from now on. A later snapshot (created or
+   * applied) replaces it.
    */
   releaseSnapshotData(): void {
-    if (this.reader === undefined) throw new Error('log storage: no reader to read snapshot data back');
     if (this.tail.snap.metadata.index === 0) return;
-    this.tail.snap = { metadata: this.tail.snap.metadata, data: RELEASED };
-    clearTimeout(this.releaseTimer);
-    this.releaseTimer = undefined;
-  }
-
-  /** Stops the timer that releases data read back (the node is closing). */
-  close(): void {
-    clearTimeout(this.releaseTimer);
-    this.releaseTimer = undefined;
-  }
-
-  private readBack(metadata: SnapshotMetadata): void {
-    // Released data implies a reader (see releaseSnapshotData).
-    const reader = this.reader!;
-    if (this.reading !== undefined) return;
-    const current = () => this.tail.snap.metadata === metadata && !this.dataHeld;
-    this.reading = reader(metadata)
-      .then((data) => {
-        // A newer snapshot may have replaced this one meanwhile.
-        if (!current()) return;
-        if (data.length !== this.dataBytes) {
-          throw new Error(`read ${data.length} bytes, expected ${this.dataBytes}`);
-        }
-        this.tail.snap = { metadata, data };
-        this.lastAskedAt = Date.now();
-        this.releaseWhenIdle();
-      })
-      .catch((err: unknown) => {
-        // Left released: the core's next ask (every heartbeat response) reads it again, but
-        // says so once per snapshot. (A snapshot replaced meanwhile may have had its file
-        // purged: nothing to say then.)
-        if (!current() || this.warnedUnreadable === metadata) return;
-        this.warnedUnreadable = metadata;
-        this.logger.warn(
-          `snap: could not read back the snapshot at index ${metadata.index} to send it to a follower behind the log ` +
-            `(${(err as Error).message}); the next snapshot this node takes replaces it: \`raftctl snapshot ID\` takes one now`,
-        );
-      })
-      .finally(() => {
-        this.reading = undefined;
-      });
-  }
-
-  /** Releases data read back once the core has not asked for it for READ_BACK_HOLD_MS. */
-  private releaseWhenIdle(): void {
-    const check = () => {
-      const idle = Date.now() - this.lastAskedAt;
-      if (!this.dataHeld) return;
-      if (idle >= READ_BACK_HOLD_MS) this.releaseSnapshotData();
-      else this.releaseTimer = setTimeout(check, READ_BACK_HOLD_MS - idle).unref();
-    };
-    this.releaseTimer = setTimeout(check, READ_BACK_HOLD_MS).unref();
+    this.tail.snap = { metadata: this.tail.snap.metadata, data: SNAPSHOT_DATA_ON_DISK };
   }
 
   firstIndex(): number {
@@ -268,8 +194,6 @@ export class LogStorage implements Storage {
   /** A new snapshot holds its data until released. */
   private tookNewSnapshot(snap: Snapshot): void {
     this.dataBytes = snap.data.length;
-    clearTimeout(this.releaseTimer);
-    this.releaseTimer = undefined;
   }
 
   compact(compactIndex: number): void {

@@ -4,11 +4,11 @@
 // complete unless the disk damaged it later (which the crc catches). A snapshot is only
 // trusted once the WAL holds its marker; DiskStorage decides that.
 
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../../raft/logger.js';
-import type { Snapshot } from '../../raft/types.js';
+import type { Snapshot, SnapshotMetadata } from '../../raft/types.js';
 import { decodeSnapshot, encodeSnapshotPrefix, RecordDecodeError } from './records.js';
 import { syncDir, writeFully } from './wal.js';
 
@@ -136,6 +136,33 @@ export class Snapshotter {
     return snap;
   }
 
+  /**
+   * Opens the file of the snapshot `metadata` names for reading its data in pieces (see
+   * SnapshotDataReader). Throws SnapCorruptError if the file does not hold that snapshot,
+   * and the file system's error (ENOENT once purged) if it cannot be opened.
+   */
+  async openData(metadata: SnapshotMetadata): Promise<SnapshotDataReader> {
+    const file = path.join(this.dir, snapName(metadata.term, metadata.index));
+    const fh = await open(file, 'r');
+    try {
+      const prefix = encodeSnapshotPrefix(metadata);
+      const { size } = await fh.stat();
+      const head = Buffer.alloc(4 + prefix.length);
+      if (size < head.length || (await readFully(fh, head, 0)) !== head.length) {
+        throw new SnapCorruptError(file, `file is ${size} bytes, shorter than its header`);
+      }
+      // The metadata is encoded ahead of the data: bytes other than this snapshot's mean the
+      // file is not the snapshot its name says.
+      if (Buffer.compare(head.subarray(4), prefix) !== 0) {
+        throw new SnapCorruptError(file, 'its metadata does not match its name');
+      }
+      return new SnapshotDataReader(file, fh, head.readUInt32LE(0), crc32(prefix), head.length, size);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
   /** Snapshot files, newest (highest index) first. */
   async list(): Promise<SnapFile[]> {
     const out: SnapFile[] = [];
@@ -185,4 +212,73 @@ export class Snapshotter {
     await unlink(f.file);
     await syncDir(this.dir);
   }
+}
+
+/**
+ * A snapshot file's data, read from the start a piece at a time: what a leader sends a
+ * follower that fell behind its log, without holding the whole state in memory. The file's
+ * crc is computed over the pieces as they are read, and the last piece is handed out only
+ * once it checks out: a transfer of a damaged file never completes, since a follower
+ * installs a snapshot only with its last piece. Reading on after the last piece gives an
+ * empty piece; close() lets go of the file (which may have been purged meanwhile: an open
+ * file stays readable).
+ */
+export class SnapshotDataReader {
+  /** The data's length in bytes. */
+  readonly size: number;
+  /** Data bytes handed out so far, and where in the file the next begin. */
+  private read = 0;
+  private position: number;
+  /** crc32 of the payload up to `position`. */
+  private crc: number;
+  private buf = Buffer.alloc(0);
+
+  constructor(
+    readonly file: string,
+    private readonly fh: FileHandle,
+    private readonly storedCrc: number,
+    prefixCrc: number,
+    dataStart: number,
+    fileSize: number,
+  ) {
+    this.size = fileSize - dataStart;
+    this.position = dataStart;
+    this.crc = prefixCrc;
+  }
+
+  /**
+   * The next piece of at most maxBytes, valid until the next call: one buffer serves every
+   * piece (a fresh megabyte per piece made the collector run for each few dozen sent).
+   * Throws SnapCorruptError when the last piece's crc does not check out.
+   */
+  async next(maxBytes: number): Promise<Uint8Array> {
+    const n = Math.min(maxBytes, this.size - this.read);
+    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(n);
+    const piece = this.buf.subarray(0, n);
+    const got = await readFully(this.fh, piece, this.position);
+    if (got !== n)
+      throw new SnapCorruptError(this.file, `file ended ${n - got} bytes early while it was read`);
+    this.position += n;
+    this.read += n;
+    this.crc = crc32(piece, this.crc);
+    if (this.read === this.size && this.crc !== this.storedCrc) {
+      throw new SnapCorruptError(this.file, `crc mismatch (stored ${this.storedCrc}, computed ${this.crc})`);
+    }
+    return piece;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+/** Reads buf.length bytes at `position` unless the file ends first; returns how many were read. */
+async function readFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
 }

@@ -17,7 +17,8 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { type RawData, WebSocketServer } from 'ws';
 import { maskedWebSocket } from '../../protocol/frame-mask.js';
 import type { Logger } from '../../raft/logger.js';
-import { isLocalMessage, type Message } from '../../raft/types.js';
+import { isLocalMessage, type Message, type SnapshotMetadata } from '../../raft/types.js';
+import { SNAPSHOT_DATA_ON_DISK } from '../storage/log-storage.js';
 import {
   decodeFrame,
   decodeSnapshotChunk,
@@ -85,6 +86,12 @@ export interface TransportOptions {
   pingIntervalMs?: number;
   /** Randomness in [0, 1) for drop faults and jitter; tests inject a seeded one. */
   random?: () => number;
+  /**
+   * Opens the data of a snapshot that is on disk only (a MsgSnap whose data is
+   * SNAPSHOT_DATA_ON_DISK), to stream it a piece at a time. Without it such a snapshot
+   * cannot be sent (it is reported failed).
+   */
+  openSnapshotData?(metadata: SnapshotMetadata): Promise<SnapshotPieces>;
   onMessage(m: Message): void;
   onUnreachable(id: number): void;
   onSnapshotStatus(id: number, ok: boolean): void;
@@ -103,6 +110,18 @@ export interface TransportOptions {
    * was down or cut off, and will never be a member again. Called once.
    */
   onRemoved?(byPeer: number): void;
+}
+
+/**
+ * A snapshot's data read in order: `next` gives the following piece of at most maxBytes,
+ * which need only stay valid until the next call (each is encoded into its frame at once);
+ * it rejects when the data cannot be read or does not check out, at the latest when the
+ * last piece is asked for.
+ */
+export interface SnapshotPieces {
+  readonly size: number;
+  next(maxBytes: number): Promise<Uint8Array>;
+  close(): Promise<void>;
 }
 
 type PeerState = 'connecting' | 'open' | 'backoff' | 'invalid';
@@ -207,6 +226,9 @@ export class Transport {
   private readonly assemblies = new WeakMap<WebSocket, SnapshotAssembly>();
   /** Numbers the snapshots this node sends in chunks. */
   private snapshotTransfers = 0;
+  private readonly openSnapshotData: TransportOptions['openSnapshotData'];
+  /** The index of the snapshot whose unreadable file was last warned of. */
+  private warnedUnreadable: number | undefined;
   /** Peers with queued messages, flushed on the next turn. */
   private readonly dirty = new Set<Peer>();
   private readonly pendingUnreachable = new Set<number>();
@@ -235,6 +257,7 @@ export class Transport {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.pingIntervalMs = opts.pingIntervalMs ?? 5000;
     this.random = opts.random ?? Math.random;
+    this.openSnapshotData = opts.openSnapshotData;
     this.cb = {
       onMessage: opts.onMessage,
       onUnreachable: opts.onUnreachable,
@@ -513,8 +536,13 @@ export class Transport {
   }
 
   private writeSnapshot(peer: Peer, m: Message, f: FaultEntry | undefined): void {
-    if ((m.snapshot?.data.length ?? 0) > SNAPSHOT_CHUNK_BYTES) {
-      this.afterDelayOut(f, () => this.writeSnapshotInChunks(peer, m));
+    const data = m.snapshot?.data;
+    if (data === SNAPSHOT_DATA_ON_DISK) {
+      this.afterDelayOut(f, () => this.writeSnapshotFromDisk(peer, m));
+      return;
+    }
+    if ((data?.length ?? 0) > SNAPSHOT_CHUNK_BYTES) {
+      this.afterDelayOut(f, () => this.writeSnapshotInChunks(peer, m, piecesOf(data!)));
       return;
     }
     const size = messageSize(m);
@@ -533,59 +561,137 @@ export class Transport {
   }
 
   /**
+   * Streams a snapshot held on disk only: its file is opened and read a chunk at a time as
+   * the chunks go, so sending it costs a few chunks of memory whatever the state's size.
+   */
+  private writeSnapshotFromDisk(peer: Peer, m: Message): void {
+    const { metadata } = m.snapshot!;
+    const open = this.openSnapshotData;
+    if (open === undefined) {
+      this.log.error(
+        `cannot send snapshot at index ${metadata.index} to peer ${peer.id}: its data is on disk only`,
+      );
+      this.callSnapshotStatus(peer.id, false);
+      return;
+    }
+    open(metadata).then(
+      (pieces: SnapshotPieces) => {
+        if (this.closed) void pieces.close().catch(() => undefined);
+        else this.writeSnapshotInChunks(peer, m, pieces);
+      },
+      (err: unknown) => {
+        this.warnUnreadable(peer, metadata, err);
+        this.callSnapshotStatus(peer.id, false);
+      },
+    );
+  }
+
+  /**
+   * A snapshot's file could not be read (or did not check out), so its transfer fails; raft
+   * sends the storage's snapshot again later — a newer one, if one replaced a purged file
+   * meanwhile. Said once per snapshot, however often raft tries.
+   */
+  private warnUnreadable(peer: Peer, metadata: SnapshotMetadata, err: unknown): void {
+    if (this.warnedUnreadable === metadata.index) return;
+    this.warnedUnreadable = metadata.index;
+    this.log.warn(
+      `could not read the snapshot at index ${metadata.index} from disk to send it to peer ${peer.id} ` +
+        `(${errText(err)}); the next snapshot this node takes replaces it: \`raftctl snapshot ID\` takes one now`,
+    );
+  }
+
+  /**
    * Sends a snapshot as chunk frames on the peer's current connection, keeping at most
    * SNAPSHOT_WINDOW_BYTES of them waiting in the socket so frames sent meanwhile (heartbeats)
    * pass between them, and reports it sent once the last is written. A dropped or replaced
-   * connection, or a newer snapshot for the same peer, ends it as failed; raft then sends
-   * the snapshot again.
+   * connection, a newer snapshot for the same peer, or data that cannot be read ends it as
+   * failed; raft then sends the snapshot again. The last chunk carries the MsgSnap: a
+   * follower installs nothing until it arrives.
    */
-  private writeSnapshotInChunks(peer: Peer, m: Message): void {
+  private writeSnapshotInChunks(peer: Peer, m: Message, pieces: SnapshotPieces): void {
     const ws = peer.ws;
     const snap = m.snapshot!;
-    const total = snap.data.length;
+    const total = pieces.size;
     const transfer = ++this.snapshotTransfers;
     peer.snapshotTransfer = transfer;
     peer.sentMsgs++;
     const last: Message = { ...m, snapshot: { ...snap, data: new Uint8Array(0) } };
+    const chunks = Math.max(1, Math.ceil(total / SNAPSHOT_CHUNK_BYTES));
     this.log.info(
-      `sending snapshot at index ${snap.metadata.index} (${total} bytes) to peer ${peer.id} in ${Math.ceil(total / SNAPSHOT_CHUNK_BYTES)} chunks`,
+      `sending snapshot at index ${snap.metadata.index} (${total} bytes) to peer ${peer.id} in ${chunks} chunk${chunks === 1 ? '' : 's'}`,
     );
     let next = 0;
+    let reading = false;
+    let lastSent = false;
     let ended = false;
-    const end = (ok: boolean, why = ''): void => {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      void pieces.close().catch(() => undefined);
+    };
+    /** `why` undefined: the failure was said already. */
+    const end = (ok: boolean, why?: string): void => {
       if (ended) return;
       ended = true;
+      release();
       if (peer.snapshotTransfer === transfer) peer.snapshotTransfer = undefined;
-      if (!ok) this.log.warn(`snapshot at index ${snap.metadata.index} to peer ${peer.id} failed: ${why}`);
+      if (!ok && why !== undefined)
+        this.log.warn(`snapshot at index ${snap.metadata.index} to peer ${peer.id} failed: ${why}`);
       this.callSnapshotStatus(peer.id, ok);
     };
+    /** Why the transfer cannot go on, if it cannot. */
+    const stopped = (): string | undefined => {
+      if (peer.snapshotTransfer !== transfer) return 'a newer snapshot replaced it';
+      if (this.peers.get(peer.id) !== peer || peer.state !== 'open' || peer.ws !== ws || ws === undefined)
+        return 'the connection closed';
+      return undefined;
+    };
     const pump = (): void => {
-      if (ended || this.closed) return;
-      if (peer.snapshotTransfer !== transfer) {
-        end(false, 'a newer snapshot replaced it');
+      if (this.closed) release();
+      if (ended || reading || this.closed) return;
+      const why = stopped();
+      if (why !== undefined) {
+        end(false, why);
         return;
       }
-      if (this.peers.get(peer.id) !== peer || peer.state !== 'open' || peer.ws !== ws || ws === undefined) {
-        end(false, 'the connection closed');
-        return;
-      }
-      while (next < total && ws.bufferedAmount < SNAPSHOT_WINDOW_BYTES) {
-        const offset = next;
-        next = Math.min(total, offset + SNAPSHOT_CHUNK_BYTES);
-        const done = next === total;
-        const frame = encodeSnapshotChunk({
-          transfer,
-          total,
-          offset,
-          data: snap.data.subarray(offset, next),
-          message: done ? last : undefined,
-        });
-        ws.send(frame, { binary: true }, (err) => {
-          if (err) end(false, err.message);
-          else if (done) end(true);
-          else pump();
-        });
-      }
+      // One piece read at a time; the window refills as the socket drains (the callback).
+      if (lastSent || ws!.bufferedAmount >= SNAPSHOT_WINDOW_BYTES) return;
+      reading = true;
+      pieces.next(SNAPSHOT_CHUNK_BYTES).then(
+        (data) => {
+          reading = false;
+          if (this.closed) release();
+          if (ended || this.closed) return;
+          const why = stopped();
+          if (why !== undefined) {
+            end(false, why);
+            return;
+          }
+          const offset = next;
+          next += data.length;
+          const done = next >= total;
+          lastSent = done;
+          const frame = encodeSnapshotChunk({
+            transfer,
+            total,
+            offset,
+            data,
+            message: done ? last : undefined,
+          });
+          ws!.send(frame, { binary: true }, (err) => {
+            if (err) end(false, err.message);
+            else if (done) end(true);
+            else pump();
+          });
+          if (!done) pump();
+        },
+        (err: unknown) => {
+          reading = false;
+          this.warnUnreadable(peer, snap.metadata, err);
+          end(false);
+        },
+      );
     };
     pump();
   }
@@ -1264,6 +1370,20 @@ function truncateUtf8(s: string, maxBytes: number): string {
   let t = s;
   while (Buffer.byteLength(`${t}…`) > maxBytes) t = t.slice(0, -1);
   return `${t}…`;
+}
+
+/** Pieces of data held in memory, as views. */
+function piecesOf(data: Uint8Array): SnapshotPieces {
+  let at = 0;
+  return {
+    size: data.length,
+    next: async (maxBytes) => {
+      const from = at;
+      at = Math.min(data.length, at + maxBytes);
+      return data.subarray(from, at);
+    },
+    close: async () => {},
+  };
 }
 
 function copyRawData(data: RawData): Uint8Array {

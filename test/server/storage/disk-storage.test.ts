@@ -1,10 +1,15 @@
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ErrSnapshotTemporarilyUnavailable } from '../../../src/raft/errors.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { RawNode } from '../../../src/raft/rawnode.js';
-import { type ConfState, emptyConfState, type Snapshot } from '../../../src/raft/types.js';
+import {
+  type ConfState,
+  emptyConfState,
+  type Snapshot,
+  type SnapshotMetadata,
+} from '../../../src/raft/types.js';
 import { DiskStorage, StorageRecoveryError } from '../../../src/server/storage/disk-storage.js';
+import { SNAPSHOT_DATA_ON_DISK } from '../../../src/server/storage/log-storage.js';
 import { SnapCorruptError, snapName } from '../../../src/server/storage/snapshotter.js';
 import { collectingLogger, ents, plain, tempDirs } from './helpers.js';
 
@@ -42,28 +47,21 @@ const recoveredHardState = async (dir: string) => (await openDs(dir)).ds.recover
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
 
-/** Polls, a turn of the event loop at a time (fake timers stay still), until `done` holds. */
-async function waitFor(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 10_000; i++) {
-    if (done()) return;
-    await new Promise((r) => setImmediate(r));
-  }
-  throw new Error('condition never held');
-}
-
-/** The storage's snapshot once its data has been read back. */
-async function untilAvailable(ds: DiskStorage): Promise<Snapshot> {
-  let snap: Snapshot | undefined;
-  await waitFor(() => {
-    try {
-      snap = ds.storage.snapshot();
-      return true;
-    } catch (err) {
-      if (err !== ErrSnapshotTemporarilyUnavailable) throw err;
-      return false;
+/** All of a snapshot's data, read from its file `piece` bytes at a time. */
+async function streamed(ds: DiskStorage, metadata: SnapshotMetadata, piece = 2): Promise<Uint8Array> {
+  const reader = await ds.openSnapshotData(metadata);
+  try {
+    const pieces: Uint8Array[] = [];
+    for (let got = 0; got < reader.size; ) {
+      // A piece is valid until the next is read.
+      const p = Buffer.from(await reader.next(piece));
+      pieces.push(p);
+      got += p.length;
     }
-  });
-  return snap!;
+    return new Uint8Array(Buffer.concat(pieces));
+  } finally {
+    await reader.close();
+  }
 }
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -268,25 +266,27 @@ describe('DiskStorage', () => {
     expect(plain(ds.storage.entries(21, 22, Infinity))).toEqual(plain(ents(21, 21, 2)));
   });
 
-  it('lets go of a snapshot’s data once it is saved, and reads it back from its file when the core asks', async () => {
-    let { ds, logger } = await openDs(dirs.make());
+  it('lets go of a snapshot’s data once it is saved: the storage says it is on disk, and its file streams it in pieces', async () => {
+    let { ds } = await openDs(dirs.make());
     await ds.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: ents(1, 30, 1), mustSync: true });
     await ds.createSnapshot(10, cs, bytes('kv@10'), 0);
-    expect(ds.storage.snapshotMetadata.index).toBe(10);
     expect(ds.storage.snapshotBytes).toBe(5);
-    // Released: the core is told to try later, and the read starts.
-    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
-    const back = await untilAvailable(ds);
-    expect(back).toEqual({ data: bytes('kv@10'), metadata: { index: 10, term: 1, confState: cs } });
+    const at10 = ds.storage.snapshot();
+    expect(at10.metadata).toEqual({ index: 10, term: 1, confState: cs });
+    expect(at10.data).toBe(SNAPSHOT_DATA_ON_DISK);
+    const reader = await ds.openSnapshotData(at10.metadata);
+    expect(reader.size).toBe(5);
+    const pieces: string[] = [];
+    for (let i = 0; i < 3; i++) pieces.push(Buffer.from(await reader.next(2)).toString());
+    expect(pieces).toEqual(['kv', '@1', '0']);
+    await reader.close();
 
-    // A snapshot replacing the one being read back is never paired with the old data.
+    // Newer snapshots replace it; the file of one purged meanwhile is gone.
     await ds.createSnapshot(20, cs, bytes('kv@20'), 0);
-    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
     await ds.createSnapshot(25, cs, bytes('kv@25!'), 0);
-    expect(await untilAvailable(ds)).toEqual({
-      data: bytes('kv@25!'),
-      metadata: { index: 25, term: 1, confState: cs },
-    });
+    expect(ds.storage.snapshot().metadata.index).toBe(25);
+    expect(Buffer.from(await streamed(ds, ds.storage.snapshot().metadata)).toString()).toBe('kv@25!');
+    await expect(ds.openSnapshotData(at10.metadata)).rejects.toMatchObject({ code: 'ENOENT' });
 
     // The leader's snapshot is let go of too, once saved.
     await ds.save({
@@ -295,50 +295,39 @@ describe('DiskStorage', () => {
       snapshot: leaderSnap(40, 2),
       mustSync: true,
     });
-    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
-    expect((await untilAvailable(ds)).data).toEqual(bytes('kv@40'));
+    expect(ds.storage.snapshot().data).toBe(SNAPSHOT_DATA_ON_DISK);
+    expect(await streamed(ds, ds.storage.snapshot().metadata)).toEqual(bytes('kv@40'));
 
-    // After a restart the recovered snapshot is let go of as well, and read back the same way.
+    // After a restart the recovered snapshot is let go of as well, and streams the same way.
     ({ ds } = await restart(ds));
     expect(ds.takeRecoveredSnapshot()?.data).toEqual(bytes('kv@40'));
-    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
-    expect((await untilAvailable(ds)).data).toEqual(bytes('kv@40'));
-
-    // A file that no longer reads back: said in the log once, however often the core asks,
-    // and the core keeps being told to wait.
-    ({ ds, logger } = await restart(ds));
-    const file = path.join(ds.dir, 'snap', snapName(2, 40));
-    const buf = readFileSync(file);
-    buf[buf.length - 1]! ^= 0x10;
-    writeFileSync(file, buf);
-    const unreadable = (l: string) => l.includes('could not read back the snapshot at index 40');
-    for (let ask = 0; ask < 3; ask++) {
-      expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
-      await waitFor(() => logger.lines.some(unreadable));
-      // Long enough for each ask's read of the small file to fail.
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(logger.lines.filter(unreadable)).toHaveLength(1);
-    expect(logger.lines.find(unreadable)).toContain('raftctl snapshot ID');
-    expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
+    expect(ds.storage.snapshot().data).toBe(SNAPSHOT_DATA_ON_DISK);
+    expect(await streamed(ds, ds.storage.snapshot().metadata, 1)).toEqual(bytes('kv@40'));
   });
 
-  it('lets go of data read back once the core has not asked for it for 30 s', async () => {
+  it('streams a damaged snapshot file up to its last piece, which it refuses; a file of another snapshot is refused at once', async () => {
     const { ds } = await openDs(dirs.make());
     await ds.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: ents(1, 30, 1), mustSync: true });
-    await ds.createSnapshot(10, cs, bytes('kv@10'), 0);
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    try {
-      await untilAvailable(ds);
-      vi.advanceTimersByTime(20_000);
-      expect(ds.storage.snapshot().metadata.index).toBe(10); // asked again: held 30 s more
-      vi.advanceTimersByTime(20_000);
-      expect(ds.storage.snapshot().data).toEqual(bytes('kv@10'));
-      vi.advanceTimersByTime(30_000);
-      expect(() => ds.storage.snapshot()).toThrow(ErrSnapshotTemporarilyUnavailable);
-    } finally {
-      vi.useRealTimers();
-    }
+    await ds.createSnapshot(20, cs, bytes('kv@20:abcdef'), 0);
+    const { metadata } = ds.storage.snapshot();
+    const file = path.join(ds.dir, 'snap', snapName(1, 20));
+    const buf = readFileSync(file);
+    buf[buf.length - 3]! ^= 0x10;
+    writeFileSync(file, buf);
+    const reader = await ds.openSnapshotData(metadata);
+    expect(reader.size).toBe(12);
+    await reader.next(5);
+    await reader.next(5);
+    // The damage is in the pieces already read: the crc, checked at the end, catches it.
+    await expect(reader.next(5)).rejects.toThrow(SnapCorruptError);
+    await expect(reader.next(5).catch((e: Error) => e.message)).resolves.toMatch(/crc mismatch/);
+    await reader.close();
+
+    // The file named for index 20 holding another snapshot's metadata.
+    const other = readFileSync(file);
+    other[5]! ^= 0x01;
+    writeFileSync(file, other);
+    await expect(ds.openSnapshotData(metadata)).rejects.toThrow(/does not match its name/);
   });
 
   it('falls back to the older snapshot when the newest is corrupt, with a warning', async () => {

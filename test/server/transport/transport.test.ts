@@ -2,15 +2,20 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { type Message, message } from '../../../src/raft/types.js';
+import { type Message, message, type SnapshotMetadata } from '../../../src/raft/types.js';
 import { type LogLine, testLogger } from '../../../src/server/log.js';
+import { SNAPSHOT_DATA_ON_DISK } from '../../../src/server/storage/log-storage.js';
 import {
   decodeFrame,
   decodeSnapshotChunk,
   encodeFrame,
   encodeSnapshotChunk,
 } from '../../../src/server/transport/codec.js';
-import { Transport, type TransportOptions } from '../../../src/server/transport/transport.js';
+import {
+  type SnapshotPieces,
+  Transport,
+  type TransportOptions,
+} from '../../../src/server/transport/transport.js';
 import { firstFrameServer, readClientFrame } from '../../support/first-frame-server.js';
 
 interface TestNode {
@@ -127,6 +132,34 @@ function snapMsg(data: Uint8Array, index: number, term = 1, voters = [1], learne
       },
     },
   });
+}
+
+/**
+ * A stand-in for a snapshot file's reader over `data`, recording the sizes asked for and
+ * closes; with `failLast`, the piece that would end the data is refused with it.
+ */
+function fakeSnapshotFile(
+  data: Uint8Array,
+  failLast?: Error,
+): SnapshotPieces & { asked: number[]; closed: number } {
+  let at = 0;
+  const f = {
+    size: data.length,
+    asked: [] as number[],
+    closed: 0,
+    async next(maxBytes: number): Promise<Uint8Array> {
+      f.asked.push(maxBytes);
+      const end = Math.min(data.length, at + maxBytes);
+      if (failLast !== undefined && end === data.length) throw failLast;
+      const piece = data.slice(at, end);
+      at = end;
+      return piece;
+    },
+    async close(): Promise<void> {
+      f.closed++;
+    },
+  };
+  return f;
 }
 
 function logged(n: TestNode, re: RegExp): boolean {
@@ -534,6 +567,80 @@ describe('Transport: snapshots', () => {
     expect(new Set(chunks.map((c) => c.transfer)).size).toBe(1);
     expect(Buffer.compare(Buffer.concat(chunks.map((c) => c.data)), data)).toBe(0);
     expect(chunks[2]!.message!.snapshot!.metadata.index).toBe(12);
+  });
+
+  it('streams a snapshot held on disk only from its file, a chunk at a time: the peer gets it whole', async () => {
+    const data = new Uint8Array(3 * 1024 * 1024 + 17).map((_, i) => (i * 13) >> 2);
+    const source = fakeSnapshotFile(data);
+    const opened: SnapshotMetadata[] = [];
+    const a = await startNode(1, {
+      openSnapshotData: async (md) => {
+        opened.push(md);
+        return source;
+      },
+    });
+    const b = await startNode(2);
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    const snap = snapMsg(SNAPSHOT_DATA_ON_DISK, 55, 2, [1, 2]);
+    a.t.send([snap]);
+    await waitFor(() => a.snaps.length === 1 && b.got.length === 1, 'snapshot delivered and reported');
+    expect(a.snaps).toEqual([[2, true]]);
+    expect(opened).toEqual([snap.snapshot!.metadata]);
+    const got = b.got[0]!;
+    expect(Buffer.compare(got.snapshot!.data, data)).toBe(0);
+    expect(got.snapshot!.metadata).toEqual(snap.snapshot!.metadata);
+    // Read in chunk-sized pieces, never the whole at once, and let go of afterwards.
+    expect(source.asked).toEqual([1 << 20, 1 << 20, 1 << 20, 1 << 20]);
+    expect(source.closed).toBe(1);
+    expect(logged(a, /sending snapshot at index 55 \(3145745 bytes\) to peer 2 in 4 chunks/)).toBe(true);
+  });
+
+  it('fails a snapshot whose file cannot be read or does not check out, says so once, and the peer installs nothing', async () => {
+    const data = new Uint8Array(2 * 1024 * 1024 + 5).fill(7);
+    let open: 'damaged' | 'purged' = 'damaged';
+    const a = await startNode(1, {
+      openSnapshotData: async () => {
+        if (open === 'purged') throw Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
+        // Refuses its last piece, as a file whose crc does not match does.
+        return fakeSnapshotFile(data, new Error('crc mismatch'));
+      },
+    });
+    const b = await startNode(2);
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    a.t.send([snapMsg(SNAPSHOT_DATA_ON_DISK, 60)]);
+    await waitFor(() => a.snaps.length === 1, 'first status');
+    a.t.send([snapMsg(SNAPSHOT_DATA_ON_DISK, 60)]);
+    await waitFor(() => a.snaps.length === 2, 'second status');
+    open = 'purged';
+    a.t.send([snapMsg(SNAPSHOT_DATA_ON_DISK, 61)]);
+    await waitFor(() => a.snaps.length === 3, 'third status');
+    expect(a.snaps).toEqual([
+      [2, false],
+      [2, false],
+      [2, false],
+    ]);
+    const warned = (index: number) =>
+      a.lines.filter((l) => l.message.includes(`could not read the snapshot at index ${index} from disk`));
+    expect(warned(60)).toHaveLength(1);
+    expect(warned(60)[0]!.message).toContain('crc mismatch');
+    expect(warned(61)[0]!.message).toContain('ENOENT');
+    // The chunks before the refused one arrived, but without the last nothing is installed.
+    a.t.send([hb(1, 2)]);
+    await waitFor(() => b.got.length === 1, 'heartbeat');
+    expect(b.got.map((m) => m.type)).toEqual(['MsgHeartbeat']);
+  });
+
+  it('reports a snapshot on disk as failed when there is nothing to read it from', async () => {
+    const a = await startNode(1);
+    const b = await startNode(2);
+    link(a, b);
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    a.t.send([snapMsg(SNAPSHOT_DATA_ON_DISK, 70)]);
+    await waitFor(() => a.snaps.length === 1, 'status');
+    expect(a.snaps).toEqual([[2, false]]);
+    expect(logged(a, /cannot send snapshot at index 70 to peer 2: its data is on disk only/)).toBe(true);
   });
 
   it('reports a snapshot failed when its connection drops between chunks', async () => {
