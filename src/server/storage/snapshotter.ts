@@ -65,6 +65,13 @@ export function snapName(term: number, index: number): string {
 }
 
 export class Snapshotter {
+  /**
+   * Files found damaged while their data was read to be sent, and why: opening one again
+   * fails at once, rather than reading (and sending) all of it before its crc fails again,
+   * each time raft retries.
+   */
+  private readonly damaged = new Map<string, SnapCorruptError>();
+
   constructor(
     readonly dir: string,
     private readonly logger: Logger,
@@ -143,6 +150,8 @@ export class Snapshotter {
    */
   async openData(metadata: SnapshotMetadata): Promise<SnapshotDataReader> {
     const file = path.join(this.dir, snapName(metadata.term, metadata.index));
+    const known = this.damaged.get(file);
+    if (known !== undefined) throw known;
     const fh = await open(file, 'r');
     try {
       const prefix = encodeSnapshotPrefix(metadata);
@@ -156,7 +165,16 @@ export class Snapshotter {
       if (Buffer.compare(head.subarray(4), prefix) !== 0) {
         throw new SnapCorruptError(file, 'its metadata does not match its name');
       }
-      return new SnapshotDataReader(file, fh, head.readUInt32LE(0), crc32(prefix), head.length, size);
+      const onDamage = (err: SnapCorruptError) => this.damaged.set(file, err);
+      return new SnapshotDataReader(
+        file,
+        fh,
+        head.readUInt32LE(0),
+        crc32(prefix),
+        head.length,
+        size,
+        onDamage,
+      );
     } catch (err) {
       await fh.close();
       throw err;
@@ -240,6 +258,7 @@ export class SnapshotDataReader {
     prefixCrc: number,
     dataStart: number,
     fileSize: number,
+    private readonly onDamage: (err: SnapCorruptError) => void,
   ) {
     this.size = fileSize - dataStart;
     this.position = dataStart;
@@ -256,15 +275,20 @@ export class SnapshotDataReader {
     if (this.buf.length < n) this.buf = Buffer.allocUnsafe(n);
     const piece = this.buf.subarray(0, n);
     const got = await readFully(this.fh, piece, this.position);
-    if (got !== n)
-      throw new SnapCorruptError(this.file, `file ended ${n - got} bytes early while it was read`);
+    if (got !== n) throw this.damage(`file ended ${n - got} bytes early while it was read`);
     this.position += n;
     this.read += n;
     this.crc = crc32(piece, this.crc);
     if (this.read === this.size && this.crc !== this.storedCrc) {
-      throw new SnapCorruptError(this.file, `crc mismatch (stored ${this.storedCrc}, computed ${this.crc})`);
+      throw this.damage(`crc mismatch (stored ${this.storedCrc}, computed ${this.crc})`);
     }
     return piece;
+  }
+
+  private damage(reason: string): SnapCorruptError {
+    const err = new SnapCorruptError(this.file, reason);
+    this.onDamage(err);
+    return err;
   }
 
   async close(): Promise<void> {

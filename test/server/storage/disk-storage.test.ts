@@ -322,12 +322,18 @@ describe('DiskStorage', () => {
     await expect(reader.next(5)).rejects.toThrow(SnapCorruptError);
     await expect(reader.next(5).catch((e: Error) => e.message)).resolves.toMatch(/crc mismatch/);
     await reader.close();
+    // Known damaged now: opened again, it is refused at once, not read through again.
+    await expect(ds.openSnapshotData(metadata)).rejects.toThrow(/crc mismatch/);
 
-    // The file named for index 20 holding another snapshot's metadata.
-    const other = readFileSync(file);
-    other[5]! ^= 0x01;
-    writeFileSync(file, other);
-    await expect(ds.openSnapshotData(metadata)).rejects.toThrow(/does not match its name/);
+    // A file named for index 20 that holds another snapshot's metadata.
+    const { ds: other } = await openDs(dirs.make());
+    await other.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: ents(1, 30, 1), mustSync: true });
+    await other.createSnapshot(20, cs, bytes('kv@20'), 0);
+    const otherFile = path.join(other.dir, 'snap', snapName(1, 20));
+    const wrong = readFileSync(otherFile);
+    wrong[5]! ^= 0x01;
+    writeFileSync(otherFile, wrong);
+    await expect(other.openSnapshotData(metadata)).rejects.toThrow(/does not match its name/);
   });
 
   it('falls back to the older snapshot when the newest is corrupt, with a warning', async () => {
