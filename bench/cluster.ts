@@ -17,8 +17,9 @@
 //     p50/p99/p99.9 latency, p99 through the leader and through followers, the leader's own
 //     p50/p99 for the writes it served (its kv_write_seconds histogram: from a write reaching
 //     it to its answer), how late the load generator's event loop ran (its share of every
-//     latency), each node's longest event-loop stall (its /metrics lag window spans the
-//     run), snapshots the nodes took (from /metrics), errors, CPU of each node.
+//     latency), each node's longest event-loop stall and how busy its loop was (its
+//     /metrics windows span the run: a leader's near 1 is the cluster's limit), snapshots
+//     the nodes took (from /metrics), errors, CPU of each node.
 //     With --keys N the clients spread their ops over N keys in all, each written once
 //     before the first cell: a state of N values rather than 64 per client.
 //   - with --profile: a fresh 3-node cluster whose processes run with --cpu-prof; the
@@ -421,6 +422,8 @@ interface RunResult {
   cpu: { id: number; leader: boolean; cores: number }[];
   /** Each node's longest event-loop stall during the run (ms), leader first. */
   nodeLagMaxMs: { id: number; leader: boolean; ms: number }[];
+  /** Each node's event-loop utilization during the run (0–1), leader first. */
+  nodeLoopBusy: { id: number; leader: boolean; share: number }[];
   /** CPU of the bench process itself (the clients), in cores. */
   clientCores: number;
   /** CPU time of all nodes and the clients per operation, in µs: the run's cost, whatever its speed. */
@@ -538,22 +541,27 @@ async function load(
 
 /**
  * From each node's /metrics: the snapshots created so far and their total seconds, and the
- * longest event-loop stall since the node's previous scrape (ms).
+ * longest event-loop stall (ms) and the loop's utilization since the node's previous scrape.
  */
-async function nodeCounters(
-  c: TestCluster,
-): Promise<{ created: number; seconds: number; lagMaxMs: Map<number, number> }> {
+async function nodeCounters(c: TestCluster): Promise<{
+  created: number;
+  seconds: number;
+  lagMaxMs: Map<number, number>;
+  loopBusy: Map<number, number>;
+}> {
   let created = 0;
   let seconds = 0;
   const lagMaxMs = new Map<number, number>();
+  const loopBusy = new Map<number, number>();
   for (const n of c.nodes) {
     // A node that died mid-run counts nothing rather than failing the whole bench.
     const samples = await n.metrics().catch(() => new Map<string, number>());
     created += samples.get('raft_snapshots_total{kind="created"}') ?? 0;
     seconds += samples.get('snapshot_save_seconds_sum') ?? 0;
     lagMaxMs.set(n.id, (samples.get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN) * 1000);
+    loopBusy.set(n.id, samples.get('nodejs_eventloop_utilization') ?? Number.NaN);
   }
-  return { created, seconds, lagMaxMs };
+  return { created, seconds, lagMaxMs, loopBusy };
 }
 
 /** The leader's kv_write_seconds histogram: cumulative count by upper bound (s), +Inf last. */
@@ -614,18 +622,15 @@ async function measureRun(
   lag.disable();
   const self = process.cpuUsage(self0);
   const after = c.nodes.map((n) => cpuSeconds(n.proc?.pid));
-  // Each node's lag window began at the scrapes just before the run (the leader's at writeBuckets).
+  // Each node's lag and utilization windows began at the scrapes just before the run (the
+  // leader's at writeBuckets).
   const snapsAfter = await nodeCounters(c);
   const writesAfter = await writeBuckets(leader);
   const h = await leader.health().catch(() => undefined);
-  const cpu = c.nodes
-    .map((n, i) => ({
-      id: n.id,
-      leader: n === leader,
-      cores:
-        before[i] === undefined || after[i] === undefined ? Number.NaN : (after[i]! - before[i]!) / r.elapsed,
-    }))
-    .sort((a, b) => Number(b.leader) - Number(a.leader));
+  const cpu = leaderFirst(c, leader, (_n, i) => ({
+    cores:
+      before[i] === undefined || after[i] === undefined ? Number.NaN : (after[i]! - before[i]!) / r.elapsed,
+  }));
   const clientCores = (self.user + self.system) / 1e6 / r.elapsed;
   const allCores = cpu.reduce((sum, x) => sum + x.cores, clientCores);
   const all = [...r.viaLeader, ...r.viaFollowers];
@@ -650,13 +655,28 @@ async function measureRun(
     errors: r.errors,
     errorCodes: r.errorCodes,
     cpu,
-    nodeLagMaxMs: c.nodes
-      .map((n) => ({ id: n.id, leader: n === leader, ms: snapsAfter.lagMaxMs.get(n.id) ?? Number.NaN }))
-      .sort((a, b) => Number(b.leader) - Number(a.leader)),
+    nodeLagMaxMs: leaderFirst(c, leader, (n) => ({ ms: snapsAfter.lagMaxMs.get(n.id) ?? Number.NaN })),
+    nodeLoopBusy: leaderFirst(c, leader, (n) => ({ share: snapsAfter.loopBusy.get(n.id) ?? Number.NaN })),
     clientCores,
     cpuMicrosPerOp: all.length === 0 ? Number.NaN : (allCores / (all.length / r.elapsed)) * 1e6,
     leaderChanged: h === undefined || h.term !== termBefore || h.leader !== leader.id,
   };
+}
+
+/** A figure per node, the leader's first. */
+function leaderFirst<T>(
+  c: TestCluster,
+  leader: NodeProc,
+  of: (n: NodeProc, i: number) => T,
+): (T & { id: number; leader: boolean })[] {
+  return c.nodes
+    .map((n, i) => ({ id: n.id, leader: n === leader, ...of(n, i) }))
+    .sort((a, b) => Number(b.leader) - Number(a.leader));
+}
+
+/** "leader / follower follower …" of a leaderFirst list. */
+function leaderThenOthers<T>(xs: readonly T[], show: (x: T) => string): string {
+  return `${show(xs[0]!)} / ${xs.slice(1).map(show).join(' ')}`;
 }
 
 function connectionsFor(clients: number, nodes: number): number {
@@ -920,6 +940,7 @@ export async function main(argv: string[]): Promise<void> {
         'in leader p50/p99',
         'client lag p99',
         'node stall max L/F',
+        'loop busy L/F',
         'snapshots (s)',
         'errors',
         'CPU leader/others/client',
@@ -937,16 +958,11 @@ export async function main(argv: string[]): Promise<void> {
         r.latencyVia ? `${fmtMs(r.latencyVia.leader.p99)} / ${fmtMs(r.latencyVia.followers.p99)}` : '-',
         r.inLeader ? `${fmtMs(r.inLeader.p50)} / ${fmtMs(r.inLeader.p99)}` : '-',
         fmtMs(r.generatorLag.p99),
-        `${fmtMs(r.nodeLagMaxMs[0]!.ms)} / ${r.nodeLagMaxMs
-          .slice(1)
-          .map((x) => fmtMs(x.ms))
-          .join(' ')}`,
+        leaderThenOthers(r.nodeLagMaxMs, (x) => fmtMs(x.ms)),
+        leaderThenOthers(r.nodeLoopBusy, (x) => x.share.toFixed(2)),
         r.snapshots.created === 0 ? '0' : `${r.snapshots.created} (${r.snapshots.seconds.toFixed(2)})`,
         `${r.errors}${r.leaderChanged ? ' (leader changed)' : ''}`,
-        `${r.cpu[0]!.cores.toFixed(2)} / ${r.cpu
-          .slice(1)
-          .map((x) => x.cores.toFixed(2))
-          .join(' ')} / ${r.clientCores.toFixed(2)}`,
+        `${leaderThenOthers(r.cpu, (x) => x.cores.toFixed(2))} / ${r.clientCores.toFixed(2)}`,
         r.cpuMicrosPerOp.toFixed(1),
       ]),
     ),

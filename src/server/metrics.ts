@@ -358,7 +358,12 @@ export function registerProcessMetrics(registry: Metrics): () => void {
       'Longest event loop lag since the previous scrape.',
     ),
   };
+  const utilization = registry.gauge(
+    'nodejs_eventloop_utilization',
+    'Share of the time since the previous scrape the event loop spent running rather than waiting for I/O (0–1). Near 1 on a leader: its loop is what limits the cluster.',
+  );
   const loop = new LoopLag();
+  let busySince = performance.eventLoopUtilization();
   registry.onCollect(() => {
     const mem = process.memoryUsage();
     rss.set(mem.rss);
@@ -370,6 +375,9 @@ export function registerProcessMetrics(registry: Metrics): () => void {
     lag.p50.set(window.p50);
     lag.p99.set(window.p99);
     lag.max.set(window.max);
+    const now = performance.eventLoopUtilization();
+    utilization.set(Math.round(performance.eventLoopUtilization(now, busySince).utilization * 1e4) / 1e4);
+    busySince = now;
   });
   return () => loop.stop();
 }

@@ -48,4 +48,20 @@ describe('process metrics', () => {
     await sleep(50);
     expect(sample(registry.render(), 'nodejs_eventloop_lag_max_seconds')).toBeLessThan(0.1);
   });
+
+  it('report the share of time the event loop was busy since the previous scrape', async () => {
+    const registry = new Metrics();
+    stop = registerProcessMetrics(registry);
+    registry.render();
+    // Idle but for the lag timer: waiting for I/O nearly all the time.
+    await sleep(200);
+    expect(sample(registry.render(), 'nodejs_eventloop_utilization')).toBeLessThan(0.3);
+    // Busy 150 ms of about 200.
+    await sleep(50);
+    const busyUntil = Date.now() + 150;
+    while (Date.now() < busyUntil);
+    const busy = sample(registry.render(), 'nodejs_eventloop_utilization');
+    expect(busy).toBeGreaterThan(0.5);
+    expect(busy).toBeLessThanOrEqual(1);
+  });
 });

@@ -327,7 +327,11 @@ describe('DiskStorage', () => {
 
     // A file named for index 20 that holds another snapshot's metadata.
     const { ds: other } = await openDs(dirs.make());
-    await other.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: ents(1, 30, 1), mustSync: true });
+    await other.save({
+      hardState: { term: 1, vote: 1, commit: 30 },
+      entries: ents(1, 30, 1),
+      mustSync: true,
+    });
     await other.createSnapshot(20, cs, bytes('kv@20'), 0);
     const otherFile = path.join(other.dir, 'snap', snapName(1, 20));
     const wrong = readFileSync(otherFile);
