@@ -281,9 +281,15 @@ describe('DiskStorage', () => {
     expect(pieces).toEqual(['kv', '@1', '0']);
     await reader.close();
 
-    // Newer snapshots replace it; the file of one purged meanwhile is gone.
+    // Newer snapshots replace it, and its file is purged: a transfer already under way reads
+    // on from the open file; a new one cannot open it.
+    const underWay = await ds.openSnapshotData(at10.metadata);
+    const first = Buffer.from(await underWay.next(3)).toString();
     await ds.createSnapshot(20, cs, bytes('kv@20'), 0);
     await ds.createSnapshot(25, cs, bytes('kv@25!'), 0);
+    expect(existsSync(path.join(ds.dir, 'snap', snapName(1, 10)))).toBe(false);
+    expect(first + Buffer.from(await underWay.next(3)).toString()).toBe('kv@10');
+    await underWay.close();
     expect(ds.storage.snapshot().metadata.index).toBe(25);
     expect(Buffer.from(await streamed(ds, ds.storage.snapshot().metadata)).toString()).toBe('kv@25!');
     await expect(ds.openSnapshotData(at10.metadata)).rejects.toMatchObject({ code: 'ENOENT' });

@@ -632,6 +632,21 @@ describe('Transport: snapshots', () => {
     expect(b.got.map((m) => m.type)).toEqual(['MsgHeartbeat']);
   });
 
+  it('lets go of a snapshot file being streamed when the transport closes', async () => {
+    // Far more than the socket takes at once, so the transfer is under way when it closes.
+    const source = fakeSnapshotFile(new Uint8Array(64 * 1024 * 1024));
+    const a = await startNode(1, { openSnapshotData: async () => source });
+    const peer = await rawPeer();
+    a.t.setPeers(new Map([[2, peer.address]]));
+    await waitFor(() => a.t.health().get(2)!.connected, 'connection');
+    a.t.send([snapMsg(SNAPSHOT_DATA_ON_DISK, 80)]);
+    await waitFor(() => source.asked.length >= 2, 'the transfer under way');
+    await a.t.close();
+    await waitFor(() => source.closed === 1, 'the file closed');
+    expect(source.asked.length).toBeLessThan(64);
+    expect(a.snaps).toEqual([]);
+  });
+
   it('reports a snapshot on disk as failed when there is nothing to read it from', async () => {
     const a = await startNode(1);
     const b = await startNode(2);
