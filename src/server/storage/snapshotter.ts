@@ -10,7 +10,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from '../../raft/logger.js';
 import type { Snapshot, SnapshotMetadata } from '../../raft/types.js';
 import { decodeSnapshot, encodeSnapshotPrefix, RecordDecodeError } from './records.js';
-import { syncDir, writeFully } from './wal.js';
+import { readFully, syncDir, writeFully } from './wal.js';
 
 const SNAP_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 
@@ -294,15 +294,4 @@ export class SnapshotDataReader {
   async close(): Promise<void> {
     await this.fh.close();
   }
-}
-
-/** Reads buf.length bytes at `position` unless the file ends first; returns how many were read. */
-async function readFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
 }

@@ -206,6 +206,17 @@ export async function writeFully(fh: FileHandle, buf: Uint8Array, position: numb
   }
 }
 
+/** Reads buf.length bytes at `position` unless the file ends first; returns how many were read. */
+export async function readFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
 /**
  * crc32 of buf[start, end) continuing from seed. The view is a plain Uint8Array: one is
  * made per record on replay, and Buffer.subarray would build each through Buffer's
@@ -225,12 +236,7 @@ async function readSegment(file: string, size: number, shared: boolean): Promise
   const fh = await open(file, 'r');
   try {
     const buf = shared ? sharedBuffer(size) : Buffer.allocUnsafeSlow(size);
-    let done = 0;
-    while (done < size) {
-      const { bytesRead } = await fh.read(buf, done, size - done, done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
+    const done = await readFully(fh, buf, 0);
     return done === size ? buf : buf.subarray(0, done);
   } finally {
     await fh.close();

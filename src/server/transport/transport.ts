@@ -640,34 +640,27 @@ export class Transport {
         this.log.warn(`snapshot at index ${snap.metadata.index} to peer ${peer.id} failed: ${why}`);
       this.callSnapshotStatus(peer.id, ok);
     };
-    /** Why the transfer cannot go on, if it cannot. */
-    const stopped = (): string | undefined => {
-      if (peer.snapshotTransfer !== transfer) return 'a newer snapshot replaced it';
-      if (this.peers.get(peer.id) !== peer || peer.state !== 'open' || peer.ws !== ws || ws === undefined)
-        return 'the connection closed';
-      return undefined;
+    /** Whether the transfer may go on; if it may not, it is ended (or let go of, once closed). */
+    const goOn = (): boolean => {
+      if (this.closed) release();
+      if (ended || this.closed) return false;
+      const why =
+        peer.snapshotTransfer !== transfer
+          ? 'a newer snapshot replaced it'
+          : this.peers.get(peer.id) !== peer || peer.state !== 'open' || peer.ws !== ws || ws === undefined
+            ? 'the connection closed'
+            : undefined;
+      if (why !== undefined) end(false, why);
+      return why === undefined;
     };
     const pump = (): void => {
-      if (this.closed) release();
-      if (ended || reading || this.closed) return;
-      const why = stopped();
-      if (why !== undefined) {
-        end(false, why);
-        return;
-      }
       // One piece read at a time; the window refills as the socket drains (the callback).
-      if (lastSent || ws!.bufferedAmount >= SNAPSHOT_WINDOW_BYTES) return;
+      if (reading || !goOn() || lastSent || ws!.bufferedAmount >= SNAPSHOT_WINDOW_BYTES) return;
       reading = true;
       pieces.next(SNAPSHOT_CHUNK_BYTES).then(
         (data) => {
           reading = false;
-          if (this.closed) release();
-          if (ended || this.closed) return;
-          const why = stopped();
-          if (why !== undefined) {
-            end(false, why);
-            return;
-          }
+          if (!goOn()) return;
           const offset = next;
           next += data.length;
           const done = next >= total;
