@@ -37,6 +37,7 @@ import {
   message,
   NONE,
   type Snapshot,
+  type SnapshotMetadata,
   type StateType,
 } from '../raft/types.js';
 import { AppendThread } from './append-thread.js';
@@ -1226,17 +1227,33 @@ export class RaftDriver {
   }
 
   /**
+   * The current snapshot's file was found damaged when it was to be sent: no follower behind
+   * the log can be caught up until another replaces it, and in a quiet cluster none would
+   * come. Takes one now — at the applied index, or, if nothing was applied since, the same
+   * snapshot again (the state is the one it was taken of).
+   */
+  replaceDamagedSnapshot(metadata: SnapshotMetadata): void {
+    if (this.stopped) return;
+    this.log.warn(`the snapshot file at index ${metadata.index} is damaged: taking a snapshot to replace it`);
+    this.takeSnapshot(metadata).catch((err: unknown) => this.fatal(err));
+  }
+
+  /**
    * Captures the applied KV state at once (it must match the applied index) and has it
    * written; resolves when the snapshot is durable and the log compacted. A second call
-   * waits for the snapshot in flight first.
+   * waits for the snapshot in flight first. Nothing applied since the current snapshot, it
+   * takes none — unless `replacing` that very snapshot, whose file is then written again.
    */
-  private async takeSnapshot(): Promise<{ index: number; term: number } | undefined> {
+  private async takeSnapshot(
+    replacing?: SnapshotMetadata,
+  ): Promise<{ index: number; term: number } | undefined> {
     while (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
     // Committed entries are applied and raft told so in one go: the state is exactly the
     // entries up to raftLog.applied, all of them in this node's log (raft hands out no others).
     const applied = this.rawNode.raft.raftLog.applied;
-    const current = this.opts.storage.storage.snapshotMetadata.index;
-    if (applied <= current) return undefined;
+    const current = this.opts.storage.storage.snapshotMetadata;
+    const rewrite = replacing !== undefined && applied === current.index && replacing.index === current.index;
+    if (applied <= current.index && !rewrite) return undefined;
     const cs = this.rawNode.raft.trk.confState();
     const catchUpEntries = this.entriesHolding(
       applied,
@@ -1248,7 +1265,9 @@ export class RaftDriver {
     const state = this.opts.kv.capture();
     const previousBytes = this.opts.storage.storage.snapshotBytes;
     const run = encodeCapture(state, undefined, previousBytes).then((data) =>
-      this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries),
+      rewrite
+        ? this.opts.storage.rewriteSnapshot(current, data)
+        : this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries),
     );
     this.restartSnapshotCount();
     this.snapshotInFlight = run;
@@ -1256,7 +1275,9 @@ export class RaftDriver {
       const snap = await run;
       this.stats.snapshots.created++;
       this.opts.metrics?.snapshotSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      this.log.info(`created snapshot at index ${snap.metadata.index} (term ${snap.metadata.term})`);
+      this.log.info(
+        `${rewrite ? 'wrote the damaged snapshot file again' : 'created snapshot'} at index ${snap.metadata.index} (term ${snap.metadata.term})`,
+      );
       this.opts.events?.snapshot?.('created', snap.metadata.index, snap.metadata.term);
       return { index: snap.metadata.index, term: snap.metadata.term };
     } catch (err) {

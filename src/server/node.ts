@@ -233,6 +233,9 @@ async function startLocked(
     metrics,
   });
   const d = driver;
+  // A snapshot file found damaged when it was to be sent is replaced at once: a follower
+  // behind the log could otherwise never catch up in a quiet cluster.
+  storage.onSnapshotDamaged((metadata) => d.replaceDamagedSnapshot(metadata));
 
   const state = (): NodeState => nodeState(opts, d, storage, kv, transport);
   const execContext: ExecContext = { opts, driver: d, kv, transport, state, recentLog, publish };

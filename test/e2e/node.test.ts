@@ -1,7 +1,7 @@
 // End-to-end tests of `raftctl node` (issue 4): real processes on loopback, killed with
 // SIGKILL, restarted over their data dirs, WAL files damaged on disk. The CLI is run from
 // dist/ (npm run build first). Ticks are 20 ms, so an election takes a few hundred ms.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -377,6 +377,55 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
       new RegExp(`sending snapshot at index \\d+ \\(\\d+ bytes\\) to peer ${behind.id} in 1 chunk$`, 'm'),
     );
     expect(sender.logFile()).not.toMatch(/could not read the snapshot/);
+  }, 40_000);
+
+  it('a leader whose snapshot file is damaged writes it again, and the follower behind its log catches up in a quiet cluster', async () => {
+    const c = await cluster(3, ['--snapshot-every', '40', '--snapshot-catch-up', '5']);
+    const leader = await c.waitLeader();
+    const behind = c.nodes.find((n) => n !== leader)!;
+    await behind.kill('SIGKILL');
+    const written = await putMany(leader, 'd', 120);
+    // A snapshot at the last write (unless the last write brought one): nothing is applied
+    // after it, the cluster stays quiet.
+    const client = await leader.client();
+    await client.command('snapshot').catch((err: Error) => {
+      if (!/nothing applied since the last snapshot/.test(err.message)) throw err;
+    });
+    const st = await leader.status();
+    expect(st.firstIndex).toBeGreaterThan(3);
+    const snapDir = path.join(leader.dataDir, 'snap');
+    const newest = readdirSync(snapDir)
+      .filter((f) => f.endsWith('.snap'))
+      .sort()
+      .at(-1)!;
+    expect(Number.parseInt(newest.slice(17, 33), 16)).toBe(st.snapshotIndex);
+    const file = path.join(snapDir, newest);
+    const buf = readFileSync(file);
+    buf[buf.length - 100]! ^= 0x20;
+    writeFileSync(file, buf);
+
+    behind.start();
+    await behind.waitForLog(/applied snapshot at index \d+/, 15_000);
+    await c.waitCaughtUp(behind, leader);
+    expectAll(await behind.rangePrefix('d', true), written, `node ${behind.id}`);
+    const log = leader.logFile();
+    expect(log).toMatch(
+      new RegExp(`could not read the snapshot at index ${st.snapshotIndex} from disk .*crc mismatch`),
+    );
+    expect(log).toMatch(
+      new RegExp(
+        `the snapshot file at index ${st.snapshotIndex} is damaged: taking a snapshot to replace it`,
+      ),
+    );
+    expect(log).toMatch(new RegExp(`wrote the damaged snapshot file again at index ${st.snapshotIndex} `));
+    // The file on disk checks out again: the leader restarts from it.
+    await leader.kill('SIGKILL');
+    const logged = log.length;
+    leader.start();
+    await c.waitCaughtUp(leader, behind);
+    const restartLog = leader.logFile().slice(logged);
+    expect(restartLog).toMatch(/started/);
+    expect(restartLog).not.toMatch(/quarantin|corrupt/);
   }, 40_000);
 
   it('a follower catches up by a snapshot larger than one peer frame (16 MiB)', async () => {

@@ -247,10 +247,28 @@ export class DiskStorage {
 
   /**
    * Opens the file of the current snapshot, whose data the storage has released
-   * (SNAPSHOT_DATA_ON_DISK), for the transport to stream it to a follower.
+   * (SNAPSHOT_DATA_ON_DISK), for the transport to stream it to a follower. A file found
+   * damaged meanwhile is refused from then on, and `onSnapshotDamaged` hears of it.
    */
   openSnapshotData(metadata: SnapshotMetadata): Promise<SnapshotDataReader> {
     return this.snapshotter.openData(metadata);
+  }
+
+  /** Who hears of a snapshot file found damaged when its data was read to be sent. */
+  onSnapshotDamaged(listener: (metadata: SnapshotMetadata) => void): void {
+    this.snapshotter.onDamaged = (metadata) => listener(metadata);
+  }
+
+  /**
+   * Writes the current snapshot's file again, from `data` (the state machine at its index),
+   * replacing a damaged one; the WAL's marker for it stands. Throws ErrSnapOutOfDate if
+   * another snapshot has become the current one meanwhile.
+   */
+  async rewriteSnapshot(metadata: SnapshotMetadata, data: Uint8Array): Promise<Snapshot> {
+    const current = () => this.storage.snapshotMetadata;
+    if (current().index !== metadata.index || current().term !== metadata.term) throw ErrSnapOutOfDate;
+    await this.snapshotter.save({ metadata, data });
+    return this.storage.snapshot();
   }
 
   async close(): Promise<void> {

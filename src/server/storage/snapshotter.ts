@@ -71,6 +71,8 @@ export class Snapshotter {
    * each time raft retries.
    */
   private readonly damaged = new Map<string, SnapCorruptError>();
+  /** Hears of a file found damaged while its data was read to be sent (once per file). */
+  onDamaged: ((metadata: SnapshotMetadata, err: SnapCorruptError) => void) | undefined;
 
   constructor(
     readonly dir: string,
@@ -111,6 +113,8 @@ export class Snapshotter {
     }
     await rename(tmp, file);
     await syncDir(this.dir);
+    // A damaged file of the same snapshot, if there was one, is replaced.
+    this.damaged.delete(file);
     this.logger.info(`snap: saved ${file} (${payloadLength} bytes)`);
     return file;
   }
@@ -165,7 +169,11 @@ export class Snapshotter {
       if (Buffer.compare(head.subarray(4), prefix) !== 0) {
         throw new SnapCorruptError(file, 'its metadata does not match its name');
       }
-      const onDamage = (err: SnapCorruptError) => this.damaged.set(file, err);
+      const onDamage = (err: SnapCorruptError) => {
+        if (this.damaged.has(file)) return;
+        this.damaged.set(file, err);
+        this.onDamaged?.(metadata, err);
+      };
       return new SnapshotDataReader(
         file,
         fh,

@@ -588,15 +588,14 @@ export class Transport {
 
   /**
    * A snapshot's file could not be read (or did not check out), so its transfer fails; raft
-   * sends the storage's snapshot again later — a newer one, if one replaced a purged file
-   * meanwhile. Said once per snapshot, however often raft tries.
+   * sends the storage's snapshot again later — a newer one, if one replaced a purged or
+   * damaged file meanwhile. Said once per snapshot, however often raft tries.
    */
   private warnUnreadable(peer: Peer, metadata: SnapshotMetadata, err: unknown): void {
     if (this.warnedUnreadable === metadata.index) return;
     this.warnedUnreadable = metadata.index;
     this.log.warn(
-      `could not read the snapshot at index ${metadata.index} from disk to send it to peer ${peer.id} ` +
-        `(${errText(err)}); the next snapshot this node takes replaces it: \`raftctl snapshot ID\` takes one now`,
+      `could not read the snapshot at index ${metadata.index} from disk to send it to peer ${peer.id}: ${errText(err)}`,
     );
   }
 

@@ -1,6 +1,7 @@
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ErrSnapOutOfDate } from '../../../src/raft/errors.js';
 import { RawNode } from '../../../src/raft/rawnode.js';
 import {
   type ConfState,
@@ -311,11 +312,13 @@ describe('DiskStorage', () => {
     expect(await streamed(ds, ds.storage.snapshot().metadata, 1)).toEqual(bytes('kv@40'));
   });
 
-  it('streams a damaged snapshot file up to its last piece, which it refuses; a file of another snapshot is refused at once', async () => {
+  it('streams a damaged snapshot file up to its last piece, which it refuses, says so, and takes it written again; a file of another snapshot is refused at once', async () => {
     const { ds } = await openDs(dirs.make());
     await ds.save({ hardState: { term: 1, vote: 1, commit: 30 }, entries: ents(1, 30, 1), mustSync: true });
     await ds.createSnapshot(20, cs, bytes('kv@20:abcdef'), 0);
     const { metadata } = ds.storage.snapshot();
+    const told: SnapshotMetadata[] = [];
+    ds.onSnapshotDamaged((md) => told.push(md));
     const file = path.join(ds.dir, 'snap', snapName(1, 20));
     const buf = readFileSync(file);
     buf[buf.length - 3]! ^= 0x10;
@@ -328,8 +331,19 @@ describe('DiskStorage', () => {
     await expect(reader.next(5)).rejects.toThrow(SnapCorruptError);
     await expect(reader.next(5).catch((e: Error) => e.message)).resolves.toMatch(/crc mismatch/);
     await reader.close();
-    // Known damaged now: opened again, it is refused at once, not read through again.
+    // Known damaged now: opened again, it is refused at once, not read through again; and
+    // the listener heard of it once.
     await expect(ds.openSnapshotData(metadata)).rejects.toThrow(/crc mismatch/);
+    expect(told).toEqual([metadata]);
+
+    // Written again from the state at its index, it streams the new bytes; a snapshot no
+    // longer the current one is not written again.
+    expect((await ds.rewriteSnapshot(metadata, bytes('kv@20:ABCDEF'))).metadata).toEqual(metadata);
+    expect(Buffer.from(await streamed(ds, metadata)).toString()).toBe('kv@20:ABCDEF');
+    await ds.save({ hardState: { term: 1, vote: 1, commit: 40 }, entries: ents(31, 40, 1), mustSync: true });
+    await ds.createSnapshot(35, cs, bytes('kv@35'), 0);
+    await expect(ds.rewriteSnapshot(metadata, bytes('kv@20'))).rejects.toBe(ErrSnapOutOfDate);
+    expect(told).toEqual([metadata]);
 
     // A file named for index 20 that holds another snapshot's metadata.
     const { ds: other } = await openDs(dirs.make());
