@@ -59,6 +59,19 @@ async function putMany(node: NodeProc, prefix: string, n: number, width = 20): P
   return written;
 }
 
+/**
+ * A 3-node cluster that snapshots every 40 writes, one follower stopped, then 120 writes
+ * under `prefix` on the leader: the leader's log no longer reaches back to the follower's.
+ */
+async function oneFollowerBehind(prefix: string) {
+  const c = await cluster(3, ['--snapshot-every', '40', '--snapshot-catch-up', '5']);
+  const leader = await c.waitLeader();
+  const behind = c.nodes.find((n) => n !== leader)!;
+  await behind.kill('SIGKILL');
+  const written = await putMany(leader, prefix, 120);
+  return { c, leader, behind, written };
+}
+
 function expectAll(actual: Map<string, string>, expected: Map<string, string>, who: string): void {
   const missing: string[] = [];
   for (const [k, v] of expected) if (actual.get(k) !== v) missing.push(`${k}=${actual.get(k) ?? '∅'}`);
@@ -353,11 +366,7 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
   }, 30_000);
 
   it('nodes restarted since their snapshot send it from its file to a follower behind their log', async () => {
-    const c = await cluster(3, ['--snapshot-every', '40', '--snapshot-catch-up', '5']);
-    const leader = await c.waitLeader();
-    const behind = c.nodes.find((n) => n !== leader)!;
-    await behind.kill('SIGKILL');
-    const written = await putMany(leader, 'r', 120);
+    const { c, behind, written } = await oneFollowerBehind('r');
     const live = c.nodes.filter((n) => n !== behind);
     await waitFor('both live nodes to snapshot past the stopped one', async () => {
       const sts = await Promise.all(live.map((n) => n.status()));
@@ -380,11 +389,7 @@ describe('raftctl node: a 3-node cluster on loopback', () => {
   }, 40_000);
 
   it('a leader whose snapshot file is damaged writes it again, and the follower behind its log catches up in a quiet cluster', async () => {
-    const c = await cluster(3, ['--snapshot-every', '40', '--snapshot-catch-up', '5']);
-    const leader = await c.waitLeader();
-    const behind = c.nodes.find((n) => n !== leader)!;
-    await behind.kill('SIGKILL');
-    const written = await putMany(leader, 'd', 120);
+    const { c, leader, behind, written } = await oneFollowerBehind('d');
     // A snapshot at the last write (unless the last write brought one): nothing is applied
     // after it, the cluster stays quiet.
     const client = await leader.client();
