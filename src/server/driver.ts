@@ -1227,6 +1227,20 @@ export class RaftDriver {
   }
 
   /**
+   * Writes a new snapshot at `applied` (the configuration and the catch-up entries kept
+   * behind it are those of now) and compacts the log behind it.
+   */
+  private snapshotWriter(applied: number): (data: Uint8Array) => Promise<Snapshot> {
+    const cs = this.rawNode.raft.trk.confState();
+    const catchUpEntries = this.entriesHolding(
+      applied,
+      this.opts.snapshotCatchUpWrites,
+      Math.floor(this.opts.snapshotBytes / 4),
+    );
+    return (data) => this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries);
+  }
+
+  /**
    * The current snapshot's file was found damaged when it was to be sent: no follower behind
    * the log can be caught up until another replaces it, and in a quiet cluster none would
    * come. Takes one now — at the applied index, or, if nothing was applied since, the same
@@ -1254,21 +1268,14 @@ export class RaftDriver {
     const current = this.opts.storage.storage.snapshotMetadata;
     const rewrite = replacing !== undefined && applied === current.index && replacing.index === current.index;
     if (applied <= current.index && !rewrite) return undefined;
-    const cs = this.rawNode.raft.trk.confState();
-    const catchUpEntries = this.entriesHolding(
-      applied,
-      this.opts.snapshotCatchUpWrites,
-      Math.floor(this.opts.snapshotBytes / 4),
-    );
+    const write = rewrite
+      ? (data: Uint8Array) => this.opts.storage.rewriteSnapshot(current, data)
+      : this.snapshotWriter(applied);
     // Captured now, at `applied`; encoded in slices between Readys, then written.
     const started = process.hrtime.bigint();
     const state = this.opts.kv.capture();
     const previousBytes = this.opts.storage.storage.snapshotBytes;
-    const run = encodeCapture(state, undefined, previousBytes).then((data) =>
-      rewrite
-        ? this.opts.storage.rewriteSnapshot(current, data)
-        : this.opts.storage.createSnapshot(applied, cs, data, catchUpEntries),
-    );
+    const run = encodeCapture(state, undefined, previousBytes).then(write);
     this.restartSnapshotCount();
     this.snapshotInFlight = run;
     try {

@@ -265,8 +265,8 @@ export class DiskStorage {
    * another snapshot has become the current one meanwhile.
    */
   async rewriteSnapshot(metadata: SnapshotMetadata, data: Uint8Array): Promise<Snapshot> {
-    const current = () => this.storage.snapshotMetadata;
-    if (current().index !== metadata.index || current().term !== metadata.term) throw ErrSnapOutOfDate;
+    const current = this.storage.snapshotMetadata;
+    if (current.index !== metadata.index || current.term !== metadata.term) throw ErrSnapOutOfDate;
     await this.snapshotter.save({ metadata, data });
     return this.storage.snapshot();
   }

@@ -252,10 +252,9 @@ export class Snapshotter {
 export class SnapshotDataReader {
   /** The data's length in bytes. */
   readonly size: number;
-  /** Data bytes handed out so far, and where in the file the next begin. */
+  /** Data bytes handed out so far. */
   private read = 0;
-  private position: number;
-  /** crc32 of the payload up to `position`. */
+  /** crc32 of the payload up to the data not read yet. */
   private crc: number;
   private buf = Buffer.alloc(0);
 
@@ -264,27 +263,26 @@ export class SnapshotDataReader {
     private readonly fh: FileHandle,
     private readonly storedCrc: number,
     prefixCrc: number,
-    dataStart: number,
+    /** Where in the file the data begin. */
+    private readonly dataStart: number,
     fileSize: number,
     private readonly onDamage: (err: SnapCorruptError) => void,
   ) {
     this.size = fileSize - dataStart;
-    this.position = dataStart;
     this.crc = prefixCrc;
   }
 
   /**
    * The next piece of at most maxBytes, valid until the next call: one buffer serves every
-   * piece (a fresh megabyte per piece made the collector run for each few dozen sent).
+   * piece, so a transfer of any size allocates one, not one a megabyte.
    * Throws SnapCorruptError when the last piece's crc does not check out.
    */
   async next(maxBytes: number): Promise<Uint8Array> {
     const n = Math.min(maxBytes, this.size - this.read);
     if (this.buf.length < n) this.buf = Buffer.allocUnsafe(n);
     const piece = this.buf.subarray(0, n);
-    const got = await readFully(this.fh, piece, this.position);
+    const got = await readFully(this.fh, piece, this.dataStart + this.read);
     if (got !== n) throw this.damage(`file ended ${n - got} bytes early while it was read`);
-    this.position += n;
     this.read += n;
     this.crc = crc32(piece, this.crc);
     if (this.read === this.size && this.crc !== this.storedCrc) {
